@@ -1,0 +1,68 @@
+// The CLI skeleton: global flags, help, version, info and error exit codes.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/run.h"
+
+using berth::test::run_berth;
+
+TEST(Cli, NoCommandIsAUsageError) {
+  auto r = run_berth({});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("berth --help"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UnknownCommandIsAUsageError) {
+  auto r = run_berth({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpListsCommandsAndGlobalFlags) {
+  auto r = run_berth({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* word : {"--root", "--run-root", "--log-level", "version", "info", "config"})
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
+}
+
+TEST(Cli, EveryCommandHasHelp) {
+  for (const char* cmd : {"version", "info", "config"}) {
+    auto r = run_berth({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << ":\n" << r.out;
+  }
+}
+
+TEST(Cli, VersionJson) {
+  auto r = run_berth({"version", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j["Version"].get<std::string>().empty());
+}
+
+TEST(Cli, InfoReportsRootsKernelAndCgroups) {
+  berth::test::TempDir dir;
+  auto r = run_berth({"--root", dir.path() + "/root", "--run-root", dir.path() + "/run", "info", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["BerthRootDir"], dir.path() + "/root");
+  EXPECT_EQ(j["BerthRunRootDir"], dir.path() + "/run");
+  EXPECT_FALSE(j["KernelVersion"].get<std::string>().empty());
+  EXPECT_FALSE(j["CgroupMode"].get<std::string>().empty());
+}
+
+TEST(Cli, RootComesFromEnvironment) {
+  auto r = run_berth({"info", "--format", "json"}, "", {"BERTH_ROOT=/tmp/berth-env-root", "BERTH_RUN_ROOT=/tmp/berth-env-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["BerthRootDir"], "/tmp/berth-env-root");
+  EXPECT_EQ(j["BerthRunRootDir"], "/tmp/berth-env-run");
+}
+
+TEST(Cli, BadLogLevelNamesTheFlag) {
+  auto r = run_berth({"--log-level", "loud", "version"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("--log-level"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+}
