@@ -1,10 +1,129 @@
-// Placeholder until the spec library lands: `berth config` is owned by spec work.
+// `berth config`: parse, resolve and render the compose project, like
+// `docker compose config`.
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+#include <sstream>
+
 #include "base/error.h"
+#include "base/log.h"
 #include "cli/cli.h"
+#include "spec/spec.h"
+
+extern char** environ;
+
 namespace berth::cli {
-static void register_config(CLI::App& app, GlobalOptions&) {
-  add_command(app, "config", "Parse, resolve and render the compose file in canonical format")
-      ->callback([] { throw Error("config: not implemented yet"); });
+
+namespace {
+
+struct ConfigOptions {
+  std::vector<std::string> files;
+  std::string project_name;
+  std::string project_directory;
+  std::vector<std::string> env_files;
+  std::vector<std::string> profiles;
+  std::string format = "yaml";
+  bool services = false;
+  bool volumes = false;
+  bool networks = false;
+  bool list_profiles = false;
+  std::string hash;
+  bool quiet = false;
+};
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry = *e;
+    std::size_t eq = entry.find('=');
+    if (eq != std::string::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
 }
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void run_config(const ConfigOptions& o) {
+  if (o.format != "yaml" && o.format != "json")
+    throw UsageError("--format: unknown format \"" + o.format + "\" (want yaml or json)");
+  spec::LoadOptions load;
+  load.files = o.files;
+  load.project_name = o.project_name;
+  load.project_directory = o.project_directory;
+  load.env_files = o.env_files;
+  load.profiles = o.profiles;
+  load.environment = process_environment();
+  spec::Project project;
+  try {
+    project = spec::load_project(load);
+  } catch (const Error& e) {
+    // One "file:line:col: message" line per error, nothing else.
+    std::cout.flush();
+    std::cerr << e.what() << "\n";
+    exit_with(1);
+  }
+  for (const auto& w : project.warnings) spdlog::warn("{}", w.str());
+  if (o.quiet) return;
+  if (o.services) {
+    for (const auto& name : project.service_order()) std::cout << name << "\n";
+    return;
+  }
+  if (o.volumes) {
+    for (const auto& [name, _] : project.volumes) std::cout << name << "\n";
+    return;
+  }
+  if (o.networks) {
+    for (const auto& [name, _] : project.networks) std::cout << name << "\n";
+    return;
+  }
+  if (o.list_profiles) {
+    for (const auto& p : project.all_profiles) std::cout << p << "\n";
+    return;
+  }
+  if (!o.hash.empty()) {
+    std::vector<std::string> names;
+    if (o.hash == "*") {
+      for (const auto& [name, _] : project.services) names.push_back(name);
+    } else {
+      names = split_commas(o.hash);
+    }
+    for (const auto& name : names) {
+      if (!project.services.count(name)) throw Error("no such service: " + name);
+      std::cout << name << " " << spec::service_config_hash(project, name) << "\n";
+    }
+    return;
+  }
+  std::cout << (o.format == "json" ? spec::to_json(project) : spec::to_yaml(project));
+}
+
+}  // namespace
+
+static void register_config(CLI::App& app, GlobalOptions&) {
+  auto opts = std::make_shared<ConfigOptions>();
+  auto* cmd = add_command(app, "config", "Parse, resolve and render the compose file in canonical format");
+  cmd->add_option("-f,--file", opts->files, "Compose configuration files (repeatable)");
+  cmd->add_option("-p,--project-name", opts->project_name, "Project name");
+  cmd->add_option("--project-directory", opts->project_directory, "Alternate working directory");
+  cmd->add_option("--env-file", opts->env_files, "Alternate environment files (repeatable)");
+  cmd->add_option("--profile", opts->profiles, "Profiles to enable (repeatable)");
+  cmd->add_option("--format", opts->format, "Output format: yaml or json")->capture_default_str();
+  cmd->add_flag("--services", opts->services, "Print the service names, one per line");
+  cmd->add_flag("--volumes", opts->volumes, "Print the volume names, one per line");
+  cmd->add_flag("--networks", opts->networks, "Print the network names, one per line");
+  cmd->add_flag("--profiles", opts->list_profiles, "Print the profile names, one per line");
+  cmd->add_option("--hash", opts->hash, "Print \"service hash\" for '*' or svc1,svc2");
+  cmd->add_flag("-q,--quiet", opts->quiet, "Only validate the configuration, print nothing");
+  cmd->callback([opts] { run_config(*opts); });
+}
+
 BERTH_REGISTER_COMMANDS(100, register_config);
+
 }  // namespace berth::cli
