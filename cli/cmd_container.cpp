@@ -1,0 +1,943 @@
+// Container commands, docker's flags and output: run, create, start, stop,
+// kill, rm, ps, logs, inspect, wait, exec, pause, unpause.
+// Until the image store is wired in, a container's rootfs is given as a
+// directory with podman's --rootfs flag.
+#include <signal.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "cli/cli.h"
+#include "runtime/logfile.h"
+#include "runtime/runtime.h"
+
+namespace berth::cli {
+
+using runtime::Container;
+using runtime::ContainerSpec;
+using runtime::Runtime;
+using runtime::Status;
+
+namespace {
+
+Runtime runtime_for(const GlobalOptions& g) { return Runtime(runtime::Paths{g.root, g.run_root, {}}); }
+
+// "512m", "1g", "100k", "1024" (bytes) -> bytes; docker's RAMInBytes.
+int64_t parse_bytes(const std::string& flag, const std::string& s) {
+  if (s == "-1") return -1;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  std::string unit = end ? end : "";
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!unit.empty() && unit.back() == 'b' && unit.size() == 2) unit.pop_back();
+  double mult = 1;
+  if (unit == "" || unit == "b") mult = 1;
+  else if (unit == "k") mult = 1024.0;
+  else if (unit == "m") mult = 1024.0 * 1024;
+  else if (unit == "g") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "t") mult = 1024.0 * 1024 * 1024 * 1024;
+  else throw UsageError("invalid size for " + flag + ": '" + s + "'");
+  if (end == s.c_str() || v < 0) throw UsageError("invalid size for " + flag + ": '" + s + "'");
+  return static_cast<int64_t>(v * mult);
+}
+
+int parse_signal(const std::string& s) {
+  if (!s.empty() && std::all_of(s.begin(), s.end(), ::isdigit)) {
+    int n = std::atoi(s.c_str());
+    if (n > 0 && n < NSIG) return n;
+  }
+  std::string up;
+  for (char c : s) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (up.rfind("SIG", 0) == 0) up = up.substr(3);
+  for (int n = 1; n < NSIG; ++n) {
+    const char* abbrev = sigabbrev_np(n);
+    if (abbrev && up == abbrev) return n;
+  }
+  throw UsageError("invalid signal: " + s);
+}
+
+// Environment entries: "K=V" as is; a bare "K" takes the caller's value, if any.
+void add_env(std::vector<std::string>& env, const std::string& entry) {
+  std::string kv = entry;
+  if (kv.find('=') == std::string::npos) {
+    const char* v = std::getenv(kv.c_str());
+    if (!v) return;
+    kv += "=" + std::string(v);
+  }
+  std::string key = kv.substr(0, kv.find('='));
+  if (key.empty()) throw UsageError("invalid environment variable: " + entry);
+  env.erase(std::remove_if(env.begin(), env.end(), [&](auto& e) { return e.compare(0, key.size() + 1, key + "=") == 0; }),
+            env.end());
+  env.push_back(kv);
+}
+
+runtime::MountSpec parse_volume(const std::string& spec) {
+  std::vector<std::string> parts;
+  std::istringstream in(spec);
+  for (std::string p; std::getline(in, p, ':');) parts.push_back(p);
+  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
+    throw UsageError("invalid volume specification: '" + spec + "'" +
+                     (parts.size() == 1 ? " (anonymous volumes are not supported yet)" : ""));
+  runtime::MountSpec m;
+  m.source = parts[0];
+  m.destination = parts[1];
+  if (m.source[0] != '/')
+    throw UsageError("invalid volume specification: '" + spec + "': the source must be an absolute host path "
+                     "(named volumes are not supported yet)");
+  if (m.destination[0] != '/')
+    throw UsageError("invalid volume specification: '" + spec + "': the destination must be an absolute path");
+  if (parts.size() == 3) {
+    std::istringstream opts(parts[2]);
+    for (std::string o; std::getline(opts, o, ',');) {
+      if (o == "ro") m.read_only = true;
+      else if (o == "rw" || o == "z" || o == "Z" || o == "rprivate" || o == "private" || o == "rslave" ||
+               o == "slave" || o == "rshared" || o == "shared" || o == "nocopy")
+        continue;
+      else
+        throw UsageError("invalid volume specification: '" + spec + "': invalid mode: " + o);
+    }
+  }
+  m.source = path_absolute(m.source);
+  return m;
+}
+
+runtime::MountSpec parse_tmpfs(const std::string& spec) {
+  runtime::MountSpec m;
+  m.type = runtime::MountSpec::Type::Tmpfs;
+  auto colon = spec.find(':');
+  m.destination = spec.substr(0, colon);
+  if (colon != std::string::npos) m.options = spec.substr(colon + 1);
+  if (m.destination.empty() || m.destination[0] != '/')
+    throw UsageError("invalid tmpfs specification: '" + spec + "': the path must be absolute");
+  return m;
+}
+
+struct RunOptions {
+  bool detach = false, interactive = false, tty = false, rm = false;
+  bool privileged = false, read_only = false;
+  std::string name, rootfs, workdir, user, hostname, entrypoint, network = "none";
+  bool entrypoint_set = false;
+  std::vector<std::string> env, env_files, volumes, tmpfs, cap_add, cap_drop, security_opts, log_opts, labels, ulimits;
+  std::string shm_size, stop_signal;
+  std::string memory, memory_swap, cpus, cpuset_cpus, log_driver = "json-file", restart = "no";
+  int64_t cpu_shares = 0, pids_limit = 0;
+  std::vector<std::string> rest;  // IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
+};
+
+void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
+  // -h is --hostname here, as in docker.
+  cmd->set_help_flag("--help", "Print usage");
+  if (is_run) {
+    cmd->add_flag("-d,--detach", o.detach, "Run container in background and print container ID");
+    cmd->add_flag("--rm", o.rm, "Automatically remove the container when it exits");
+  }
+  cmd->add_flag("-i,--interactive", o.interactive, "Keep STDIN open even if not attached");
+  cmd->add_flag("-t,--tty", o.tty, "Allocate a pseudo-TTY");
+  cmd->add_option("--name", o.name, "Assign a name to the container");
+  cmd->add_option("--rootfs", o.rootfs, "Use DIR as the container's root filesystem (no image)");
+  cmd->add_option("-e,--env", o.env, "Set environment variables")->allow_extra_args(false);
+  cmd->add_option("--env-file", o.env_files, "Read in a file of environment variables")->allow_extra_args(false);
+  cmd->add_option("-v,--volume", o.volumes, "Bind mount a volume (SRC:DST[:ro|rw])")->allow_extra_args(false);
+  cmd->add_option("--tmpfs", o.tmpfs, "Mount a tmpfs directory (PATH[:OPTIONS])")->allow_extra_args(false);
+  cmd->add_option("-w,--workdir", o.workdir, "Working directory inside the container");
+  cmd->add_option("-u,--user", o.user, "Username or UID (format: <name|uid>[:<group|gid>])");
+  cmd->add_option("-h,--hostname", o.hostname, "Container host name");
+  cmd->add_option("--entrypoint", o.entrypoint, "Overwrite the default ENTRYPOINT of the image")
+      ->each([&o](const std::string&) { o.entrypoint_set = true; });
+  cmd->add_option("--network,--net", o.network, "Connect a container to a network (none|host)");
+  cmd->add_option("-m,--memory", o.memory, "Memory limit");
+  cmd->add_option("--memory-swap", o.memory_swap, "Swap limit equal to memory plus swap: '-1' for unlimited");
+  cmd->add_option("--cpus", o.cpus, "Number of CPUs");
+  cmd->add_option("-c,--cpu-shares", o.cpu_shares, "CPU shares (relative weight)");
+  cmd->add_option("--cpuset-cpus", o.cpuset_cpus, "CPUs in which to allow execution (0-3, 0,1)");
+  cmd->add_option("--pids-limit", o.pids_limit, "Tune container pids limit (-1 for unlimited)");
+  cmd->add_option("--cap-add", o.cap_add, "Add Linux capabilities")->allow_extra_args(false);
+  cmd->add_option("--cap-drop", o.cap_drop, "Drop Linux capabilities")->allow_extra_args(false);
+  cmd->add_flag("--privileged", o.privileged, "Give extended privileges to this container");
+  cmd->add_option("--security-opt", o.security_opts, "Security options")->allow_extra_args(false);
+  cmd->add_flag("--read-only", o.read_only, "Mount the container's root filesystem as read only");
+  cmd->add_option("--shm-size", o.shm_size, "Size of /dev/shm");
+  cmd->add_option("--ulimit", o.ulimits, "Ulimit options (name=soft[:hard])")->allow_extra_args(false);
+  cmd->add_option("--stop-signal", o.stop_signal, "Signal to stop the container");
+  cmd->add_option("--log-driver", o.log_driver, "Logging driver for the container (json-file|none)");
+  cmd->add_option("--log-opt", o.log_opts, "Log driver options")->allow_extra_args(false);
+  cmd->add_option("-l,--label", o.labels, "Set meta data on a container")->allow_extra_args(false);
+  cmd->add_option("--restart", o.restart, "Restart policy to apply when a container exits (stored)");
+  // Everything from the first positional on is IMAGE/COMMAND and its args.
+  cmd->prefix_command();
+}
+
+ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& positional) {
+  ContainerSpec s;
+  std::vector<std::string> command = positional;
+  if (o.rootfs.empty()) {
+    if (command.empty()) throw UsageError("\"run\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]");
+    throw Error("images are not wired to the runtime yet: give the root filesystem with --rootfs DIR", 0, 125);
+  }
+  std::string rootfs = path_absolute(o.rootfs);
+  if (!is_directory(rootfs)) throw Error("--rootfs " + o.rootfs + ": not a directory", 0, 125);
+  s.lower_dirs = {rootfs};
+  s.image = rootfs;
+  if (o.entrypoint_set && !o.entrypoint.empty()) command.insert(command.begin(), o.entrypoint);
+  if (command.empty()) throw UsageError("no command specified");
+  s.process.args = command;
+  s.name = o.name;
+  s.hostname = o.hostname;
+  s.process.cwd = o.workdir.empty() ? "/" : o.workdir;
+  s.process.user = o.user;
+  s.process.tty = o.tty;
+  s.process.open_stdin = o.interactive;
+  for (auto& f : o.env_files) {
+    std::string text;
+    try {
+      text = read_file(f);
+    } catch (const Error& e) {
+      throw Error(std::string("--env-file: ") + e.what(), 0, 125);
+    }
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      size_t b = line.find_first_not_of(" \t");
+      if (b == std::string::npos || line[b] == '#') continue;
+      add_env(s.process.env, line.substr(b));
+    }
+  }
+  for (auto& e : o.env) add_env(s.process.env, e);
+  for (auto& v : o.volumes) s.mounts.push_back(parse_volume(v));
+  for (auto& t : o.tmpfs) s.mounts.push_back(parse_tmpfs(t));
+  if (o.network == "host") s.network = runtime::NetworkMode::Host;
+  else if (o.network == "none") s.network = runtime::NetworkMode::None;
+  else throw Error("network " + o.network + " not found (only none and host are supported yet)", 0, 125);
+  if (!o.memory.empty()) s.limits.memory_bytes = parse_bytes("--memory", o.memory);
+  if (!o.memory_swap.empty()) s.limits.memory_swap_bytes = parse_bytes("--memory-swap", o.memory_swap);
+  if (s.limits.memory_bytes > 0 && s.limits.memory_bytes < 6 * 1024 * 1024)
+    throw Error("Minimum memory limit allowed is 6MB", 0, 125);
+  if (s.limits.memory_swap_bytes > 0 && s.limits.memory_swap_bytes < s.limits.memory_bytes)
+    throw Error("Minimum memoryswap limit should be larger than memory limit, see usage", 0, 125);
+  if (!o.cpus.empty()) {
+    char* end = nullptr;
+    double c = std::strtod(o.cpus.c_str(), &end);
+    if (end == o.cpus.c_str() || *end || c <= 0) throw UsageError("invalid argument \"" + o.cpus + "\" for --cpus");
+    s.limits.nano_cpus = static_cast<int64_t>(c * 1e9);
+  }
+  s.limits.cpu_shares = o.cpu_shares;
+  s.limits.cpuset_cpus = o.cpuset_cpus;
+  s.limits.pids_limit = o.pids_limit > 0 ? o.pids_limit : 0;
+  s.security.privileged = o.privileged;
+  s.security.cap_add = o.cap_add;
+  s.security.cap_drop = o.cap_drop;
+  for (auto& opt : o.security_opts) {
+    auto eq = opt.find_first_of("=:");
+    std::string key = opt.substr(0, eq), val = eq == std::string::npos ? "" : opt.substr(eq + 1);
+    if (key == "seccomp") {
+      if (val == "unconfined") s.security.seccomp_profile = "unconfined";
+      else if (val.empty()) throw Error("invalid --security-opt: " + opt, 0, 125);
+      else {
+        try {
+          s.security.seccomp_profile = read_file(val);
+        } catch (const Error& e) {
+          throw Error(std::string("opening seccomp profile failed: ") + e.what(), 0, 125);
+        }
+      }
+    } else if (key == "no-new-privileges") {
+      if (val.empty() || val == "true") s.security.no_new_privileges = true;
+      else if (val != "false") throw Error("invalid --security-opt: " + opt, 0, 125);
+    } else if (key == "label" || key == "apparmor") {
+      // No LSM support: accepted and ignored, as on a host without one.
+    } else {
+      throw Error("invalid --security-opt: " + opt, 0, 125);
+    }
+  }
+  s.read_only_rootfs = o.read_only;
+  if (!o.shm_size.empty()) {
+    s.shm_size = parse_bytes("--shm-size", o.shm_size);
+    if (s.shm_size <= 0) throw Error("invalid --shm-size: " + o.shm_size, 0, 125);
+  }
+  for (auto& u : o.ulimits) {
+    auto eq = u.find('=');
+    if (eq == std::string::npos) throw Error("invalid ulimit argument: " + u, 0, 125);
+    std::string values = u.substr(eq + 1);
+    auto colon = values.find(':');
+    auto number = [&](const std::string& v) -> uint64_t {
+      if (v == "-1" || v == "unlimited") return ~0ULL;
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+        throw Error("invalid ulimit argument: " + u, 0, 125);
+      return std::stoull(v);
+    };
+    uint64_t soft = number(values.substr(0, colon));
+    uint64_t hard = colon == std::string::npos ? soft : number(values.substr(colon + 1));
+    s.rlimits.push_back({u.substr(0, eq), soft, hard});
+  }
+  if (!o.stop_signal.empty()) {
+    parse_signal(o.stop_signal);  // validates
+    s.stop_signal = o.stop_signal;
+  }
+  s.log.driver = o.log_driver;
+  for (auto& lo : o.log_opts) {
+    auto eq = lo.find('=');
+    if (eq == std::string::npos) throw Error("invalid log opt format: " + lo, 0, 125);
+    std::string k = lo.substr(0, eq), v = lo.substr(eq + 1);
+    if (k == "max-size") s.log.max_size = parse_bytes("max-size", v);
+    else if (k == "max-file") {
+      s.log.max_file = std::atoi(v.c_str());
+      if (s.log.max_file < 1) throw Error("max-file cannot be less than 1", 0, 125);
+    } else throw Error("unknown log opt '" + k + "' for " + o.log_driver + " log driver", 0, 125);
+  }
+  for (auto& l : o.labels) {
+    auto eq = l.find('=');
+    s.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
+  }
+  const std::string& r = o.restart;
+  if (!(r == "no" || r == "always" || r == "unless-stopped" || r.rfind("on-failure", 0) == 0))
+    throw Error("invalid restart policy '" + r + "'", 0, 125);
+  s.restart_policy = r;
+  s.auto_remove = o.rm;
+  return s;
+}
+
+// Any failure of run/create is berth's, hence 125 (unless the container's
+// command could not be executed: 126/127).
+template <typename F>
+void as_daemon_error(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (e.exit_code() == 1) throw Error(e.what(), 0, 125);
+    throw;
+  }
+}
+
+// Puts the caller's terminal in raw mode for `run -it`, restoring it after.
+class RawTerminal {
+ public:
+  RawTerminal() {
+    if (::isatty(0) && ::tcgetattr(0, &saved_) == 0) {
+      struct termios raw = saved_;
+      ::cfmakeraw(&raw);
+      active_ = ::tcsetattr(0, TCSANOW, &raw) == 0;
+    }
+  }
+  ~RawTerminal() {
+    if (active_) ::tcsetattr(0, TCSANOW, &saved_);
+  }
+
+ private:
+  struct termios saved_ {};
+  bool active_ = false;
+};
+
+// "5 seconds ago" style durations, docker's units.
+std::string human_duration(double seconds) {
+  long s = static_cast<long>(seconds);
+  if (s < 1) return "Less than a second";
+  if (s == 1) return "1 second";
+  if (s < 60) return std::to_string(s) + " seconds";
+  long m = s / 60;
+  if (m == 1) return "About a minute";
+  if (m < 60) return std::to_string(m) + " minutes";
+  long h = s / 3600;
+  if (h == 1) return "About an hour";
+  if (h < 48) return std::to_string(h) + " hours";
+  long d = h / 24;
+  if (d < 14) return std::to_string(d) + " days";
+  if (d < 60) return std::to_string(d / 7) + " weeks";
+  if (d < 730) return std::to_string(d / 30) + " months";
+  return std::to_string(d / 365) + " years";
+}
+
+double parse_time(const std::string& t) {
+  if (t.empty()) return 0;
+  struct tm tm {};
+  const char* rest = ::strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return 0;
+  double frac = *rest == '.' ? std::strtod(rest, nullptr) : 0;
+  return static_cast<double>(::timegm(&tm)) + frac;
+}
+
+double now_seconds() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+
+std::string status_text(const Container& c) {
+  switch (c.state.status) {
+    case Status::Created: return "Created";
+    case Status::Running: return "Up " + human_duration(now_seconds() - parse_time(c.state.started_at));
+    case Status::Paused: return "Up " + human_duration(now_seconds() - parse_time(c.state.started_at)) + " (Paused)";
+    case Status::Restarting: return "Restarting (" + std::to_string(c.state.exit_code) + ")";
+    case Status::Exited:
+      return "Exited (" + std::to_string(c.state.exit_code) + ") " +
+             human_duration(now_seconds() - parse_time(c.state.finished_at)) + " ago";
+    case Status::Dead: return "Dead";
+  }
+  return "";
+}
+
+std::string quote_command(const std::vector<std::string>& args) {
+  std::string s;
+  for (auto& a : args) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
+  const auto& s = c.spec;
+  const auto& st = c.state;
+  nlohmann::json mounts = nlohmann::json::array();
+  std::vector<std::string> binds;
+  for (auto& m : s.mounts) {
+    if (m.type == runtime::MountSpec::Type::Bind) {
+      binds.push_back(m.source + ":" + m.destination + (m.read_only ? ":ro" : ""));
+      mounts.push_back({{"Type", "bind"}, {"Source", m.source}, {"Destination", m.destination},
+                        {"Mode", m.read_only ? "ro" : ""}, {"RW", !m.read_only}, {"Propagation", "rprivate"}});
+    }
+  }
+  nlohmann::json tmpfs = nlohmann::json::object();
+  for (auto& m : s.mounts)
+    if (m.type == runtime::MountSpec::Type::Tmpfs) tmpfs[m.destination] = m.options;
+  std::string lower;
+  for (auto& d : s.lower_dirs) lower += (lower.empty() ? "" : ":") + d;
+  nlohmann::json ulimits = nlohmann::json::array();
+  for (auto& r : s.rlimits)
+    ulimits.push_back({{"Name", r.name}, {"Soft", static_cast<int64_t>(r.soft)}, {"Hard", static_cast<int64_t>(r.hard)}});
+  nlohmann::json log_config = {{"Type", s.log.driver}, {"Config", nlohmann::json::object()}};
+  if (s.log.max_size > 0) log_config["Config"]["max-size"] = std::to_string(s.log.max_size);
+  if (s.log.max_file > 1) log_config["Config"]["max-file"] = std::to_string(s.log.max_file);
+  return {
+      {"Id", c.id},
+      {"Created", st.created_at},
+      {"Path", s.process.args.empty() ? "" : s.process.args[0]},
+      {"Args", s.process.args.size() > 1 ? std::vector<std::string>(s.process.args.begin() + 1, s.process.args.end())
+                                         : std::vector<std::string>{}},
+      {"State",
+       {{"Status", runtime::to_string(st.status)},
+        {"Running", st.status == Status::Running || st.status == Status::Paused},
+        {"Paused", st.status == Status::Paused},
+        {"Restarting", st.status == Status::Restarting},
+        {"OOMKilled", st.oom_killed},
+        {"Dead", st.status == Status::Dead},
+        {"Pid", st.pid},
+        {"ExitCode", st.exit_code},
+        {"Error", st.error},
+        {"StartedAt", st.started_at.empty() ? "0001-01-01T00:00:00Z" : st.started_at},
+        {"FinishedAt", st.finished_at.empty() ? "0001-01-01T00:00:00Z" : st.finished_at}}},
+      {"Image", s.image},
+      {"ResolvConfPath", c.dir + "/resolv.conf"},
+      {"HostnamePath", c.dir + "/hostname"},
+      {"HostsPath", c.dir + "/hosts"},
+      {"LogPath", s.log.driver == "json-file" ? rt.log_path(c) : ""},
+      {"Name", "/" + s.name},
+      {"RestartCount", 0},
+      {"Driver", "overlay2"},
+      {"Platform", "linux"},
+      {"HostConfig",
+       {{"Binds", binds},
+        {"NetworkMode", s.network == runtime::NetworkMode::Host ? "host" : "none"},
+        {"RestartPolicy", {{"Name", s.restart_policy.substr(0, s.restart_policy.find(':'))}}},
+        {"AutoRemove", s.auto_remove},
+        {"LogConfig", log_config},
+        {"CapAdd", s.security.cap_add},
+        {"CapDrop", s.security.cap_drop},
+        {"Privileged", s.security.privileged},
+        {"ReadonlyRootfs", s.read_only_rootfs},
+        {"ShmSize", s.shm_size > 0 ? s.shm_size : 64 << 20},
+        {"Ulimits", ulimits},
+        {"SecurityOpt", s.security.no_new_privileges ? std::vector<std::string>{"no-new-privileges"}
+                                                     : std::vector<std::string>{}},
+        {"Tmpfs", tmpfs},
+        {"Memory", s.limits.memory_bytes},
+        {"MemorySwap", s.limits.memory_swap_bytes},
+        {"NanoCpus", s.limits.nano_cpus},
+        {"CpuShares", s.limits.cpu_shares},
+        {"CpusetCpus", s.limits.cpuset_cpus},
+        {"PidsLimit", s.limits.pids_limit}}},
+      {"GraphDriver",
+       {{"Name", "overlay2"},
+        {"Data",
+         {{"LowerDir", lower},
+          {"UpperDir", c.dir + "/upper"},
+          {"WorkDir", c.dir + "/work"},
+          {"MergedDir", c.dir + "/merged"}}}}},
+      {"Mounts", mounts},
+      {"Config",
+       {{"Hostname", s.hostname},
+        {"User", s.process.user},
+        {"Tty", s.process.tty},
+        {"OpenStdin", s.process.open_stdin},
+        {"Env", s.process.env},
+        {"Cmd", s.process.args},
+        {"Image", s.image},
+        {"WorkingDir", s.process.cwd},
+        {"StopSignal", s.stop_signal},
+        {"Labels", s.labels}}},
+  };
+}
+
+// A small subset of Go templates: {{.A.B}} and {{json .A}}, with text around them.
+std::string render_format(const std::string& format, const nlohmann::json& j) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < format.size()) {
+    size_t open = format.find("{{", pos);
+    if (open == std::string::npos) {
+      out += format.substr(pos);
+      break;
+    }
+    out += format.substr(pos, open - pos);
+    size_t close = format.find("}}", open);
+    if (close == std::string::npos) throw UsageError("template: unclosed action in " + format);
+    std::string expr = format.substr(open + 2, close - open - 2);
+    expr.erase(0, expr.find_first_not_of(' '));
+    expr.erase(expr.find_last_not_of(' ') + 1);
+    bool as_json = expr.rfind("json ", 0) == 0;
+    if (as_json) expr = expr.substr(5);
+    expr.erase(0, expr.find_first_not_of(' '));
+    if (expr.empty() || expr[0] != '.') throw UsageError("template: unsupported expression \"" + expr + "\"");
+    const nlohmann::json* cur = &j;
+    std::istringstream path(expr.substr(1));
+    for (std::string key; std::getline(path, key, '.');) {
+      if (key.empty()) continue;
+      if (!cur->is_object() || !cur->contains(key)) throw UsageError("template: no field " + key);
+      cur = &(*cur)[key];
+    }
+    if (as_json || cur->is_object() || cur->is_array()) out += cur->dump();
+    else if (cur->is_string()) out += cur->get<std::string>();
+    else out += cur->dump();
+    pos = close + 2;
+  }
+  return out;
+}
+
+void print_log_entry(const runtime::LogEntry& e, bool timestamps) {
+  std::ostream& os = e.stream == "stderr" ? std::cerr : std::cout;
+  if (timestamps) os << e.time << " ";
+  os << e.log;
+}
+
+}  // namespace
+
+static void register_container_commands(CLI::App& app, GlobalOptions& global) {
+  // run / create
+  for (bool is_run : {true, false}) {
+    auto* cmd = add_command(app, is_run ? "run" : "create",
+                            is_run ? "Create and run a new container" : "Create a new container");
+    auto o = std::make_shared<RunOptions>();
+    add_run_flags(cmd, *o, is_run);
+    cmd->callback([cmd, o, is_run, &global] {
+      Runtime rt = runtime_for(global);
+      ContainerSpec spec;
+      Container c;
+      as_daemon_error([&] {
+        spec = spec_from(*o, cmd->remaining());
+        c = rt.create(spec);
+      });
+      if (!is_run) {
+        std::cout << c.id << "\n";
+        return;
+      }
+      runtime::Attach attach;
+      attach.attach = !o->detach;
+      attach.stdin = o->interactive && !o->detach;
+      int code = 0;
+      try {
+        std::unique_ptr<RawTerminal> raw;
+        if (attach.attach && o->tty && o->interactive) raw = std::make_unique<RawTerminal>();
+        code = rt.start(c.id, attach);
+      } catch (const Error& e) {
+        if (o->rm) {
+          try {
+            rt.remove(c.id, true);
+          } catch (const Error&) {
+          }
+        }
+        if (e.exit_code() == 1) throw Error(e.what(), 0, 125);
+        throw;
+      }
+      if (o->detach) {
+        std::cout << c.id << "\n";
+        return;
+      }
+      exit_with(code);
+    });
+  }
+
+  auto* start = add_command(app, "start", "Start one or more stopped containers");
+  auto start_refs = std::make_shared<std::vector<std::string>>();
+  auto start_attach = std::make_shared<bool>(false);
+  start->add_option("CONTAINER", *start_refs, "Containers")->required();
+  start->add_flag("-a,--attach", *start_attach, "Attach STDOUT/STDERR and forward signals");
+  start->callback([start_refs, start_attach, &global] {
+    Runtime rt = runtime_for(global);
+    if (*start_attach) {
+      if (start_refs->size() != 1) throw UsageError("you cannot start and attach multiple containers at once");
+      exit_with(rt.start(start_refs->front(), runtime::Attach{true, false}));
+    }
+    int rc = 0;
+    for (auto& r : *start_refs) {
+      try {
+        rt.start(r);
+        std::cout << r << "\n";
+      } catch (const Error& e) {
+        std::cerr << "Error response from daemon: " << e.what() << "\n";
+        rc = 1;
+      }
+    }
+    if (rc) exit_with(rc);
+  });
+
+  auto* stop = add_command(app, "stop", "Stop one or more running containers");
+  auto stop_refs = std::make_shared<std::vector<std::string>>();
+  auto stop_time = std::make_shared<int>(10);
+  auto stop_signal = std::make_shared<std::string>();
+  stop->add_option("CONTAINER", *stop_refs, "Containers")->required();
+  stop->add_option("-t,--time", *stop_time, "Seconds to wait before killing the container");
+  stop->add_option("-s,--signal", *stop_signal, "Signal to send to the container");
+  stop->callback([stop_refs, stop_time, stop_signal, &global] {
+    Runtime rt = runtime_for(global);
+    int rc = 0;
+    for (auto& r : *stop_refs) {
+      try {
+        // The container's --stop-signal unless -s says otherwise.
+        int sig = parse_signal(stop_signal->empty() ? rt.get(r).spec.stop_signal : *stop_signal);
+        rt.stop(r, *stop_time, sig);
+        std::cout << r << "\n";
+      } catch (const Error& e) {
+        std::cerr << "Error response from daemon: " << e.what() << "\n";
+        rc = 1;
+      }
+    }
+    if (rc) exit_with(rc);
+  });
+
+  auto* restart = add_command(app, "restart", "Restart one or more containers");
+  auto restart_refs = std::make_shared<std::vector<std::string>>();
+  auto restart_time = std::make_shared<int>(10);
+  restart->add_option("CONTAINER", *restart_refs, "Containers")->required();
+  restart->add_option("-t,--time", *restart_time, "Seconds to wait before killing the container");
+  restart->callback([restart_refs, restart_time, &global] {
+    Runtime rt = runtime_for(global);
+    int rc = 0;
+    for (auto& r : *restart_refs) {
+      try {
+        rt.stop(r, *restart_time, parse_signal(rt.get(r).spec.stop_signal));
+        rt.start(r);
+        std::cout << r << "\n";
+      } catch (const Error& e) {
+        std::cerr << "Error response from daemon: " << e.what() << "\n";
+        rc = 1;
+      }
+    }
+    if (rc) exit_with(rc);
+  });
+
+  auto* rename = add_command(app, "rename", "Rename a container");
+  auto rename_args = std::make_shared<std::vector<std::string>>();
+  rename->add_option("CONTAINER NEW_NAME", *rename_args, "Container and its new name")->expected(2)->required();
+  rename->callback([rename_args, &global] {
+    Runtime rt = runtime_for(global);
+    rt.rename((*rename_args)[0], (*rename_args)[1]);
+  });
+
+  auto* kill = add_command(app, "kill", "Kill one or more running containers");
+  auto kill_refs = std::make_shared<std::vector<std::string>>();
+  auto kill_signal = std::make_shared<std::string>("KILL");
+  kill->add_option("CONTAINER", *kill_refs, "Containers")->required();
+  kill->add_option("-s,--signal", *kill_signal, "Signal to send to the container");
+  kill->callback([kill_refs, kill_signal, &global] {
+    Runtime rt = runtime_for(global);
+    int sig = parse_signal(*kill_signal), rc = 0;
+    for (auto& r : *kill_refs) {
+      try {
+        rt.kill(r, sig);
+        std::cout << r << "\n";
+      } catch (const Error& e) {
+        std::cerr << "Error response from daemon: " << e.what() << "\n";
+        rc = 1;
+      }
+    }
+    if (rc) exit_with(rc);
+  });
+
+  auto* rm = add_command(app, "rm", "Remove one or more containers");
+  auto rm_refs = std::make_shared<std::vector<std::string>>();
+  auto rm_force = std::make_shared<bool>(false);
+  rm->add_option("CONTAINER", *rm_refs, "Containers")->required();
+  rm->add_flag("-f,--force", *rm_force, "Force the removal of a running container (uses SIGKILL)");
+  rm->callback([rm_refs, rm_force, &global] {
+    Runtime rt = runtime_for(global);
+    int rc = 0;
+    for (auto& r : *rm_refs) {
+      try {
+        rt.remove(r, *rm_force);
+        std::cout << r << "\n";
+      } catch (const Error& e) {
+        std::cerr << "Error response from daemon: " << e.what() << "\n";
+        rc = 1;
+      }
+    }
+    if (rc) exit_with(rc);
+  });
+
+  for (bool pausing : {true, false}) {
+    auto* cmd = add_command(app, pausing ? "pause" : "unpause",
+                            pausing ? "Pause all processes within one or more containers"
+                                    : "Unpause all processes within one or more containers");
+    auto refs = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("CONTAINER", *refs, "Containers")->required();
+    cmd->callback([refs, pausing, &global] {
+      Runtime rt = runtime_for(global);
+      int rc = 0;
+      for (auto& r : *refs) {
+        try {
+          pausing ? rt.pause(r) : rt.unpause(r);
+          std::cout << r << "\n";
+        } catch (const Error& e) {
+          std::cerr << "Error response from daemon: " << e.what() << "\n";
+          rc = 1;
+        }
+      }
+      if (rc) exit_with(rc);
+    });
+  }
+
+  auto* wait = add_command(app, "wait", "Block until one or more containers stop, then print their exit codes");
+  auto wait_refs = std::make_shared<std::vector<std::string>>();
+  wait->add_option("CONTAINER", *wait_refs, "Containers")->required();
+  wait->callback([wait_refs, &global] {
+    Runtime rt = runtime_for(global);
+    for (auto& r : *wait_refs) std::cout << rt.wait(r) << std::endl;
+  });
+
+  auto* ps = add_command(app, "ps", "List containers");
+  auto ps_all = std::make_shared<bool>(false), ps_quiet = std::make_shared<bool>(false),
+       ps_notrunc = std::make_shared<bool>(false);
+  auto ps_filters = std::make_shared<std::vector<std::string>>();
+  auto ps_format = std::make_shared<std::string>();
+  ps->add_flag("-a,--all", *ps_all, "Show all containers (default shows just running)");
+  ps->add_flag("-q,--quiet", *ps_quiet, "Only display container IDs");
+  ps->add_flag("--no-trunc", *ps_notrunc, "Don't truncate output");
+  ps->add_option("-f,--filter", *ps_filters, "Filter output (name=, id=, status=, label=, ancestor=)")
+      ->allow_extra_args(false);
+  ps->add_option("--format", *ps_format, "Format the output: table (default) or json");
+  ps->callback([ps_all, ps_quiet, ps_notrunc, ps_filters, ps_format, &global] {
+    if (!ps_format->empty() && *ps_format != "json" && *ps_format != "table" && *ps_format != "{{json .}}")
+      throw UsageError("--format: want table or json");
+    bool as_json = *ps_format == "json" || *ps_format == "{{json .}}";
+    // Filters: the same key ORs, different keys AND, as docker's.
+    std::map<std::string, std::vector<std::string>> filters;
+    for (auto& f : *ps_filters) {
+      auto eq = f.find('=');
+      std::string key = f.substr(0, eq), value = eq == std::string::npos ? "" : f.substr(eq + 1);
+      if (key != "name" && key != "id" && key != "status" && key != "label" && key != "ancestor")
+        throw UsageError("invalid filter '" + key + "'");
+      filters[key].push_back(value);
+    }
+    auto matches = [&](const Container& c) {
+      for (auto& [key, values] : filters) {
+        bool any = false;
+        for (auto& v : values) {
+          if (key == "name") any |= c.spec.name.find(v) != std::string::npos;
+          else if (key == "id") any |= c.id.rfind(v, 0) == 0;
+          else if (key == "status") any |= v == runtime::to_string(c.state.status);
+          else if (key == "ancestor") any |= v == c.spec.image;
+          else if (key == "label") {
+            auto eq = v.find('=');
+            auto it = c.spec.labels.find(v.substr(0, eq));
+            any |= it != c.spec.labels.end() && (eq == std::string::npos || it->second == v.substr(eq + 1));
+          }
+        }
+        if (!any) return false;
+      }
+      return true;
+    };
+    bool status_filter = filters.count("status") > 0;
+    Runtime rt = runtime_for(global);
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"});
+    for (auto& c : rt.list()) {
+      bool running = c.state.status == Status::Running || c.state.status == Status::Paused;
+      if (!*ps_all && !running && !status_filter) continue;
+      if (!matches(c)) continue;
+      std::string id = *ps_notrunc ? c.id : c.id.substr(0, 12);
+      if (*ps_quiet) {
+        std::cout << id << "\n";
+        continue;
+      }
+      std::string cmd = quote_command(c.spec.process.args);
+      if (!*ps_notrunc && !as_json && cmd.size() > 20) cmd = cmd.substr(0, 19) + "…";
+      std::string created = human_duration(now_seconds() - parse_time(c.state.created_at)) + " ago";
+      if (as_json) {
+        std::string labels;
+        for (auto& [k, v] : c.spec.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
+        nlohmann::json j = {{"ID", id},          {"Image", c.spec.image},
+                            {"Command", "\"" + cmd + "\""},
+                            {"CreatedAt", c.state.created_at},
+                            {"RunningFor", created},
+                            {"State", runtime::to_string(c.state.status)},
+                            {"Status", status_text(c)},
+                            {"Ports", ""},     {"Names", c.spec.name},
+                            {"Labels", labels}};
+        std::cout << j.dump() << "\n";
+        continue;
+      }
+      rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created, status_text(c), "", c.spec.name});
+    }
+    if (*ps_quiet || as_json) return;
+    std::vector<size_t> width(rows[0].size(), 0);
+    // Column widths count characters, not bytes ("…" is three bytes).
+    auto chars = [](const std::string& s) {
+      return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char ch) { return (ch & 0xC0) != 0x80; }));
+    };
+    for (auto& r : rows)
+      for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], chars(r[i]));
+    for (auto& r : rows) {
+      std::string line;
+      for (size_t i = 0; i < r.size(); ++i) {
+        line += r[i];
+        if (i + 1 < r.size()) line += std::string(width[i] - chars(r[i]) + 3, ' ');
+      }
+      line.erase(line.find_last_not_of(' ') + 1);
+      std::cout << line << "\n";
+    }
+  });
+
+  auto* inspect = add_command(app, "inspect", "Display detailed information on one or more containers");
+  auto inspect_refs = std::make_shared<std::vector<std::string>>();
+  auto inspect_format = std::make_shared<std::string>();
+  inspect->add_option("CONTAINER", *inspect_refs, "Containers")->required();
+  inspect->add_option("-f,--format", *inspect_format, "Format the output using a Go-like template ({{.A.B}})");
+  inspect->callback([inspect_refs, inspect_format, &global] {
+    Runtime rt = runtime_for(global);
+    nlohmann::json all = nlohmann::json::array();
+    int rc = 0;
+    for (auto& r : *inspect_refs) {
+      try {
+        auto j = inspect_json(rt, rt.get(r));
+        if (!inspect_format->empty()) std::cout << render_format(*inspect_format, j) << "\n";
+        all.push_back(j);
+      } catch (const Error& e) {
+        std::cerr << "Error: " << e.what() << "\n";
+        rc = 1;
+      }
+    }
+    if (inspect_format->empty()) std::cout << all.dump(4) << "\n";
+    if (rc) exit_with(rc);
+  });
+
+  auto* logs = add_command(app, "logs", "Fetch the logs of a container");
+  auto logs_ref = std::make_shared<std::string>();
+  auto logs_follow = std::make_shared<bool>(false), logs_ts = std::make_shared<bool>(false);
+  auto logs_tail = std::make_shared<std::string>("all");
+  logs->add_option("CONTAINER", *logs_ref, "Container")->required();
+  logs->add_flag("-f,--follow", *logs_follow, "Follow log output");
+  logs->add_flag("-t,--timestamps", *logs_ts, "Show timestamps");
+  logs->add_option("-n,--tail", *logs_tail, "Number of lines to show from the end of the logs");
+  logs->callback([logs_ref, logs_follow, logs_ts, logs_tail, &global] {
+    Runtime rt = runtime_for(global);
+    Container c = rt.get(*logs_ref);
+    if (c.spec.log.driver == "none")
+      throw Error("configured logging driver does not support reading", 0, 1);
+    std::string path = rt.log_path(c);
+    size_t offset = 0;
+    auto entries = runtime::read_json_log(path, c.spec.log.max_file, &offset);
+    size_t from = 0;
+    if (*logs_tail != "all") {
+      long n = std::strtol(logs_tail->c_str(), nullptr, 10);
+      if (n >= 0 && static_cast<size_t>(n) < entries.size()) from = entries.size() - static_cast<size_t>(n);
+    }
+    for (size_t i = from; i < entries.size(); ++i) print_log_entry(entries[i], *logs_ts);
+    std::cout.flush();
+    std::cerr.flush();
+    if (!*logs_follow) return;
+    // Follow the live file from where the read ended; stop once the
+    // container is no longer running and the file is drained.
+    for (;;) {
+      bool running;
+      try {
+        auto now = rt.get(c.id).state.status;
+        running = now == Status::Running || now == Status::Paused;
+      } catch (const Error&) {
+        running = false;
+      }
+      std::string cur;
+      if (read_file_if_exists(path, cur)) {
+        if (cur.size() < offset) offset = 0;  // rotated
+        size_t end = cur.rfind('\n');
+        if (end != std::string::npos && end + 1 > offset) {
+          std::istringstream in(cur.substr(offset, end + 1 - offset));
+          for (std::string line; std::getline(in, line);) {
+            runtime::LogEntry e;
+            if (runtime::parse_log_line(line, e)) print_log_entry(e, *logs_ts);
+          }
+          offset = end + 1;
+          std::cout.flush();
+          std::cerr.flush();
+        }
+      }
+      if (!running) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+
+  auto* exec = add_command(app, "exec", "Execute a command in a running container");
+  auto exec_opts = std::make_shared<RunOptions>();
+  exec->add_flag("-i,--interactive", exec_opts->interactive, "Keep STDIN open even if not attached");
+  exec->add_flag("-t,--tty", exec_opts->tty, "Allocate a pseudo-TTY (not supported yet: ignored)");
+  exec->add_flag("-d,--detach", exec_opts->detach, "Detached mode: run command in the background");
+  exec->add_option("-u,--user", exec_opts->user, "Username or UID (format: <name|uid>[:<group|gid>])");
+  exec->add_option("-w,--workdir", exec_opts->workdir, "Working directory inside the container");
+  exec->add_option("-e,--env", exec_opts->env, "Set environment variables")->allow_extra_args(false);
+  exec->prefix_command();
+  exec->callback([exec, exec_opts, &global] {
+    auto rest = exec->remaining();
+    if (rest.size() < 2) throw UsageError("\"exec\" requires at least 2 arguments: CONTAINER COMMAND [ARG...]");
+    runtime::ProcessSpec p;
+    p.args.assign(rest.begin() + 1, rest.end());
+    p.user = exec_opts->user;
+    p.cwd = exec_opts->workdir;
+    for (auto& e : exec_opts->env) add_env(p.env, e);
+    Runtime rt = runtime_for(global);
+    exit_with(rt.exec(rest[0], p, exec_opts->detach));
+  });
+}
+
+static void register_check_command(CLI::App& app, GlobalOptions&) {
+  auto* check = add_command(app, "check", "Check the kernel features berth needs or can use");
+  check->callback([] {
+    using Level = runtime::CheckItem::Level;
+    std::string group;
+    bool fatal = false;
+    for (auto& item : runtime::check_host()) {
+      if (item.group != group) {
+        std::cout << (group.empty() ? "" : "\n") << "--- " << item.group << " ---\n";
+        group = item.group;
+      }
+      const char* word = item.level == Level::Ok ? "ok" : item.level == Level::Degraded ? "degraded" : "missing";
+      std::cout << item.name << ": " << word;
+      if (item.level != Level::Ok && !item.detail.empty())
+        std::cout << " (" << (item.required ? "required for " : "without it: no ") << item.detail << ")";
+      std::cout << "\n";
+      fatal |= item.required && item.level != Level::Ok;
+    }
+    std::cout << "\n" << (fatal ? "berth cannot run containers on this host\n" : "berth can run containers on this host\n");
+    if (fatal) exit_with(1);
+  });
+}
+
+BERTH_REGISTER_COMMANDS(200, register_container_commands);
+BERTH_REGISTER_COMMANDS(210, register_check_command);
+
+}  // namespace berth::cli

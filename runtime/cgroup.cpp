@@ -1,0 +1,127 @@
+#include "runtime/cgroup.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/log.h"
+
+namespace berth::runtime {
+
+namespace cgroup_detail {
+
+bool try_write_value(const std::string& path, const std::string& value) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return false;
+  return ::write(fd.get(), value.data(), value.size()) == static_cast<ssize_t>(value.size());
+}
+
+void write_value(const std::string& path, const std::string& value) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) throw_errno("cgroup: cannot open " + path);
+  if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+    throw_errno("cgroup: cannot write \"" + value + "\" to " + path);
+}
+
+std::string read_value(const std::string& path) {
+  std::string s;
+  try {
+    if (!read_file_if_exists(path, s)) return {};
+  } catch (const Error&) {
+    return {};
+  }
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::vector<pid_t> read_pids(const std::string& procs_file) {
+  std::vector<pid_t> out;
+  std::istringstream in(read_value(procs_file));
+  for (long p; in >> p;) out.push_back(static_cast<pid_t>(p));
+  return out;
+}
+
+void remove_dir(const std::string& path) {
+  for (int i = 0; i < 200; ++i) {
+    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return;
+    if (errno != EBUSY) throw_errno("cgroup: cannot remove " + path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  throw_errno("cgroup: cannot remove " + path, EBUSY);
+}
+
+}  // namespace cgroup_detail
+
+CgroupGuard::~CgroupGuard() {
+  if (!cg_) return;
+  try {
+    cg_->destroy();
+  } catch (const std::exception& e) {
+    spdlog::warn("cleaning up a cgroup: {}", e.what());
+  }
+}
+
+// v1 hierarchies from /proc/self/mountinfo: fstype "cgroup", the super
+// options name the controllers ("rw,memory" or "rw,cpu,cpuacct").
+static std::vector<std::pair<std::string, std::string>> v1_hierarchies() {
+  static const std::vector<std::string> wanted{"cpu", "cpuacct", "cpuset", "memory", "devices",
+                                               "freezer", "blkio", "pids"};
+  std::vector<std::pair<std::string, std::string>> out;  // controller -> mount point
+  std::istringstream in(read_file("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
+    std::string mount_id, parent_id, dev, root, mount_point, fstype, source, super;
+    pre >> mount_id >> parent_id >> dev >> root >> mount_point;
+    post >> fstype >> source >> super;
+    if (fstype != "cgroup") continue;
+    std::istringstream opts(super);
+    for (std::string o; std::getline(opts, o, ',');)
+      if (std::find(wanted.begin(), wanted.end(), o) != wanted.end()) out.emplace_back(o, mount_point);
+  }
+  return out;
+}
+
+std::vector<CgroupMountSpec> container_cgroup_mounts() {
+  std::vector<CgroupMountSpec> out;
+  std::istringstream in(read_file("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
+    std::string mount_id, parent_id, dev, root, mount_point, fstype, source, super;
+    pre >> mount_id >> parent_id >> dev >> root >> mount_point;
+    post >> fstype >> source >> super;
+    if (mount_point.rfind("/sys/fs/cgroup", 0) != 0) continue;
+    std::string dir = mount_point == "/sys/fs/cgroup" ? "" : mount_point.substr(15);
+    if (dir.find('/') != std::string::npos) continue;
+    if (fstype == "cgroup2") {
+      out.push_back({dir, fstype, ""});
+    } else if (fstype == "cgroup") {
+      // Keep only what names the hierarchy: its controllers or name=.
+      std::string data;
+      std::istringstream opts(super);
+      for (std::string o; std::getline(opts, o, ',');)
+        if (o != "rw" && o != "ro" && o.rfind("release_agent", 0) != 0 && o != "clone_children" &&
+            o != "noprefix" && o != "xattr" && o != "cpuset_v2_mode")
+          data += (data.empty() ? "" : ",") + o;
+      out.push_back({dir, fstype, data});
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<Cgroup> cgroup_for(const std::string& id) {
+  HostInfo host = probe_host();
+  if (host.cgroup_mode == CgroupMode::Unified) return make_cgroup_v2(id, host.cgroup_v2_mount);
+  return make_cgroup_v1(id, v1_hierarchies(), host.cgroup_v2_mount);
+}
+
+}  // namespace berth::runtime

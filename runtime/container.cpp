@@ -1,0 +1,698 @@
+// The verbs of runtime.h: create, start, kill, stop, wait, remove, pause,
+// exec, and the live view of a container's state.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "runtime/caps.h"
+#include "runtime/cgroup.h"
+#include "runtime/linux.h"
+#include "runtime/monitor.h"
+#include "runtime/seccomp.h"
+#include "runtime/state.h"
+#include "runtime/user.h"
+
+namespace berth::runtime {
+
+namespace {
+
+constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+[[noreturn]] void fail(const std::string& msg, int err = 0) { throw Error(msg, err, 125); }
+
+bool has_env(const std::vector<std::string>& env, const std::string& key) {
+  return std::any_of(env.begin(), env.end(), [&](auto& kv) { return kv.compare(0, key.size() + 1, key + "=") == 0; });
+}
+
+// A pidfd pins the process: once opened and checked against the recorded
+// start time, signals cannot reach a recycled pid.
+UniqueFd open_pidfd(pid_t pid, unsigned long long start) {
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd || !state::process_matches(pid, start)) return {};
+  return fd;
+}
+
+// Waits until the pidfd's process has exited; false on timeout (ms < 0: forever).
+bool wait_pidfd(const UniqueFd& fd, int timeout_ms) {
+  if (!fd) return true;
+  pollfd p{fd.get(), POLLIN, 0};
+  for (;;) {
+    int rc = ::poll(&p, 1, timeout_ms);
+    if (rc < 0 && errno == EINTR) continue;
+    return rc > 0;
+  }
+}
+
+// Mounts under dir on the host (there should be none: the rootfs lives in
+// the container's mount namespace) are detached before the directory goes.
+void unmount_under(const std::string& dir) {
+  std::string info;
+  if (!read_file_if_exists("/proc/self/mountinfo", info)) return;
+  std::vector<std::string> targets;
+  std::istringstream in(info);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string a, b, c, d, mp;
+    f >> a >> b >> c >> d >> mp;
+    if (mp == dir || mp.rfind(dir + "/", 0) == 0) targets.push_back(mp);
+  }
+  std::sort(targets.rbegin(), targets.rend());
+  for (auto& t : targets) ::umount2(t.c_str(), MNT_DETACH);
+}
+
+void remove_tree(const std::string& dir) {
+  unmount_under(dir);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) fail("cannot remove " + dir + ": " + ec.message());
+}
+
+// Serializes start and remove of one container across berth processes
+// (two concurrent starts must not give it two inits). flock on the
+// container's directory; released when the fd closes.
+class ContainerLock {
+ public:
+  explicit ContainerLock(const std::string& dir) : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (!fd_) throw_errno("cannot open " + dir);
+    while (::flock(fd_.get(), LOCK_EX) != 0)
+      if (errno != EINTR) throw_errno("flock " + dir);
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+// Serializes name checks and creation across berth processes.
+class RootLock {
+ public:
+  explicit RootLock(const std::string& root) {
+    make_dirs(root + "/containers", 0700);
+    fd_.reset(::open((root + "/containers/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd_) throw_errno("cannot open " + root + "/containers/.lock");
+    while (::flock(fd_.get(), LOCK_EX) != 0)
+      if (errno != EINTR) throw_errno("flock");
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+void write_plain(const std::string& path, const std::string& data) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd || ::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+    throw_errno("cannot write " + path);
+}
+
+// ".creating-<pid>-<id>" directories whose creator is gone.
+void remove_abandoned_creations(const std::string& root) {
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(root + "/containers", ec)) {
+    std::string n = e.path().filename();
+    if (n.rfind(".creating-", 0) != 0) continue;
+    pid_t pid = std::atoi(n.c_str() + 10);
+    if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) continue;
+    std::filesystem::remove_all(e.path(), ec);
+  }
+}
+
+void validate_spec(const ContainerSpec& spec) {
+  if (spec.lower_dirs.empty()) fail("no rootfs: the container needs at least one layer directory");
+  for (auto& d : spec.lower_dirs)
+    if (d.empty() || d[0] != '/' || !is_directory(d)) fail("rootfs layer " + d + " is not an absolute directory");
+  if (spec.process.args.empty()) fail("no command specified");
+  static const std::regex name_re("^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$");
+  if (!spec.name.empty() && !std::regex_match(spec.name, name_re))
+    fail("Invalid container name (" + spec.name + "), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+  for (auto& m : spec.mounts) {
+    if (m.destination.empty() || m.destination[0] != '/')
+      fail("invalid mount destination \"" + m.destination + "\": must be an absolute path");
+    if (m.destination == "/") fail("invalid mount destination \"/\"");
+    if (m.type == MountSpec::Type::Bind && (m.source.empty() || m.source[0] != '/'))
+      fail("invalid bind mount source \"" + m.source + "\": must be an absolute path");
+  }
+  if (spec.log.driver != "json-file" && spec.log.driver != "none")
+    fail("unknown log driver \"" + spec.log.driver + "\" (want json-file or none)");
+  if (spec.process.cwd.empty() || spec.process.cwd[0] != '/')
+    fail("the working directory \"" + spec.process.cwd + "\" is invalid: it needs to be an absolute path");
+}
+
+std::unique_ptr<SeccompFilter> seccomp_for(const SecuritySpec& sec, uint64_t caps, const std::string& cache_dir) {
+  if (sec.privileged || sec.seccomp_profile == "unconfined") return nullptr;
+  if (sec.seccomp_profile.empty()) return SeccompFilter::compile(default_seccomp_profile(caps), cache_dir);
+  return SeccompFilter::compile(parse_seccomp_profile(sec.seccomp_profile, caps), cache_dir);
+}
+
+std::vector<std::string> layers_for_lookup(const Container& c) {
+  std::vector<std::string> layers{c.dir + "/upper"};
+  layers.insert(layers.end(), c.spec.lower_dirs.begin(), c.spec.lower_dirs.end());
+  return layers;
+}
+
+// Everything the init needs, computed (and validated) before any process exists.
+InitConfig prepare_init(const Container& c, const ResolvedUser& user, uint64_t caps, SeccompFilter* filter) {
+  InitConfig init;
+  init.container_dir = c.dir;
+  init.spec = c.spec;
+  init.user = user;
+  init.caps = caps;
+  init.seccomp = filter;
+  init.env = c.spec.process.env;
+  init.cgroup_mounts = container_cgroup_mounts();
+  if (!has_env(init.env, "HOME")) init.env.push_back("HOME=" + user.home);
+  return init;
+}
+
+// While attached, the signals a user sends to `berth run` go to the
+// container, as docker's sig-proxy does: the handler only writes the signal
+// number to a pipe; the wait loop forwards it through a pidfd.
+int g_signal_pipe = -1;
+void on_proxied_signal(int sig) {
+  unsigned char b = static_cast<unsigned char>(sig);
+  int saved = errno;
+  ssize_t n = ::write(g_signal_pipe, &b, 1);
+  (void)n;
+  errno = saved;
+}
+
+class SignalProxy {
+ public:
+  explicit SignalProxy(pid_t init) : pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, init, 0))) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    read_.reset(p[0]);
+    write_.reset(p[1]);
+    g_signal_pipe = write_.get();
+    struct sigaction sa {};
+    sa.sa_handler = on_proxied_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int s : kSignals) ::sigaction(s, &sa, &saved_[index(s)]);
+  }
+  ~SignalProxy() {
+    if (!read_) return;
+    for (int s : kSignals) ::sigaction(s, &saved_[index(s)], nullptr);
+    g_signal_pipe = -1;
+  }
+  int fd() const { return read_.get(); }
+  void forward() {
+    unsigned char b;
+    while (::read(read_.get(), &b, 1) == 1)
+      if (pidfd_) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), static_cast<int>(b), nullptr, 0);
+  }
+
+ private:
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  static size_t index(int s) {
+    for (size_t i = 0; i < std::size(kSignals); ++i)
+      if (kSignals[i] == s) return i;
+    return 0;
+  }
+  UniqueFd pidfd_, read_, write_;
+  struct sigaction saved_[std::size(kSignals)] {};
+};
+
+// The next line from the monitor, forwarding proxied signals meanwhile.
+std::optional<std::string> next_line_or_signal(int fd, std::string& buf, SignalProxy& proxy) {
+  for (;;) {
+    auto nl = buf.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      return line;
+    }
+    pollfd fds[2] = {{fd, POLLIN, 0}, {proxy.fd(), POLLIN, 0}};
+    int rc = ::poll(fds, proxy.fd() >= 0 ? 2 : 1, -1);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) return std::nullopt;
+    if (fds[1].revents) proxy.forward();
+    if (!fds[0].revents) continue;
+    char tmp[4096];
+    ssize_t n = ::read(fd, tmp, sizeof tmp);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+Runtime::Runtime(Paths paths) : paths_(std::move(paths)) {}
+
+std::string Runtime::log_path(const Container& c) const { return c.dir + "/" + c.id + "-json.log"; }
+
+Container Runtime::get(const std::string& ref) const {
+  auto ids = state::list_ids(paths_);
+  std::string found;
+  if (std::find(ids.begin(), ids.end(), ref) != ids.end()) found = ref;
+  if (found.empty()) {
+    std::string want = ref.size() > 1 && ref[0] == '/' ? ref.substr(1) : ref;
+    for (auto& id : ids) {
+      try {
+        if (state::load_spec(state::container_dir(paths_, id)).name == want) {
+          found = id;
+          break;
+        }
+      } catch (const Error&) {
+      }
+    }
+  }
+  if (found.empty() && !ref.empty()) {
+    for (auto& id : ids) {
+      if (id.rfind(ref, 0) != 0) continue;
+      if (!found.empty()) throw Error("multiple IDs found with provided prefix: " + ref, 0, 1);
+      found = id;
+    }
+  }
+  if (found.empty()) throw Error("No such container: " + ref, 0, 1);
+
+  Container c;
+  c.id = found;
+  c.dir = state::container_dir(paths_, found);
+  c.spec = state::load_spec(c.dir);
+  c.state = state::load_state(c.dir);
+  if (c.state.status == Status::Running || c.state.status == Status::Paused) {
+    auto rec = state::load_runtime(state::runtime_dir(paths_, found));
+    if (rec && state::process_matches(rec->monitor_pid, rec->monitor_start)) {
+      c.state.pid = rec->pid;
+      c.state.monitor_pid = rec->monitor_pid;
+      c.state.status = cgroup_for(found)->frozen() ? Status::Paused : Status::Running;
+    } else {
+      // The monitor may have recorded the exit just after we read the state.
+      c.state = state::load_state(c.dir);
+      if (c.state.status == Status::Running || c.state.status == Status::Paused) {
+        if (rec && state::process_matches(rec->pid, rec->pid_start)) {
+          c.state.status = Status::Dead;
+          c.state.pid = rec->pid;
+          c.state.error = "the container's monitor died; its process is still running unmonitored";
+        } else {
+          // Both gone (a host reboot empties the run root): it ended, how is
+          // unknown. 255 as docker reports after an unclean shutdown; it
+          // can be started again.
+          c.state.status = Status::Exited;
+          c.state.exit_code = 255;
+          c.state.error = "the container's monitor died without recording how the container ended";
+        }
+      }
+    }
+  }
+  return c;
+}
+
+std::vector<Container> Runtime::list() const {
+  std::vector<Container> out;
+  for (auto& id : state::list_ids(paths_)) {
+    try {
+      out.push_back(get(id));
+    } catch (const Error&) {
+      // Removed while listing, or half-created: not a container yet.
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Container& a, const Container& b) { return a.state.created_at > b.state.created_at; });
+  return out;
+}
+
+Container Runtime::create(ContainerSpec spec) {
+  validate_spec(spec);
+  // Fail on bad security options now, not at start.
+  uint64_t caps = resolve_capabilities(spec.security);
+  seccomp_for(spec.security, caps, paths_.run_root + "/seccomp");
+  std::vector<std::string> layers = spec.lower_dirs;
+  resolve_user(layers, spec.process.user);
+  validate_rlimits(spec.rlimits);
+
+  RootLock lock(paths_.root);
+  remove_abandoned_creations(paths_.root);
+  if (spec.name.empty()) {
+    do spec.name = state::random_name();
+    while ([&] {
+      try {
+        get(spec.name);
+        return true;
+      } catch (const Error&) {
+        return false;
+      }
+    }());
+  } else {
+    if (spec.name[0] == '/') spec.name.erase(0, 1);
+    for (auto& id : state::list_ids(paths_)) {
+      try {
+        if (state::load_spec(state::container_dir(paths_, id)).name == spec.name)
+          fail("Conflict. The container name \"/" + spec.name + "\" is already in use by container \"" + id +
+               "\". You have to remove (or rename) that container to be able to reuse that name.");
+      } catch (const Error& e) {
+        if (e.exit_code() == 125) throw;
+      }
+    }
+  }
+
+  Container c;
+  c.id = state::new_id();
+  c.dir = state::container_dir(paths_, c.id);
+  if (spec.hostname.empty()) {
+    if (spec.network == NetworkMode::Host) {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      spec.hostname = host;
+    } else {
+      spec.hostname = c.id.substr(0, 12);
+    }
+  }
+  if (!has_env(spec.process.env, "PATH")) spec.process.env.insert(spec.process.env.begin(), kDefaultPath);
+  if (!has_env(spec.process.env, "HOSTNAME")) spec.process.env.insert(spec.process.env.begin() + 1, "HOSTNAME=" + spec.hostname);
+
+  // Built under a temporary name and renamed into place, so a create
+  // killed halfway never leaves a directory that looks like a container.
+  std::string building = paths_.root + "/containers/.creating-" + std::to_string(::getpid()) + "-" + c.id;
+  if (::mkdir(building.c_str(), 0700) != 0) throw_errno("cannot create " + building);
+  try {
+    for (const char* d : {"upper", "work", "merged"}) make_dirs(building + "/" + d, 0755);
+    // Written once and bind-mounted: no need for an atomic replace.
+    write_plain(building + "/hostname", spec.hostname + "\n");
+    std::string hosts;
+    if (spec.network == NetworkMode::Host) {
+      read_file_if_exists("/etc/hosts", hosts);
+    } else {
+      hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+              "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+    }
+    write_plain(building + "/hosts", hosts);
+    std::string resolv;
+    read_file_if_exists("/etc/resolv.conf", resolv);
+    write_plain(building + "/resolv.conf", resolv);
+    c.spec = spec;
+    // Not fsync'd: a container created just before a power cut may come
+    // back unreadable; list() skips it and rm -f removes it.
+    state::save_spec(building, spec, false);
+    c.state.status = Status::Created;
+    c.state.created_at = state::now_rfc3339nano();
+    state::save_state(building, c.state, false);
+    if (::rename(building.c_str(), c.dir.c_str()) != 0) throw_errno("cannot create " + c.dir);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(building, ec);
+    throw;
+  }
+  return c;
+}
+
+int Runtime::start(const std::string& ref, const Attach& attach) {
+  std::optional<ContainerLock> lock(std::in_place, get(ref).dir);
+  Container c = get(ref);  // again, now that nobody else can change it
+  if (c.state.status == Status::Running || c.state.status == Status::Paused)
+    return 0;  // docker: starting a running container is a no-op
+  if (c.state.status == Status::Dead) fail("container " + c.spec.name + " is dead; remove it");
+
+  ResolvedUser user = resolve_user(layers_for_lookup(c), c.spec.process.user);
+  uint64_t caps = resolve_capabilities(c.spec.security);
+  std::unique_ptr<SeccompFilter> filter = seccomp_for(c.spec.security, caps, paths_.run_root + "/seccomp");
+  InitConfig init = prepare_init(c, user, caps, filter.get());
+  // docker -v creates a missing host directory.
+  for (auto& m : c.spec.mounts)
+    if (m.type == MountSpec::Type::Bind && !path_exists(m.source)) make_dirs(m.source);
+
+  std::unique_ptr<Cgroup> cgroup = cgroup_for(c.id);
+  CgroupGuard guard(*cgroup);
+  cgroup->create(c.spec.limits, c.spec.security.privileged);
+
+  std::string run_dir = state::runtime_dir(paths_, c.id);
+  make_dirs(run_dir, 0700);
+  int rp[2];
+  if (::pipe2(rp, O_CLOEXEC) != 0) throw_errno("pipe");
+  UniqueFd report_r(rp[0]), report_w(rp[1]);
+
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  // Fork twice so the monitor is nobody's child but init's (or a
+  // subreaper's): no zombie is left in a long-lived caller.
+  pid_t middle = ::fork();
+  if (middle < 0) throw_errno("fork");
+  if (middle == 0) {
+    report_r.reset();
+    pid_t monitor = ::fork();
+    if (monitor != 0) ::_exit(monitor < 0 ? 1 : 0);
+    MonitorLaunch m;
+    m.id = c.id;
+    m.container_dir = c.dir;
+    m.run_dir = run_dir;
+    m.init = init;
+    m.attach = attach;
+    m.cgroup = cgroup.get();
+    m.report_fd = report_w.release();
+    run_monitor(m);
+  }
+  report_w.reset();
+  int st = 0;
+  while (::waitpid(middle, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("cannot fork the container's monitor");
+
+  // Read the monitor's report line by line.
+  std::string buf;
+  auto next_line = [&]() -> std::optional<std::string> {
+    for (;;) {
+      auto nl = buf.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        return line;
+      }
+      char tmp[4096];
+      ssize_t n = ::read(report_r.get(), tmp, sizeof tmp);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return std::nullopt;
+      buf.append(tmp, static_cast<size_t>(n));
+    }
+  };
+  auto first = next_line();
+  if (!first) fail("the container's monitor died before the container started");
+  if (first->rfind("error ", 0) == 0) {
+    guard.release();  // the monitor cleaned up
+    std::istringstream in(first->substr(6));
+    int code = 125;
+    in >> code;
+    std::string msg;
+    std::getline(in, msg);
+    if (!msg.empty() && msg[0] == ' ') msg.erase(0, 1);
+    std::string rest;
+    while (auto more = next_line()) rest += "\n" + *more;
+    throw Error(msg + rest, 0, code);
+  }
+  guard.release();  // the monitor owns the cgroup now
+  lock.reset();     // the state says running: a second start is a no-op
+  if (!attach.attach) return 0;
+  pid_t init_pid = std::atoi(first->c_str() + 3);
+  SignalProxy proxy(init_pid);
+  while (auto line = next_line_or_signal(report_r.get(), buf, proxy))
+    if (line->rfind("exit ", 0) == 0) return std::atoi(line->c_str() + 5);
+  fail("the container's monitor died before reporting the exit code");
+}
+
+void Runtime::kill(const std::string& ref, int signal) {
+  Container c = get(ref);
+  if (c.state.status != Status::Running && c.state.status != Status::Paused && c.state.pid == 0)
+    throw Error("cannot kill container " + ref + ": container " + c.id + " is not running", 0, 1);
+  auto rec = state::load_runtime(state::runtime_dir(paths_, c.id));
+  if (!rec) throw Error("cannot kill container " + ref + ": it is not running", 0, 1);
+  UniqueFd pidfd = open_pidfd(rec->pid, rec->pid_start);
+  if (!pidfd) throw Error("cannot kill container " + ref + ": it is not running", 0, 1);
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), signal, nullptr, 0) != 0)
+    throw_errno("cannot kill container " + ref);
+  // A frozen (v1) task only dies once thawed.
+  if (c.state.status == Status::Paused && signal == SIGKILL) cgroup_for(c.id)->thaw();
+}
+
+void Runtime::stop(const std::string& ref, int timeout_s, int signal) {
+  Container c = get(ref);
+  if (c.state.status != Status::Running && c.state.status != Status::Paused) return;
+  auto rec = state::load_runtime(state::runtime_dir(paths_, c.id));
+  if (!rec) return;
+  UniqueFd monitor = open_pidfd(rec->monitor_pid, rec->monitor_start);
+  UniqueFd init = open_pidfd(rec->pid, rec->pid_start);
+  if (init) ::syscall(SYS_pidfd_send_signal, init.get(), signal, nullptr, 0);
+  if (c.state.status == Status::Paused) cgroup_for(c.id)->thaw();
+  if (!wait_pidfd(monitor ? monitor : init, timeout_s * 1000)) {
+    if (init) ::syscall(SYS_pidfd_send_signal, init.get(), SIGKILL, nullptr, 0);
+    wait_pidfd(monitor ? monitor : init, -1);
+  }
+}
+
+int Runtime::wait(const std::string& ref) {
+  for (;;) {
+    Container c = get(ref);
+    if (c.state.status != Status::Running && c.state.status != Status::Paused) return c.state.exit_code;
+    UniqueFd monitor = open_pidfd(c.state.monitor_pid,
+                                  state::process_start_time(c.state.monitor_pid));
+    wait_pidfd(monitor, -1);
+  }
+}
+
+void Runtime::remove(const std::string& ref, bool force) {
+  Container c;
+  try {
+    c = get(ref);
+  } catch (const Error& e) {
+    // A container directory whose files are unreadable (a create cut off
+    // by a power loss): removable by its full id.
+    std::string dir = state::container_dir(paths_, ref);
+    bool is_id = ref.size() == 64 && ref.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!force || !is_id || !is_directory(dir)) throw;
+    cgroup_for(ref)->destroy();
+    remove_tree(state::runtime_dir(paths_, ref));
+    remove_tree(dir);
+    return;
+  }
+  ContainerLock lock(c.dir);
+  c = get(c.id);
+  bool live = c.state.status == Status::Running || c.state.status == Status::Paused;
+  if (live && !force)
+    throw Error("cannot remove container \"/" + c.spec.name + "\": container is " + to_string(c.state.status) +
+                    ": stop the container before removing or force remove",
+                0, 1);
+  auto rec = state::load_runtime(state::runtime_dir(paths_, c.id));
+  if (rec) {
+    UniqueFd monitor = open_pidfd(rec->monitor_pid, rec->monitor_start);
+    UniqueFd init = open_pidfd(rec->pid, rec->pid_start);
+    if (init) ::syscall(SYS_pidfd_send_signal, init.get(), SIGKILL, nullptr, 0);
+    if (c.state.status == Status::Paused) cgroup_for(c.id)->thaw();
+    wait_pidfd(init, 10000);
+    wait_pidfd(monitor, 10000);
+  }
+  // Also catches tasks of a container whose monitor died, and a cgroup
+  // left by a start that was killed halfway.
+  cgroup_for(c.id)->destroy();
+  remove_tree(state::runtime_dir(paths_, c.id));
+  remove_tree(c.dir);
+}
+
+void Runtime::rename(const std::string& ref, const std::string& new_name) {
+  std::string name = !new_name.empty() && new_name[0] == '/' ? new_name.substr(1) : new_name;
+  static const std::regex name_re("^[a-zA-Z0-9][a-zA-Z0-9_.-]+$");
+  if (!std::regex_match(name, name_re))
+    fail("Invalid container name (" + name + "), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+  RootLock lock(paths_.root);
+  Container c = get(ref);
+  for (auto& id : state::list_ids(paths_)) {
+    if (id == c.id) continue;
+    try {
+      if (state::load_spec(state::container_dir(paths_, id)).name == name)
+        fail("Error when allocating new name: The container name \"/" + name + "\" is already in use by container \"" +
+             id + "\"");
+    } catch (const Error& e) {
+      if (e.exit_code() == 125) throw;
+    }
+  }
+  c.spec.name = name;
+  state::save_spec(c.dir, c.spec);
+}
+
+void Runtime::pause(const std::string& ref) {
+  Container c = get(ref);
+  if (c.state.status == Status::Paused) throw Error("container " + ref + " is already paused", 0, 1);
+  if (c.state.status != Status::Running) throw Error("container " + ref + " is not running", 0, 1);
+  cgroup_for(c.id)->freeze();
+}
+
+void Runtime::unpause(const std::string& ref) {
+  Container c = get(ref);
+  if (c.state.status != Status::Paused) throw Error("container " + ref + " is not paused", 0, 1);
+  cgroup_for(c.id)->thaw();
+}
+
+int Runtime::exec(const std::string& ref, const ProcessSpec& process, bool detach) {
+  Container c = get(ref);
+  if (c.state.status != Status::Running)
+    throw Error("container " + c.id + " is " + to_string(c.state.status) + ", not running", 0, 1);
+  auto rec = state::load_runtime(state::runtime_dir(paths_, c.id));
+  if (!rec) fail("container " + ref + " is not running");
+  UniqueFd pidfd = open_pidfd(rec->pid, rec->pid_start);
+  if (!pidfd) fail("container " + ref + " is not running");
+
+  // Resolve the user against the running container's files.
+  std::string root = "/proc/" + std::to_string(rec->pid) + "/root";
+  ResolvedUser user = resolve_user({root}, process.user.empty() ? c.spec.process.user : process.user);
+  uint64_t caps = resolve_capabilities(c.spec.security);
+  std::unique_ptr<SeccompFilter> filter = seccomp_for(c.spec.security, caps, paths_.run_root + "/seccomp");
+  InitConfig cfg = prepare_init(c, user, caps, filter.get());
+  std::vector<std::string> env = c.spec.process.env;
+  for (auto& kv : process.env) {
+    auto key = kv.substr(0, kv.find('='));
+    env.erase(std::remove_if(env.begin(), env.end(),
+                             [&](auto& e) { return e.compare(0, key.size() + 1, key + "=") == 0; }),
+              env.end());
+    env.push_back(kv);
+  }
+  if (!has_env(env, "HOME")) env.push_back("HOME=" + user.home);
+
+  std::unique_ptr<Cgroup> cgroup = cgroup_for(c.id);
+  int errp[2];
+  if (::pipe2(errp, O_CLOEXEC) != 0) throw_errno("pipe");
+  UniqueFd err_r(errp[0]), err_w(errp[1]);
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t child = ::fork();
+  if (child < 0) throw_errno("fork");
+  if (child == 0) {
+    err_r.reset();
+    try {
+      cgroup->add_process(::getpid());
+      // Enter every namespace the init has, in one step through its pidfd
+      // (no window for pid reuse); the pid namespace applies to children,
+      // hence the second fork below.
+      int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
+      if (::setns(pidfd.get(), flags) != 0) throw_errno("cannot enter the container's namespaces");
+      pid_t inner = ::fork();
+      if (inner < 0) throw_errno("fork");
+      if (inner == 0) {
+        if (detach) {
+          UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+          for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
+        }
+        std::string cwd = process.cwd.empty() ? c.spec.process.cwd : process.cwd;
+        if (::chdir(cwd.c_str()) != 0) throw_errno("cannot enter the working directory " + cwd);
+        finish_and_exec(cfg, process, env, err_w.get());
+      }
+      err_w.reset();
+      // Detached: the process is left to the container's init to reap.
+      if (detach) ::_exit(0);
+      int st = 0;
+      while (::waitpid(inner, &st, 0) < 0 && errno == EINTR) {
+      }
+      ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : exit_code_for_signal(WTERMSIG(st)));
+    } catch (const std::exception& e) {
+      child_fail(err_w.get(), 125, e.what());
+    }
+  }
+  err_w.reset();
+  int code = 0;
+  std::string why;
+  bool failed = read_child_error(err_r.get(), code, why);
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (failed) throw Error(why, 0, code);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : exit_code_for_signal(WTERMSIG(st));
+}
+
+}  // namespace berth::runtime

@@ -1,0 +1,64 @@
+// The container's init process: everything that happens between clone()
+// and execve() inside the new namespaces. Prepared in the parent as one
+// plain value so the child only applies it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/cgroup.h"
+#include "runtime/runtime.h"
+#include "runtime/seccomp.h"
+#include "runtime/user.h"
+
+namespace berth::runtime {
+
+struct InitConfig {
+  std::string container_dir;   // upper/, work/, merged/, hosts, hostname, resolv.conf
+  ContainerSpec spec;
+  ResolvedUser user;
+  std::vector<std::string> env;  // final environment (PATH, HOSTNAME, HOME added)
+  uint64_t caps = 0;
+  SeccompFilter* seccomp = nullptr;  // null = unconfined
+  // With a tty: the init opens the pty inside its own /dev/pts and sends
+  // the master over this socket to the monitor.
+  int console_socket = -1;
+  std::vector<CgroupMountSpec> cgroup_mounts;  // for /sys/fs/cgroup inside
+};
+
+// SCM_RIGHTS helpers for the console socket.
+void send_fd(int sock, int fd);
+int receive_fd(int sock);  // -1 on failure
+
+// Namespaces the init is cloned into.
+int clone_flags(const ContainerSpec& spec);
+
+// Runs in the freshly cloned child: waits for one byte on go_fd (sent once
+// the parent has put it in its cgroup), sets up the container and execs.
+// Never returns. On failure writes "<exit code>\n<message>" to error_fd
+// (close-on-exec, so a successful exec closes it empty) and exits with
+// that code: 127 command not found, 126 not executable, 125 otherwise.
+[[noreturn]] void container_init(const InitConfig& cfg, int go_fd, int error_fd);
+
+// Mounts the overlay rootfs and everything docker mounts, then pivot_root.
+void setup_rootfs(const InitConfig& cfg);
+
+// Apply the process side of the config (no_new_privs, bounding set,
+// seccomp, user, capabilities) and exec; shared with `exec`. Never returns.
+[[noreturn]] void finish_and_exec(const InitConfig& cfg, const ProcessSpec& process,
+                                  const std::vector<std::string>& env, int error_fd);
+
+// --ulimit: checks names, soft <= hard, and that no hard limit is raised
+// above berth's own unless berth holds CAP_SYS_RESOURCE (throws, 125).
+void validate_rlimits(const std::vector<Rlimit>& limits);
+
+// Writes "<code>\n<message>" to fd and _exits with code.
+[[noreturn]] void child_fail(int fd, int code, const std::string& message);
+
+// Parses what child_fail wrote; false when the pipe was closed empty (exec succeeded).
+bool read_child_error(int fd, int& code, std::string& message);
+
+}  // namespace berth::runtime

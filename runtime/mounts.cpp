@@ -1,0 +1,253 @@
+// The container's filesystem: overlay rootfs, docker's standard mounts,
+// the user's binds and tmpfs, masked and read-only paths, pivot_root.
+// Runs inside the container's new mount namespace, so every mount here
+// disappears with the namespace: nothing can leak onto the host.
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "runtime/linux.h"
+
+namespace berth::runtime {
+
+namespace {
+
+// docker's defaults for an unprivileged container.
+const char* const kMaskedPaths[] = {
+    "/proc/asound",      "/proc/acpi",        "/proc/interrupts", "/proc/kcore",
+    "/proc/keys",        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+    "/proc/sched_debug", "/proc/scsi",        "/sys/firmware",    "/sys/devices/virtual/powercap",
+};
+const char* const kReadOnlyPaths[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+int openat2_in_root(int rootfd, const std::string& rel, int flags) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
+}
+
+std::vector<std::string> components(const std::string& path) {
+  std::vector<std::string> out;
+  std::istringstream in(path);
+  for (std::string c; std::getline(in, c, '/');)
+    if (!c.empty() && c != ".") out.push_back(c);
+  return out;
+}
+
+// Opens `path` inside the rootfs as an O_PATH fd, creating what is missing
+// (directories, and the last component as a file when !dir). Symlinks in
+// the image resolve inside the rootfs: a hostile image cannot point a
+// mount outside of it.
+UniqueFd open_target(int rootfd, const std::string& path, bool dir, int depth = 0) {
+  if (depth > 40) throw_errno("cannot open " + path + " in the rootfs", ELOOP);
+  auto parts = components(path);
+  std::string prefix;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    std::string parent = prefix.empty() ? "." : prefix;
+    prefix += (prefix.empty() ? "" : "/") + parts[i];
+    UniqueFd fd(openat2_in_root(rootfd, prefix, O_PATH));
+    if (fd) continue;
+    if (errno != ENOENT) throw_errno("cannot open " + path + " in the rootfs");
+    UniqueFd pfd(openat2_in_root(rootfd, parent, O_PATH | O_DIRECTORY));
+    if (!pfd) throw_errno("cannot open " + path + " in the rootfs");
+    // A dangling symlink (e.g. /etc/resolv.conf -> /run/...): create what
+    // it points to, resolved inside the rootfs like everything else.
+    char link[4096];
+    ssize_t n = ::readlinkat(pfd.get(), parts[i].c_str(), link, sizeof link - 1);
+    if (n > 0) {
+      std::string target(link, static_cast<size_t>(n));
+      std::string resolved = target[0] == '/' ? target : "/" + parent + "/" + target;
+      for (size_t k = i + 1; k < parts.size(); ++k) resolved += "/" + parts[k];
+      return open_target(rootfd, resolved, dir, depth + 1);
+    }
+    bool last = i + 1 == parts.size();
+    if (last && !dir) {
+      UniqueFd f(::openat(pfd.get(), parts[i].c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644));
+      if (!f && errno != EEXIST) throw_errno("cannot create " + path + " in the rootfs");
+    } else if (::mkdirat(pfd.get(), parts[i].c_str(), 0755) != 0 && errno != EEXIST) {
+      throw_errno("cannot create " + path + " in the rootfs");
+    }
+  }
+  UniqueFd fd(openat2_in_root(rootfd, prefix.empty() ? "." : prefix, O_PATH));
+  if (!fd) throw_errno("cannot open " + path + " in the rootfs");
+  return fd;
+}
+
+std::string fd_path(const UniqueFd& fd) { return "/proc/self/fd/" + std::to_string(fd.get()); }
+
+void do_mount(const std::string& source, const std::string& target, const char* fstype, unsigned long flags,
+              const std::string& data, const std::string& what) {
+  if (::mount(source.c_str(), target.c_str(), fstype, flags, data.empty() ? nullptr : data.c_str()) != 0)
+    throw_errno("cannot mount " + what);
+}
+
+void mount_in_root(int rootfd, const std::string& dest, bool dir, const std::string& source, const char* fstype,
+                   unsigned long flags, const std::string& data) {
+  UniqueFd target = open_target(rootfd, dest, dir);
+  do_mount(source, fd_path(target), fstype, flags, data, dest);
+  // A bind mount ignores MS_RDONLY and friends until remounted.
+  if ((flags & MS_BIND) && (flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC))) {
+    UniqueFd again = open_target(rootfd, dest, dir);
+    do_mount("", fd_path(again), nullptr, MS_REMOUNT | MS_BIND | (flags & ~MS_REC), "", dest + " read-only");
+  }
+}
+
+// --tmpfs options: flags docker understands, the rest is tmpfs data.
+void split_tmpfs_options(const std::string& options, unsigned long& flags, std::string& data) {
+  flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  std::istringstream in(options);
+  for (std::string o; std::getline(in, o, ',');) {
+    if (o == "ro") flags |= MS_RDONLY;
+    else if (o == "rw") flags &= ~static_cast<unsigned long>(MS_RDONLY);
+    else if (o == "exec") flags &= ~static_cast<unsigned long>(MS_NOEXEC);
+    else if (o == "noexec") flags |= MS_NOEXEC;
+    else if (o == "suid") flags &= ~static_cast<unsigned long>(MS_NOSUID);
+    else if (o == "nosuid") flags |= MS_NOSUID;
+    else if (o == "dev") flags &= ~static_cast<unsigned long>(MS_NODEV);
+    else if (o == "nodev") flags |= MS_NODEV;
+    else if (!o.empty()) data += (data.empty() ? "" : ",") + o;
+  }
+}
+
+void make_dev_nodes(int rootfd) {
+  UniqueFd dev = open_target(rootfd, "/dev", true);
+  // The O_PATH fd cannot be used with mknodat; reopen as a directory.
+  UniqueFd devdir(::openat(dev.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!devdir) throw_errno("cannot open /dev in the rootfs");
+  struct Node {
+    const char* name;
+    unsigned major, minor;
+  };
+  for (Node n : {Node{"null", 1, 3}, Node{"zero", 1, 5}, Node{"full", 1, 7}, Node{"random", 1, 8},
+                 Node{"urandom", 1, 9}, Node{"tty", 5, 0}}) {
+    if (::mknodat(devdir.get(), n.name, S_IFCHR | 0666, makedev(n.major, n.minor)) != 0)
+      throw_errno(std::string("cannot create /dev/") + n.name);
+    ::fchmodat(devdir.get(), n.name, 0666, 0);  // the umask must not narrow it
+  }
+  struct Link {
+    const char* name;
+    const char* target;
+  };
+  for (Link l : {Link{"ptmx", "pts/ptmx"}, Link{"fd", "/proc/self/fd"}, Link{"stdin", "/proc/self/fd/0"},
+                 Link{"stdout", "/proc/self/fd/1"}, Link{"stderr", "/proc/self/fd/2"},
+                 Link{"core", "/proc/kcore"}})
+    if (::symlinkat(l.target, devdir.get(), l.name) != 0) throw_errno(std::string("cannot create /dev/") + l.name);
+}
+
+std::string overlay_options(const InitConfig& cfg) {
+  std::string lower;
+  for (auto& d : cfg.spec.lower_dirs) lower += (lower.empty() ? "" : ":") + d;
+  return "lowerdir=" + lower + ",upperdir=" + cfg.container_dir + "/upper,workdir=" + cfg.container_dir + "/work";
+}
+
+void mask_paths() {
+  for (const char* p : kMaskedPaths) {
+    struct stat st {};
+    if (::lstat(p, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (::mount("tmpfs", p, "tmpfs", MS_RDONLY, nullptr) != 0) throw_errno(std::string("cannot mask ") + p);
+    } else if (::mount("/dev/null", p, nullptr, MS_BIND, nullptr) != 0) {
+      throw_errno(std::string("cannot mask ") + p);
+    }
+  }
+  for (const char* p : kReadOnlyPaths) {
+    if (::mount(p, p, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (errno == ENOENT) continue;
+      throw_errno(std::string("cannot bind ") + p);
+    }
+    if (::mount(p, p, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+      throw_errno(std::string("cannot make ") + p + " read-only");
+  }
+}
+
+// /sys/fs/cgroup as docker shows it: each hierarchy, rooted at the
+// container's cgroup (we are in its cgroup namespace already), read-only
+// unless privileged.
+void mount_cgroups(int rootfd, const InitConfig& cfg) {
+  if (cfg.cgroup_mounts.empty()) return;
+  unsigned long ro = cfg.spec.security.privileged ? 0 : MS_RDONLY;
+  const unsigned long kFlags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  bool v2_only = cfg.cgroup_mounts.size() == 1 && cfg.cgroup_mounts[0].dir.empty();
+  if (v2_only) {
+    mount_in_root(rootfd, "/sys/fs/cgroup", true, "cgroup", "cgroup2", kFlags | ro, "");
+    return;
+  }
+  mount_in_root(rootfd, "/sys/fs/cgroup", true, "tmpfs", "tmpfs", kFlags, "mode=755");
+  for (auto& m : cfg.cgroup_mounts) {
+    if (m.dir.empty()) continue;
+    mount_in_root(rootfd, "/sys/fs/cgroup/" + m.dir, true, "cgroup", m.fstype.c_str(), kFlags | ro, m.data);
+  }
+  if (ro) {
+    UniqueFd t = open_target(rootfd, "/sys/fs/cgroup", true);
+    do_mount("", fd_path(t), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | kFlags, "", "/sys/fs/cgroup read-only");
+  }
+}
+
+}  // namespace
+
+void setup_rootfs(const InitConfig& cfg) {
+  const ContainerSpec& spec = cfg.spec;
+  // Host mount events still reach us, ours never reach the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) throw_errno("cannot make / rslave");
+
+  std::string merged = cfg.container_dir + "/merged";
+  do_mount("overlay", merged, "overlay", 0, overlay_options(cfg), "the overlay rootfs");
+  UniqueFd root(::open(merged.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) throw_errno("cannot open " + merged);
+  int r = root.get();
+
+  const unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  mount_in_root(r, "/proc", true, "proc", "proc", kNoSuidDevExec, "");
+  mount_in_root(r, "/dev", true, "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+  make_dev_nodes(r);
+  mount_in_root(r, "/dev/pts", true, "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  int64_t shm = spec.shm_size > 0 ? spec.shm_size : 64 << 20;
+  mount_in_root(r, "/dev/shm", true, "shm", "tmpfs", kNoSuidDevExec, "mode=1777,size=" + std::to_string(shm));
+  mount_in_root(r, "/dev/mqueue", true, "mqueue", "mqueue", kNoSuidDevExec, "");
+  mount_in_root(r, "/sys", true, "sysfs", "sysfs", kNoSuidDevExec | (spec.security.privileged ? 0 : MS_RDONLY), "");
+
+  mount_cgroups(r, cfg);
+
+  for (const char* f : {"hosts", "hostname", "resolv.conf"})
+    mount_in_root(r, std::string("/etc/") + f, false, cfg.container_dir + "/" + f, nullptr, MS_BIND, "");
+
+  for (auto& m : spec.mounts) {
+    if (m.type == MountSpec::Type::Bind) {
+      bool dir = is_directory(m.source);
+      mount_in_root(r, m.destination, dir, m.source, nullptr,
+                    MS_BIND | MS_REC | (m.read_only ? MS_RDONLY : 0), "");
+    } else {
+      unsigned long flags;
+      std::string data;
+      split_tmpfs_options(m.options, flags, data);
+      if (m.read_only) flags |= MS_RDONLY;
+      mount_in_root(r, m.destination, true, "tmpfs", "tmpfs", flags, data);
+    }
+  }
+
+  // pivot_root(".", ".") stacks the old root under the new one; detaching
+  // it leaves only the container's tree.
+  if (::fchdir(r) != 0) throw_errno("cannot enter the rootfs");
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) throw_errno("pivot_root");
+  if (::umount2(".", MNT_DETACH) != 0) throw_errno("cannot detach the old root");
+  if (::chdir("/") != 0) throw_errno("chdir /");
+
+  if (!spec.security.privileged) mask_paths();
+  if (spec.read_only_rootfs &&
+      ::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0)
+    throw_errno("cannot make the rootfs read-only");
+}
+
+}  // namespace berth::runtime
