@@ -56,6 +56,26 @@ void remove_dir(const std::string& path) {
   throw_errno("cgroup: cannot remove " + path, EBUSY);
 }
 
+void remove_dir_and_empty_parent(const std::string& path) {
+  remove_dir(path);
+  // The shared "berth" parent goes with its last container, so a host with
+  // no containers holds no berth cgroup. EBUSY/ENOTEMPTY: others still live.
+  ::rmdir(path_dirname(path).c_str());
+}
+
+void make_group_dir(const std::string& path) {
+  // A concurrent removal of the last container may rmdir the shared parent
+  // between our mkdirs (ENOENT): create it again.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      make_dirs(path);
+      return;
+    } catch (const Error& e) {
+      if (e.err() != ENOENT || attempt == 5) throw;
+    }
+  }
+}
+
 }  // namespace cgroup_detail
 
 CgroupGuard::~CgroupGuard() {

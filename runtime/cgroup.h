@@ -77,6 +77,10 @@ std::string read_value(const std::string& path);  // trimmed; "" if missing
 std::vector<pid_t> read_pids(const std::string& procs_file);
 // rmdir, retrying briefly while the kernel still reports EBUSY.
 void remove_dir(const std::string& path);
+// remove_dir, then the shared parent too when it is left empty.
+void remove_dir_and_empty_parent(const std::string& path);
+// make_dirs that survives the shared parent vanishing concurrently.
+void make_group_dir(const std::string& path);
 }  // namespace cgroup_detail
 
 }  // namespace berth::runtime

@@ -35,7 +35,7 @@ class CgroupV1 : public Cgroup {
 
   void create(const Limits& limits, bool privileged) override {
     for (auto& [ctrl, dir] : dirs_) make_group(ctrl, dir);
-    if (!v2_dir_.empty()) make_dirs(v2_dir_);
+    if (!v2_dir_.empty()) make_group_dir(v2_dir_);
 
     auto d = [&](const std::string& c) { return dirs_.count(c) ? dirs_.at(c) : std::string(); };
     if (auto dev = d("devices"); !dev.empty() && !privileged) {
@@ -112,8 +112,8 @@ class CgroupV1 : public Cgroup {
 
   void destroy() override {
     kill_all();
-    for (auto& [ctrl, dir] : dirs_) remove_dir(dir);
-    if (!v2_dir_.empty()) remove_dir(v2_dir_);
+    for (auto& [ctrl, dir] : dirs_) remove_dir_and_empty_parent(dir);
+    if (!v2_dir_.empty()) remove_dir_and_empty_parent(v2_dir_);
   }
 
   std::vector<std::string> paths() const override {
@@ -133,7 +133,7 @@ class CgroupV1 : public Cgroup {
   static void make_group(const std::string& ctrl, const std::string& dir) {
     std::string parent = path_dirname(dir);
     bool new_parent = !is_directory(parent);
-    make_dirs(dir);
+    make_group_dir(dir);
     // A new cpuset starts with no cpus and no memory nodes, and refuses
     // tasks until both are set: inherit them down from the hierarchy root.
     if (ctrl == "cpuset") {

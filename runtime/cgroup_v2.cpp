@@ -23,7 +23,7 @@ class CgroupV2 : public Cgroup {
   CgroupV2(const std::string& id, std::string mount) : mount_(std::move(mount)), dir_(mount_ + "/berth/" + id) {}
 
   void create(const Limits& limits, bool privileged) override {
-    make_dirs(dir_);
+    make_group_dir(dir_);
     enable_controllers();
     if (limits.memory_bytes > 0) {
       write_value(dir_ + "/memory.max", std::to_string(limits.memory_bytes));
@@ -88,7 +88,7 @@ class CgroupV2 : public Cgroup {
       for (pid_t p : processes()) ::kill(p, SIGKILL);
       std::this_thread::sleep_for(std::chrono::milliseconds(4));
     }
-    remove_dir(dir_);
+    remove_dir_and_empty_parent(dir_);
   }
 
   std::vector<std::string> paths() const override { return {dir_}; }

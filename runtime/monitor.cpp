@@ -262,23 +262,26 @@ void run_monitor(MonitorLaunch& m) {
       m.cgroup->destroy();
     } catch (const std::exception&) {
     }
-    ::unlink((m.run_dir + "/runtime.json").c_str());
-    ::rmdir(m.run_dir.c_str());
-    // --rm: the monitor removes the container (it outlives the CLI); the
-    // exit is recorded only when the container stays.
-    bool removed = false;
-    if (spec.auto_remove) {
-      std::error_code ec;
-      std::filesystem::remove_all(m.container_dir, ec);
-      removed = !ec;
-    }
-    if (!removed)
+    auto record_exit = [&] {
       record(m.container_dir, [&](ContainerState& st) {
         st.status = Status::Exited;
         st.exit_code = exit_code;
         st.oom_killed = oom;
         st.finished_at = state::now_rfc3339nano();
       });
+    };
+    // Record the exit before the runtime record goes: a reader that finds
+    // no live monitor re-reads state.json, and must then see the exit,
+    // never a container that vanished unrecorded (exit 255).
+    if (!spec.auto_remove) record_exit();
+    ::unlink((m.run_dir + "/runtime.json").c_str());
+    ::rmdir(m.run_dir.c_str());
+    // --rm: the monitor removes the container (it outlives the CLI).
+    if (spec.auto_remove) {
+      std::error_code ec;
+      std::filesystem::remove_all(m.container_dir, ec);
+      if (ec) record_exit();
+    }
     report(report_fd, "exit " + std::to_string(exit_code));
     ::_exit(0);
   } catch (const std::exception& e) {

@@ -1,0 +1,34 @@
+// sha256 digests ("sha256:<hex>") computed while data streams past.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace berth::images {
+
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(Sha256&&) noexcept;
+  Sha256& operator=(Sha256&&) noexcept;
+  void update(const void* data, size_t size);
+  void update(std::string_view data) { update(data.data(), data.size()); }
+  // "sha256:<64 hex>"; the hasher must not be updated afterwards.
+  std::string finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "sha256:<hex>" of data.
+std::string sha256_digest(std::string_view data);
+// "sha256:<hex>" of a file's contents.
+std::string sha256_file(const std::string& path);
+// The hex part of "sha256:<hex>"; throws berth::Error if text is not such a digest.
+std::string digest_hex(std::string_view digest);
+
+}  // namespace berth::images

@@ -1,0 +1,101 @@
+// Pieces of the store shared by store.cpp (index, locking, layers) and
+// archive.cpp (load/save formats). Not part of the public door.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/fs.h"
+#include "images/images.h"
+#include "images/unpack.h"
+
+namespace berth::images::detail {
+
+// flock on <store>/lock for the life of the object.
+class StoreLock {
+ public:
+  StoreLock(const std::string& store_dir, bool exclusive);
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+
+ private:
+  UniqueFd fd_;
+};
+
+struct ImageRecord {
+  std::vector<std::string> diff_ids;
+  std::vector<std::string> repo_digests;
+  std::string created;
+  uint64_t size = 0;
+  std::string last_tag_time;
+};
+
+struct Index {
+  std::map<std::string, ImageRecord> images;          // image ID -> record
+  std::map<std::string, std::string> tags;            // full reference -> image ID
+  std::map<std::string, std::string> holders;         // holder -> image ID
+  std::map<std::string, std::string> pending_layers;  // DiffID -> when added (commit in progress)
+
+  static Index read(const std::string& store_dir);
+  void write(const std::string& store_dir) const;
+  std::vector<std::string> tags_of(const std::string& id) const;
+  std::vector<std::string> holders_of(const std::string& id) const;
+};
+
+// A directory under <store>/tmp, removed (with whatever is left in it) at scope exit.
+class WorkDir {
+ public:
+  WorkDir(const std::string& store_dir, const std::string& purpose);
+  ~WorkDir();
+  WorkDir(const WorkDir&) = delete;
+  WorkDir& operator=(const WorkDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string next_name(const std::string& stem) { return path_ + "/" + stem + std::to_string(counter_++); }
+
+ private:
+  std::string path_;
+  std::atomic<unsigned> counter_{0};  // staging runs on several threads
+};
+
+std::string blob_path(const std::string& store_dir, const std::string& digest);
+std::string layer_path(const std::string& store_dir, const std::string& diff_id);
+bool layer_exists(const std::string& store_dir, const std::string& diff_id);
+// Content size recorded when the layer was unpacked.
+uint64_t layer_content_size(const std::string& store_dir, const std::string& diff_id);
+uint64_t layer_tar_size(const std::string& store_dir, const std::string& diff_id);
+
+// A layer unpacked in a work dir, ready to be moved into the store.
+struct StagedLayer {
+  std::string diff_id;
+  std::string tar_path;   // uncompressed tar, becomes blobs/sha256/<hex>
+  std::string dir;        // work dir holding diff/, becomes layers/<hex>
+  uint64_t content_size = 0;
+  uint64_t tar_size = 0;
+  bool already_stored = false;
+};
+
+// Verifies and unpacks one layer file (any compression) found at src_path.
+// known_digest: sha256 of the file if already computed ("" if not).
+// expected_diff_id: from the image config ("" when importing).
+StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::string& src_path,
+                        const std::string& known_digest, const std::string& expected_diff_id,
+                        const ProgressFn& progress);
+// Moves a staged layer into the store (no-op if already stored).
+void commit_layer(const std::string& store_dir, const StagedLayer& layer);
+
+// Stores config bytes as a blob and records the image in the index with the given full tags.
+std::string register_image(const std::string& store_dir, Index& index, const std::string& config_bytes,
+                           const std::vector<std::string>& full_tags);
+
+// A full ID, a reference (tag or digest), or a unique ID prefix -> image ID; throws "No such image".
+std::string resolve_in_index(const Index& index, const std::string& name);
+
+std::string now_rfc3339();
+int64_t parse_rfc3339(const std::string& text);
+std::string short_id(const std::string& digest);  // 12 hex digits
+
+}  // namespace berth::images::detail

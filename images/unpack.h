@@ -1,0 +1,51 @@
+// Layer tar handling: decompression with digests, and unpacking a layer
+// into a directory in the overlayfs form, refusing anything that could
+// write outside that directory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace berth::images {
+
+// Called with the number of input bytes consumed so far.
+using BytesProgress = std::function<void(uint64_t)>;
+
+enum class Compression { None, Gzip, Zstd, Bzip2, Xz };
+// Looks at the first bytes of the file at fd (pread, offset 0).
+Compression detect_compression(int fd);
+const char* to_string(Compression c);
+
+struct DecompressResult {
+  std::string input_digest;  // sha256 of the bytes read (the compressed blob)
+  std::string diff_id;       // sha256 of the uncompressed stream written
+  uint64_t input_size = 0;
+  uint64_t output_size = 0;
+};
+
+// Streams in_fd (tar, gzip, zstd, bzip2 or xz; detected) uncompressed to out_fd.
+// `what` names the stream in errors (e.g. "layer sha256:ab12..").
+DecompressResult decompress_stream(int in_fd, int out_fd, const std::string& what,
+                                   const BytesProgress& progress = {});
+
+struct UnpackResult {
+  std::string diff_id;        // sha256 of every byte read from tar_fd
+  uint64_t tar_size = 0;      // bytes read from tar_fd
+  uint64_t content_size = 0;  // sum of regular file and symlink sizes (docker's layer Size)
+};
+
+// Unpacks the uncompressed tar read from tar_fd into dest_dir (an existing,
+// empty directory). Whiteouts ".wh.NAME" become 0:0 character devices and
+// ".wh..wh..opq" sets trusted.overlay.opaque=y on its directory. Rejects,
+// naming `layer_name` and the entry: absolute names, "..", entries whose
+// path passes through a symlink, hardlinks to targets outside the layer.
+// On error dest_dir is left partially filled; the caller removes it.
+// With compute_digest false (the caller verified the bytes already) diff_id is left empty.
+UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::string& layer_name,
+                          const BytesProgress& progress = {}, bool compute_digest = true);
+
+// Removes a directory tree without following symlinks (ENOENT is fine).
+void remove_tree(const std::string& path);
+
+}  // namespace berth::images

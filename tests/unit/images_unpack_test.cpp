@@ -1,0 +1,229 @@
+// Layer unpacking: overlayfs whiteouts, preserved metadata, path safety and digests.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <functional>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "images/digest.h"
+#include "images/tar_writer.h"
+#include "images/unpack.h"
+#include "tests/support/run.h"
+
+using berth::Error;
+using berth::UniqueFd;
+using berth::images::TarWriter;
+using berth::test::TempDir;
+
+namespace {
+
+std::string make_tar(const TempDir& dir, const std::string& name, const std::function<void(TarWriter&)>& fill) {
+  std::string path = dir.path() + "/" + name;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  TarWriter tar(fd.get(), 1700000000);
+  fill(tar);
+  tar.finish();
+  return path;
+}
+
+berth::images::UnpackResult unpack(const std::string& tar, const std::string& dest) {
+  berth::make_dirs(dest);
+  UniqueFd fd(::open(tar.c_str(), O_RDONLY | O_CLOEXEC));
+  return berth::images::unpack_layer(fd.get(), dest, "sha256:test-layer");
+}
+
+// Unpacking must fail, naming the layer and the entry.
+void expect_rejected(const std::function<void(TarWriter&)>& fill, const std::string& entry, const std::string& why) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "evil.tar", fill);
+  try {
+    unpack(tar, dir.path() + "/out");
+    ADD_FAILURE() << "entry " << entry << " was accepted";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("sha256:test-layer"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(entry), std::string::npos) << msg;
+    EXPECT_NE(msg.find(why), std::string::npos) << msg;
+  }
+}
+
+struct stat lstat_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st;
+}
+
+}  // namespace
+
+TEST(ImagesUnpack, WhiteoutsBecomeOverlayfsForm) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "layer.tar", [](TarWriter& t) {
+    t.add_entry("etc/", '5', 0755);
+    t.add_entry("etc/.wh.passwd", '0', 0644);
+    t.add_entry("var/", '5', 0755);
+    t.add_entry("var/cache/", '5', 0700);
+    t.add_entry("var/cache/.wh..wh..opq", '0', 0644);
+    t.add_entry("var/cache/kept", '0', 0644, "new");
+    t.add_entry(".wh..wh.plnk", '0', 0644);  // aufs bookkeeping: ignored
+  });
+  std::string out = dir.path() + "/out";
+  unpack(tar, out);
+  struct stat st = lstat_of(out + "/etc/passwd");
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_FALSE(berth::path_exists(out + "/etc/.wh.passwd"));
+  char value[8] = {};
+  ssize_t n = ::getxattr((out + "/var/cache").c_str(), "trusted.overlay.opaque", value, sizeof value);
+  ASSERT_EQ(n, 1) << "opaque xattr missing: " << Error::errno_text(errno);
+  EXPECT_EQ(value[0], 'y');
+  EXPECT_FALSE(berth::path_exists(out + "/var/cache/.wh..wh..opq"));
+  EXPECT_EQ(berth::read_file(out + "/var/cache/kept"), "new");
+  EXPECT_FALSE(berth::path_exists(out + "/.wh..wh.plnk"));
+  EXPECT_LT(::getxattr((out + "/var").c_str(), "trusted.overlay.opaque", value, sizeof value), 0);
+}
+
+TEST(ImagesUnpack, PreservesLinksNodesModesOwnersTimes) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "layer.tar", [](TarWriter& t) {
+    t.add_entry("bin/", '5', 0755);
+    t.add_entry("bin/tool", '0', 04755, "#!/bin/sh\n", "", 1000, 1001);
+    t.add_entry("bin/tool-again", '1', 0, {}, "bin/tool");
+    t.add_entry("bin/sh", '2', 0777, {}, "tool");
+    t.add_entry("bin/abs", '2', 0777, {}, "/etc/passwd");  // a symlink may point anywhere; it is never followed
+    t.add_entry("run/", '5', 01777);
+    t.add_entry("run/pipe", '6', 0640);
+    t.add_entry("deep/a/b/file", '0', 0600, "x");  // parents missing from the tar
+  });
+  std::string out = dir.path() + "/out";
+  auto result = unpack(tar, out);
+  struct stat tool = lstat_of(out + "/bin/tool");
+  EXPECT_EQ(tool.st_mode & 07777, 04755u);
+  EXPECT_EQ(tool.st_uid, 1000u);
+  EXPECT_EQ(tool.st_gid, 1001u);
+  EXPECT_EQ(tool.st_mtime, 1700000000);
+  EXPECT_EQ(lstat_of(out + "/bin/tool-again").st_ino, tool.st_ino);
+  EXPECT_EQ(tool.st_nlink, 2u);
+  char target[64] = {};
+  ASSERT_GT(::readlink((out + "/bin/sh").c_str(), target, sizeof target), 0);
+  EXPECT_STREQ(target, "tool");
+  EXPECT_TRUE(S_ISLNK(lstat_of(out + "/bin/abs").st_mode));
+  EXPECT_TRUE(S_ISFIFO(lstat_of(out + "/run/pipe").st_mode));
+  EXPECT_EQ(lstat_of(out + "/run/pipe").st_mode & 07777, 0640u);
+  EXPECT_EQ(lstat_of(out + "/run").st_mode & 07777, 01777u);
+  EXPECT_EQ(lstat_of(out + "/run").st_mtime, 1700000000);  // set after its children were made
+  EXPECT_EQ(berth::read_file(out + "/deep/a/b/file"), "x");
+  EXPECT_EQ(result.diff_id, berth::images::sha256_file(tar));
+  EXPECT_EQ(result.content_size, std::string("#!/bin/sh\nx").size() + std::string("tool/etc/passwd").size()) << "files and symlink targets";
+}
+
+TEST(ImagesUnpack, LaterEntryReplacesEarlierOne) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "layer.tar", [](TarWriter& t) {
+    t.add_entry("a", '0', 0644, "first");
+    t.add_entry("a", '0', 0644, "second");
+    t.add_entry("d/", '5', 0755);
+    t.add_entry("d/x", '0', 0644, "x");
+    t.add_entry("d", '2', 0777, {}, "elsewhere");
+  });
+  std::string out = dir.path() + "/out";
+  unpack(tar, out);
+  EXPECT_EQ(berth::read_file(out + "/a"), "second");
+  EXPECT_TRUE(S_ISLNK(lstat_of(out + "/d").st_mode));
+}
+
+TEST(ImagesUnpack, RejectsParentTraversal) {
+  expect_rejected([](TarWriter& t) { t.add_entry("../escaped", '0', 0644, "x"); }, "../escaped", "..");
+  expect_rejected([](TarWriter& t) { t.add_entry("a/../../escaped", '0', 0644, "x"); }, "a/../../escaped", "..");
+}
+
+TEST(ImagesUnpack, RejectsAbsoluteNames) {
+  expect_rejected([](TarWriter& t) { t.add_entry("/etc/evil", '0', 0644, "x"); }, "/etc/evil", "absolute");
+}
+
+TEST(ImagesUnpack, RejectsEntriesThroughSymlinks) {
+  // An absolute symlink, then a file "inside" it: would write to the host's /tmp.
+  expect_rejected([](TarWriter& t) {
+    t.add_entry("escape", '2', 0777, {}, "/tmp");
+    t.add_entry("escape/owned", '0', 0644, "x");
+  }, "escape/owned", "symlink");
+  // A relative one climbing out.
+  expect_rejected([](TarWriter& t) {
+    t.add_entry("up", '2', 0777, {}, "../../..");
+    t.add_entry("up/owned", '0', 0644, "x");
+  }, "up/owned", "symlink");
+  // Even one staying inside the layer: the entry must name a real directory.
+  expect_rejected([](TarWriter& t) {
+    t.add_entry("real/", '5', 0755);
+    t.add_entry("alias", '2', 0777, {}, "real");
+    t.add_entry("alias/file", '0', 0644, "x");
+  }, "alias/file", "symlink");
+}
+
+TEST(ImagesUnpack, RejectsHardlinksOutsideTheLayer) {
+  expect_rejected([](TarWriter& t) { t.add_entry("passwd", '1', 0, {}, "../../../../etc/passwd"); }, "passwd", "..");
+  expect_rejected([](TarWriter& t) { t.add_entry("passwd", '1', 0, {}, "/etc/passwd"); }, "passwd", "absolute");
+  expect_rejected([](TarWriter& t) {
+    t.add_entry("etc", '2', 0777, {}, "/etc");
+    t.add_entry("passwd", '1', 0, {}, "etc/passwd");
+  }, "passwd", "symlink");
+  expect_rejected([](TarWriter& t) { t.add_entry("ghost", '1', 0, {}, "missing"); }, "ghost", "not in the layer");
+}
+
+TEST(ImagesUnpack, NothingEscapesOnRejection) {
+  TempDir dir;
+  std::string outside = dir.path() + "/outside";
+  berth::make_dirs(outside);
+  std::string tar = make_tar(dir, "evil.tar", [&](TarWriter& t) {
+    t.add_entry("link", '2', 0777, {}, outside);
+    t.add_entry("link/pwned", '0', 0644, "x");
+  });
+  EXPECT_THROW(unpack(tar, dir.path() + "/out"), Error);
+  EXPECT_FALSE(berth::path_exists(outside + "/pwned"));
+}
+
+TEST(ImagesUnpack, DecompressComputesBothDigests) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "layer.tar", [](TarWriter& t) { t.add_entry("f", '0', 0644, std::string(100000, 'z')); });
+  std::string tar_digest = berth::images::sha256_file(tar);
+  auto gz = berth::test::run({"/bin/gzip", "-k", tar});
+  ASSERT_EQ(gz.exit_code, 0) << gz.err;
+  UniqueFd in(::open((tar + ".gz").c_str(), O_RDONLY | O_CLOEXEC));
+  EXPECT_EQ(berth::images::detect_compression(in.get()), berth::images::Compression::Gzip);
+  std::string out_path = dir.path() + "/out.tar";
+  UniqueFd out(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  auto r = berth::images::decompress_stream(in.get(), out.get(), "layer x");
+  EXPECT_EQ(r.diff_id, tar_digest);
+  EXPECT_EQ(r.input_digest, berth::images::sha256_file(tar + ".gz"));
+  EXPECT_EQ(berth::images::sha256_file(out_path), tar_digest);
+}
+
+TEST(ImagesUnpack, TruncatedGzipIsAnError) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "layer.tar", [](TarWriter& t) {
+    std::string noise;
+    for (int i = 0; i < 200000; ++i) noise += static_cast<char>((i * 7919) % 251);
+    t.add_entry("f", '0', 0644, noise);
+  });
+  ASSERT_EQ(berth::test::run({"/bin/gzip", "-k", tar}).exit_code, 0);
+  std::string gz = berth::read_file(tar + ".gz");
+  std::string cut = dir.write("cut.tar.gz", gz.substr(0, gz.size() / 2));
+  UniqueFd in(::open(cut.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd out(::open((dir.path() + "/o").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  try {
+    berth::images::decompress_stream(in.get(), out.get(), "layer sha256:cut");
+    ADD_FAILURE() << "truncated gzip accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sha256:cut"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ImagesDigest, Sha256OfKnownInput) {
+  EXPECT_EQ(berth::images::sha256_digest(""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(berth::images::sha256_digest("abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_THROW(berth::images::digest_hex("sha256:xyz"), Error);
+}
