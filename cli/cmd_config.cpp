@@ -1,7 +1,5 @@
 // `berth config`: parse, resolve and render the compose project, like
 // `docker compose config`.
-#include <unistd.h>
-
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -9,20 +7,15 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "cli/cli.h"
+#include "cli/project_flags.h"
 #include "spec/spec.h"
-
-extern char** environ;
 
 namespace berth::cli {
 
 namespace {
 
 struct ConfigOptions {
-  std::vector<std::string> files;
-  std::string project_name;
-  std::string project_directory;
-  std::vector<std::string> env_files;
-  std::vector<std::string> profiles;
+  ProjectFlags project;
   std::string format = "yaml";
   bool services = false;
   bool volumes = false;
@@ -31,16 +24,6 @@ struct ConfigOptions {
   std::string hash;
   bool quiet = false;
 };
-
-std::map<std::string, std::string> process_environment() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string entry = *e;
-    std::size_t eq = entry.find('=');
-    if (eq != std::string::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
-  }
-  return env;
-}
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
@@ -54,23 +37,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 void run_config(const ConfigOptions& o) {
   if (o.format != "yaml" && o.format != "json")
     throw UsageError("--format: unknown format \"" + o.format + "\" (want yaml or json)");
-  spec::LoadOptions load;
-  load.files = o.files;
-  load.project_name = o.project_name;
-  load.project_directory = o.project_directory;
-  load.env_files = o.env_files;
-  load.profiles = o.profiles;
-  load.environment = process_environment();
-  spec::Project project;
-  try {
-    project = spec::load_project(load);
-  } catch (const Error& e) {
-    // One "file:line:col: message" line per error, nothing else.
-    std::cout.flush();
-    std::cerr << e.what() << "\n";
-    exit_with(1);
-  }
-  for (const auto& w : project.warnings) spdlog::warn("{}", w.str());
+  spec::Project project = load_project_or_exit(o.project);
   if (o.quiet) return;
   if (o.services) {
     for (const auto& name : project.service_order()) std::cout << name << "\n";
@@ -109,11 +76,7 @@ void run_config(const ConfigOptions& o) {
 static void register_config(CLI::App& app, GlobalOptions&) {
   auto opts = std::make_shared<ConfigOptions>();
   auto* cmd = add_command(app, "config", "Parse, resolve and render the compose file in canonical format");
-  cmd->add_option("-f,--file", opts->files, "Compose configuration files (repeatable)");
-  cmd->add_option("-p,--project-name", opts->project_name, "Project name");
-  cmd->add_option("--project-directory", opts->project_directory, "Alternate working directory");
-  cmd->add_option("--env-file", opts->env_files, "Alternate environment files (repeatable)");
-  cmd->add_option("--profile", opts->profiles, "Profiles to enable (repeatable)");
+  add_project_flags(cmd, opts->project);
   cmd->add_option("--format", opts->format, "Output format: yaml or json")->capture_default_str();
   cmd->add_flag("--services", opts->services, "Print the service names, one per line");
   cmd->add_flag("--volumes", opts->volumes, "Print the volume names, one per line");

@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "spec/spec.h"
+#include "tests/support/golden.h"
 
 using namespace berth::spec;
 
@@ -42,11 +43,6 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-bool updating() {
-  const char* v = std::getenv("BERTH_UPDATE_GOLDEN");
-  return v && std::string(v) == "1";
-}
-
 LoadOptions case_options(const std::string& dir) {
   LoadOptions o;
   o.working_directory = dir;
@@ -71,17 +67,6 @@ LoadOptions case_options(const std::string& dir) {
   return o;
 }
 
-void compare_or_update(const std::string& path, const std::string& actual) {
-  if (updating()) {
-    if (actual.empty()) std::remove(path.c_str());
-    else berth::write_file_atomic(path, actual);
-    return;
-  }
-  std::string expected;
-  berth::read_file_if_exists(path, expected);
-  EXPECT_EQ(expected, actual) << "golden mismatch for " << path << " (BERTH_UPDATE_GOLDEN=1 to regenerate)";
-}
-
 class SpecCorpus : public ::testing::TestWithParam<std::string> {};
 class SpecCorpusBad : public ::testing::TestWithParam<std::string> {};
 
@@ -95,10 +80,10 @@ TEST_P(SpecCorpus, MatchesGoldenOutput) {
   } catch (const berth::Error& e) {
     FAIL() << e.what();
   }
-  compare_or_update(dir + "/expected.yaml", replace_all(to_yaml(p), dir, "${CASE_DIR}"));
+  berth::test::compare_or_update_golden(dir + "/expected.yaml", replace_all(to_yaml(p), dir, "${CASE_DIR}"));
   std::string warnings;
   for (auto& w : p.warnings) warnings += replace_all(w.str(), dir, "${CASE_DIR}") + "\n";
-  compare_or_update(dir + "/expected.warnings", warnings);
+  berth::test::compare_or_update_golden(dir + "/expected.warnings", warnings);
   // Rendering is a fixed point: loading the output again gives the same project.
   {
     LoadOptions again = case_options(dir);

@@ -1,0 +1,37 @@
+// The compose project flags every compose command takes (-f, -p,
+// --project-directory, --env-file, --profile), and loading the project
+// from them the way `berth config` does.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "spec/spec.h"
+
+namespace berth::cli {
+
+struct ProjectFlags {
+  std::vector<std::string> files;
+  std::string project_name;
+  std::string project_directory;
+  std::vector<std::string> env_files;
+  std::vector<std::string> profiles;
+};
+
+// Adds -f/--file, -p/--project-name, --project-directory, --env-file and
+// --profile to `command`, writing into `flags` (which must outlive parsing).
+void add_project_flags(CLI::App* command, ProjectFlags& flags);
+
+// The process environment as a map (the interpolation environment).
+std::map<std::string, std::string> process_environment();
+
+// Loads the project named by the flags. On an invalid spec it prints one
+// "file:line:col: message" line per error to stderr and exits 1; warnings go
+// to the log. `services` are named on the command line (enabled despite
+// profiles).
+spec::Project load_project_or_exit(const ProjectFlags& flags, const std::vector<std::string>& services = {});
+
+}  // namespace berth::cli
