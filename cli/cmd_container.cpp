@@ -1,7 +1,7 @@
 // Container commands, docker's flags and output: run, create, start, stop,
 // kill, rm, ps, logs, inspect, wait, exec, pause, unpause.
-// Until the image store is wired in, a container's rootfs is given as a
-// directory with podman's --rootfs flag.
+// A container's rootfs is an image from the store (cli/image_rootfs.h), or a
+// directory given with podman's --rootfs flag.
 #include <signal.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -21,6 +21,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "cli/cli.h"
+#include "cli/image_rootfs.h"
 #include "runtime/logfile.h"
 #include "runtime/runtime.h"
 
@@ -180,24 +181,60 @@ void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
   cmd->prefix_command();
 }
 
-ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& positional) {
+std::vector<std::string> json_strings(const nlohmann::json& j) {
+  std::vector<std::string> out;
+  if (j.is_array())
+    for (auto& v : j)
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+std::string json_string(const nlohmann::json& cfg, const char* key) {
+  return cfg.contains(key) && cfg[key].is_string() ? cfg[key].get<std::string>() : "";
+}
+
+ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& positional, const GlobalOptions& g,
+                        bool is_run) {
   ContainerSpec s;
   std::vector<std::string> command = positional;
-  if (o.rootfs.empty()) {
-    if (command.empty()) throw UsageError("\"run\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]");
-    throw Error("images are not wired to the runtime yet: give the root filesystem with --rootfs DIR", 0, 125);
+  // The image config's "config" object: its defaults apply as docker merges them.
+  nlohmann::json image = nlohmann::json::object();
+  bool from_image = o.rootfs.empty();
+  if (from_image) {
+    if (command.empty())
+      throw UsageError(std::string("\"") + (is_run ? "run" : "create") +
+                       "\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]");
+    ImageRootfs img = resolve_image(g.root, command.front());
+    command.erase(command.begin());
+    s.lower_dirs = img.lower_dirs;
+    s.image = img.reference;
+    image = img.config;
+    s.annotations[kImageIdAnnotation] = img.id;
+  } else {
+    std::string rootfs = path_absolute(o.rootfs);
+    if (!is_directory(rootfs)) throw Error("--rootfs " + o.rootfs + ": not a directory", 0, 125);
+    s.lower_dirs = {rootfs};
+    s.image = rootfs;
   }
-  std::string rootfs = path_absolute(o.rootfs);
-  if (!is_directory(rootfs)) throw Error("--rootfs " + o.rootfs + ": not a directory", 0, 125);
-  s.lower_dirs = {rootfs};
-  s.image = rootfs;
-  if (o.entrypoint_set && !o.entrypoint.empty()) command.insert(command.begin(), o.entrypoint);
-  if (command.empty()) throw UsageError("no command specified");
-  s.process.args = command;
+  // --entrypoint replaces the image's entrypoint and drops its Cmd; args replace Cmd.
+  std::vector<std::string> entrypoint, cmd;
+  if (o.entrypoint_set) {
+    if (!o.entrypoint.empty()) entrypoint = {o.entrypoint};
+    cmd = command;
+  } else {
+    entrypoint = json_strings(image.value("Entrypoint", nlohmann::json()));
+    cmd = command.empty() ? json_strings(image.value("Cmd", nlohmann::json())) : command;
+  }
+  s.process.args = entrypoint;
+  s.process.args.insert(s.process.args.end(), cmd.begin(), cmd.end());
+  if (s.process.args.empty()) throw UsageError("no command specified");
   s.name = o.name;
   s.hostname = o.hostname;
-  s.process.cwd = o.workdir.empty() ? "/" : o.workdir;
-  s.process.user = o.user;
+  std::string workdir = o.workdir.empty() ? json_string(image, "WorkingDir") : o.workdir;
+  s.process.cwd = workdir.empty() ? "/" : workdir;
+  s.process.user = o.user.empty() ? json_string(image, "User") : o.user;
+  // Image env first; --env-file and -e override it key by key.
+  for (auto& e : json_strings(image.value("Env", nlohmann::json()))) add_env(s.process.env, e);
   s.process.tty = o.tty;
   s.process.open_stdin = o.interactive;
   for (auto& f : o.env_files) {
@@ -284,6 +321,13 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
   if (!o.stop_signal.empty()) {
     parse_signal(o.stop_signal);  // validates
     s.stop_signal = o.stop_signal;
+  } else if (std::string sig = json_string(image, "StopSignal"); !sig.empty()) {
+    try {
+      parse_signal(sig);
+    } catch (const Error&) {
+      throw Error("image " + s.image + ": invalid StopSignal " + sig, 0, 125);
+    }
+    s.stop_signal = sig;
   }
   s.log.driver = o.log_driver;
   for (auto& lo : o.log_opts) {
@@ -296,6 +340,10 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
       if (s.log.max_file < 1) throw Error("max-file cannot be less than 1", 0, 125);
     } else throw Error("unknown log opt '" + k + "' for " + o.log_driver + " log driver", 0, 125);
   }
+  // Image labels first; the container's own override them.
+  if (image.contains("Labels") && image["Labels"].is_object())
+    for (auto& [k, v] : image["Labels"].items())
+      if (v.is_string()) s.labels[k] = v.get<std::string>();
   for (auto& l : o.labels) {
     auto eq = l.find('=');
     s.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
@@ -305,6 +353,21 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
     throw Error("invalid restart policy '" + r + "'", 0, 125);
   s.restart_policy = r;
   s.auto_remove = o.rm;
+  if (from_image) {
+    // Docker's Config as merged, for inspect and commit. Env is kept before
+    // the runtime adds PATH/HOSTNAME defaults; anonymous volumes of the
+    // image's Volumes are recorded but not created (not supported yet).
+    nlohmann::json cfg = {{"Env", s.process.env},
+                          {"WorkingDir", workdir},
+                          {"User", s.process.user},
+                          {"Labels", s.labels},
+                          {"Entrypoint", entrypoint.empty() ? nlohmann::json() : nlohmann::json(entrypoint)},
+                          {"Cmd", cmd.empty() ? nlohmann::json() : nlohmann::json(cmd)}};
+    if (!o.stop_signal.empty() || !json_string(image, "StopSignal").empty()) cfg["StopSignal"] = s.stop_signal;
+    for (const char* key : {"ExposedPorts", "Volumes"})
+      if (image.contains(key) && image[key].is_object() && !image[key].empty()) cfg[key] = image[key];
+    s.annotations[kConfigAnnotation] = cfg.dump();
+  }
   return s;
 }
 
@@ -416,7 +479,7 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
   nlohmann::json log_config = {{"Type", s.log.driver}, {"Config", nlohmann::json::object()}};
   if (s.log.max_size > 0) log_config["Config"]["max-size"] = std::to_string(s.log.max_size);
   if (s.log.max_file > 1) log_config["Config"]["max-file"] = std::to_string(s.log.max_file);
-  return {
+  nlohmann::json j = {
       {"Id", c.id},
       {"Created", st.created_at},
       {"Path", s.process.args.empty() ? "" : s.process.args[0]},
@@ -434,7 +497,7 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         {"Error", st.error},
         {"StartedAt", st.started_at.empty() ? "0001-01-01T00:00:00Z" : st.started_at},
         {"FinishedAt", st.finished_at.empty() ? "0001-01-01T00:00:00Z" : st.finished_at}}},
-      {"Image", s.image},
+      {"Image", s.annotations.count(kImageIdAnnotation) ? s.annotations.at(kImageIdAnnotation) : s.image},
       {"ResolvConfPath", c.dir + "/resolv.conf"},
       {"HostnamePath", c.dir + "/hostname"},
       {"HostsPath", c.dir + "/hosts"},
@@ -484,6 +547,18 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         {"StopSignal", s.stop_signal},
         {"Labels", s.labels}}},
   };
+  if (auto it = s.annotations.find(kConfigAnnotation); it != s.annotations.end()) {
+    auto cfg = nlohmann::json::parse(it->second, nullptr, false);
+    if (cfg.is_object()) {
+      auto& config = j["Config"];
+      config["Entrypoint"] = cfg.value("Entrypoint", nlohmann::json());
+      config["Cmd"] = cfg.value("Cmd", nlohmann::json());
+      config["WorkingDir"] = cfg.value("WorkingDir", "");
+      for (const char* key : {"ExposedPorts", "Volumes"})
+        if (cfg.contains(key)) config[key] = cfg[key];
+    }
+  }
+  return j;
 }
 
 // A small subset of Go templates: {{.A.B}} and {{json .A}}, with text around them.
@@ -541,8 +616,20 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       ContainerSpec spec;
       Container c;
       as_daemon_error([&] {
-        spec = spec_from(*o, cmd->remaining());
+        spec = spec_from(*o, cmd->remaining(), global, is_run);
         c = rt.create(spec);
+        // The container holds its image from now on; without the hold, no container.
+        if (auto it = spec.annotations.find(kImageIdAnnotation); it != spec.annotations.end()) {
+          try {
+            hold_image(global.root, it->second, c.id);
+          } catch (const Error&) {
+            try {
+              rt.remove(c.id, true);
+            } catch (const Error&) {
+            }
+            throw;
+          }
+        }
       });
       if (!is_run) {
         std::cout << c.id << "\n";
@@ -560,6 +647,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
         if (o->rm) {
           try {
             rt.remove(c.id, true);
+            release_image(global.root, c.id);
           } catch (const Error&) {
           }
         }
@@ -569,6 +657,13 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       if (o->detach) {
         std::cout << c.id << "\n";
         return;
+      }
+      // --rm: the monitor has removed the container by now; drop its hold.
+      if (o->rm && !path_exists(c.dir)) {
+        try {
+          release_image(global.root, c.id);
+        } catch (const Error&) {
+        }
       }
       exit_with(code);
     });
@@ -681,7 +776,18 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     int rc = 0;
     for (auto& r : *rm_refs) {
       try {
+        std::string id = r;
+        try {
+          id = rt.get(r).id;
+        } catch (const Error&) {
+        }
         rt.remove(r, *rm_force);
+        // Left behind if this fails: release_stale_holds() drops it later.
+        try {
+          release_image(global.root, id);
+        } catch (const Error& e) {
+          std::cerr << "Warning: " << r << ": cannot release its image: " << e.what() << "\n";
+        }
         std::cout << r << "\n";
       } catch (const Error& e) {
         std::cerr << "Error response from daemon: " << e.what() << "\n";

@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "cli/cli.h"
+#include "cli/image_rootfs.h"
 #include "images/images.h"
 
 namespace berth::cli {
@@ -239,6 +240,7 @@ void add_rm(CLI::App& parent, const std::string& name, GlobalOptions& global) {
   auto no_prune = std::make_shared<bool>(false);
   cmd->add_flag("--no-prune", *no_prune, "Accepted for docker compatibility (berth keeps no parent images)");
   cmd->callback([&global, images_, force, no_prune] {
+    release_stale_holds(global.root);
     images::Store store(global.root);
     bool failed = false;
     for (auto& name : *images_) {
@@ -272,7 +274,8 @@ void add_import(CLI::App& parent, const std::string& name, GlobalOptions& global
   auto o = std::make_shared<Opts>();
   cmd->add_option("FILE", o->file, "Rootfs tarball (tar, gzip, zstd, bzip2, xz), or - for stdin")->required();
   cmd->add_option("REPOSITORY[:TAG]", o->reference, "Name for the image");
-  cmd->add_option("-c,--change", o->changes, "Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL)");
+  cmd->add_option("-c,--change", o->changes, "Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL)")
+      ->allow_extra_args(false);  // one instruction per -c, as docker: FILE may follow
   cmd->add_option("-m,--message", o->message, "Commit message for the imported image");
   cmd->add_option("--platform", o->platform, "Accepted for docker compatibility (the host platform is used)");
   cmd->callback([&global, o] {
@@ -394,6 +397,7 @@ void add_prune(CLI::App& parent, GlobalOptions& global) {
       std::getline(std::cin, answer);
       if (answer != "y" && answer != "Y" && answer != "yes") return;
     }
+    release_stale_holds(global.root);
     images::RemoveReport r = images::Store(global.root).prune(*all);
     if (!r.untagged.empty() || !r.deleted.empty()) {
       std::cout << "Deleted Images:\n";

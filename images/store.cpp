@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/time.h"
 #include "base/log.h"
 #include "images/digest.h"
 #include "images/images.h"
@@ -162,19 +163,7 @@ std::string short_id(const std::string& digest) {
   return hex.substr(0, 12);
 }
 
-std::string now_rfc3339() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
-  long nanos = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs).count());
-  std::time_t t = std::chrono::system_clock::to_time_t(secs);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%09ldZ", nanos);
-  return std::string(buf) + frac;
-}
+std::string now_rfc3339() { return now_rfc3339_nano(); }
 
 int64_t parse_rfc3339(const std::string& text) {
   std::tm tm{};

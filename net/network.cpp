@@ -8,6 +8,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/time.h"
 #include "base/log.h"
 #include "net/dns.h"
 #include "net/firewall.h"
@@ -19,17 +20,7 @@ namespace berth::net {
 
 namespace {
 
-std::string now_rfc3339() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  tm utc{};
-  ::gmtime_r(&ts.tv_sec, &utc);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%09ldZ", ts.tv_nsec);
-  return std::string(buf) + frac;
-}
+std::string now_rfc3339() { return now_rfc3339_nano(); }
 
 FirewallNetwork firewall_view(const NetworkRecord& r) { return {r.id, r.bridge, r.subnet, r.internal}; }
 

@@ -1,5 +1,7 @@
 #include "runtime/logfile.h"
 
+#include "base/time.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -11,23 +13,7 @@ namespace berth::runtime {
 
 static constexpr size_t kMaxLine = 16 * 1024;
 
-std::string rfc3339nano_now() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm {};
-  ::gmtime_r(&ts.tv_sec, &tm);
-  char buf[64];
-  size_t n = ::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string out(buf, n);
-  if (ts.tv_nsec) {
-    char frac[16];
-    ::snprintf(frac, sizeof frac, ".%09ld", ts.tv_nsec);
-    std::string f = frac;
-    while (f.back() == '0') f.pop_back();
-    out += f;
-  }
-  return out + "Z";
-}
+std::string rfc3339nano_now() { return now_rfc3339_nano(); }
 
 JsonLogWriter::JsonLogWriter(std::string path, int64_t max_size, int max_file)
     : path_(std::move(path)), max_size_(max_size), max_file_(max_file < 1 ? 1 : max_file) {

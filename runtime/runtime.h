@@ -117,6 +117,9 @@ struct ContainerSpec {
   std::map<std::string, std::string> labels;
   std::string restart_policy = "no";  // stored for the supervisor; not acted upon here
   bool auto_remove = false;            // --rm: the monitor removes the container on exit
+  // Opaque to the runtime: stored with the container and handed back
+  // unchanged (the CLI keeps the image ID and the image-derived config here).
+  std::map<std::string, std::string> annotations;
 };
 
 // ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/time.h"
 
 namespace berth::runtime {
 
@@ -74,17 +75,7 @@ std::string random_name() {
          std::to_string(b[2] % 100);
 }
 
-std::string now_rfc3339nano() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm {};
-  ::gmtime_r(&ts.tv_sec, &tm);
-  char buf[64];
-  size_t n = ::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[16];
-  ::snprintf(frac, sizeof frac, ".%09ld", ts.tv_nsec);
-  return std::string(buf, n) + frac + "Z";
-}
+std::string now_rfc3339nano() { return now_rfc3339_nano(); }
 
 static json mount_to_json(const MountSpec& m) {
   return {{"type", m.type == MountSpec::Type::Bind ? "bind" : "tmpfs"},
@@ -134,6 +125,7 @@ std::string to_json(const ContainerSpec& s) {
       {"labels", s.labels},
       {"restart_policy", s.restart_policy},
       {"auto_remove", s.auto_remove},
+      {"annotations", s.annotations},
   };
   return j.dump(2);
 }
@@ -187,6 +179,7 @@ ContainerSpec spec_from_json(const std::string& text) {
   s.labels = j.value("labels", std::map<std::string, std::string>{});
   s.restart_policy = j.value("restart_policy", "no");
   s.auto_remove = j.value("auto_remove", false);
+  s.annotations = j.value("annotations", std::map<std::string, std::string>{});
   return s;
 }
 

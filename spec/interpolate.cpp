@@ -219,4 +219,20 @@ void parse_dotenv(std::string_view text, const std::string& file, const Environm
   }
 }
 
+void parse_raw_env(std::string_view text, Environment& into) {
+  while (!text.empty()) {
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::size_t start = line.find_first_not_of(" \t");
+    if (start == std::string_view::npos || line[start] == '#') continue;
+    line.remove_prefix(start);
+    std::size_t eq = line.find('=');
+    std::string key(line.substr(0, eq));
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
+    into[key] = eq == std::string_view::npos ? std::string() : std::string(line.substr(eq + 1));
+  }
+}
+
 }  // namespace berth::spec

@@ -32,4 +32,9 @@ void interpolate_tree(Node& node, const InterpolationContext& ctx);
 // Returns the keys in file order applied onto `into` (later wins).
 void parse_dotenv(std::string_view text, const std::string& file, const Environment& lookup, Environment& into);
 
+// An env_file with `format: raw`: KEY=VALUE lines taken literally (no quotes,
+// escapes or interpolation); blank lines and `#` comments are skipped, and a
+// line without `=` sets KEY to the empty string.
+void parse_raw_env(std::string_view text, Environment& into);
+
 }  // namespace berth::spec

@@ -636,7 +636,15 @@ class Loader {
         }
         Environment parsed;
         try {
-          parse_dotenv(text, f.path, env_, parsed);
+          if (f.format == "raw") {
+            parse_raw_env(text, parsed);
+          } else if (f.format.empty() || f.format == "dotenv") {
+            parse_dotenv(text, f.path, env_, parsed);
+          } else {
+            ctx.error(locate(node, {"env_file"}, false),
+                      "env file " + f.path + ": unsupported format \"" + f.format + "\" (want dotenv or raw)");
+            continue;
+          }
         } catch (const Error& e) {
           ctx.errors.push_back(e.what());
           continue;

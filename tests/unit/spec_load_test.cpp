@@ -215,6 +215,31 @@ TEST_F(SpecLoad, EnvFileWithRequiredFalse) {
             file() + ":4:15: services.w: env file " + dir.path() + "/nope.env not found");
 }
 
+TEST_F(SpecLoad, EnvFileRawFormatIsLiteral) {
+  dir.write("raw.env", "# comment\nQ=\"quoted value\"\nREF=${HOME}\n\nBARE\n");
+  dir.write("dot.env", "Q=\"quoted value\"\n");
+  Project p = load(R"(services:
+  w:
+    image: x
+    env_file:
+      - path: raw.env
+        format: raw
+  d:
+    image: x
+    env_file:
+      - path: dot.env
+        format: dotenv
+)");
+  auto& env = p.services.at("w").environment;
+  EXPECT_EQ(env.at("Q"), "\"quoted value\"");
+  EXPECT_EQ(env.at("REF"), "${HOME}");
+  EXPECT_EQ(env.at("BARE"), "");
+  EXPECT_EQ(p.services.at("d").environment.at("Q"), "quoted value");
+  dir.write("x.env", "A=1\n");
+  EXPECT_EQ(error_of("services:\n  w:\n    image: x\n    env_file:\n      - path: x.env\n        format: yaml\n"),
+            file() + ":5:7: services.w: env file " + dir.path() + "/x.env: unsupported format \"yaml\" (want dotenv or raw)");
+}
+
 TEST_F(SpecLoad, HealthcheckStringAndListAndDurations) {
   Project p = load(R"(services:
   a:

@@ -1,0 +1,165 @@
+// Registry commands: pull, push, login, logout.
+//
+// Credentials live in a docker-compatible config.json ({"auths": {"host:port":
+// {"auth": base64(user:pass)}}}, mode 0600): $BERTH_CONFIG/config.json when
+// BERTH_CONFIG is set (like DOCKER_CONFIG), else <root>/config.json.
+// Insecure (plain http) registries: 127.0.0.0/8, ::1 and localhost always
+// (as docker), plus $BERTH_INSECURE_REGISTRIES (comma separated host:port)
+// and --insecure-registry on pull/push/login.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "cli/cli.h"
+#include "images/images.h"
+#include "images/registry.h"
+
+namespace berth::cli {
+
+namespace {
+
+using images::ProgressEvent;
+
+std::string config_path(const GlobalOptions& global) {
+  if (const char* dir = std::getenv("BERTH_CONFIG"); dir && *dir) return path_join(dir, "config.json");
+  return path_join(global.root, "config.json");
+}
+
+images::RegistryOptions registry_options(const GlobalOptions& global, const std::vector<std::string>& insecure_flags) {
+  images::RegistryOptions o;
+  if (const char* env = std::getenv("BERTH_INSECURE_REGISTRIES"); env && *env) o.insecure = images::split_registry_list(env);
+  for (auto& f : insecure_flags)
+    for (auto& r : images::split_registry_list(f)) o.insecure.push_back(r);
+  std::string path = config_path(global);
+  o.credentials = [path](const std::string& registry) { return images::AuthFile(path).get(registry); };
+  return o;
+}
+
+// docker's registry name from the CLI argument: "host:port", "https://host/", ...
+std::string registry_argument(std::string text) {
+  for (const char* scheme : {"https://", "http://"})
+    if (text.rfind(scheme, 0) == 0) text = text.substr(std::string(scheme).size());
+  if (auto slash = text.find('/'); slash != std::string::npos) text.resize(slash);
+  if (text.empty()) throw UsageError("login: name a registry");
+  if (text == "index.docker.io" || text == "registry-1.docker.io") text = "docker.io";
+  return text;
+}
+
+// Plain lines, the way docker prints them when stdout is not a terminal:
+// "<short id>: Pull complete". Downloading progress is not shown.
+images::ProgressFn line_printer(bool quiet) {
+  if (quiet) return {};
+  return [](const ProgressEvent& ev) {
+    if (ev.kind == ProgressEvent::Kind::Advance && ev.action == "Downloading") return;
+    std::cout << ev.id << ": " << ev.action << "\n" << std::flush;
+  };
+}
+
+void register_registry_commands(CLI::App& app, GlobalOptions& global) {
+  {
+    auto* cmd = add_command(app, "pull", "Download an image from a registry");
+    auto ref = std::make_shared<std::string>();
+    auto platform = std::make_shared<std::string>();
+    auto quiet = std::make_shared<bool>(false);
+    auto insecure = std::make_shared<std::vector<std::string>>();
+    cmd->add_flag("-q,--quiet", *quiet, "Suppress verbose output");
+    cmd->add_option("--platform", *platform, "Set platform if server is multi-platform capable (os/arch[/variant])");
+    cmd->add_option("--insecure-registry", *insecure, "Allow plain HTTP to this registry (host:port)");
+    cmd->add_option("NAME", *ref, "Image reference: NAME[:TAG|@DIGEST]")->required();
+    cmd->callback([&global, ref, platform, quiet, insecure] {
+      images::RegistryOptions options = registry_options(global, *insecure);
+      if (!platform->empty()) options.platform = images::parse_platform(*platform);
+      images::Reference r = images::parse_reference(*ref);
+      bool default_tag = ref->find('@') == std::string::npos && images::parse_reference_no_default(*ref).tag.empty();
+      if (!*quiet) {
+        if (default_tag) std::cout << "Using default tag: latest\n";
+        std::cout << (r.tag.empty() ? r.digest : r.tag) << ": Pulling from " << r.path << "\n" << std::flush;
+      }
+      images::Store store(global.root);
+      images::PullResult result = images::pull_image(store, r, options, line_printer(*quiet));
+      if (!*quiet) {
+        std::cout << "Digest: " << result.manifest_digest << "\n";
+        std::cout << "Status: " << (result.downloaded ? "Downloaded newer image for " : "Image is up to date for ") << r.familiar() << "\n";
+      }
+      std::cout << r.full() << "\n";
+    });
+  }
+  {
+    auto* cmd = add_command(app, "push", "Upload an image to a registry");
+    auto ref = std::make_shared<std::string>();
+    auto quiet = std::make_shared<bool>(false);
+    auto insecure = std::make_shared<std::vector<std::string>>();
+    cmd->add_flag("-q,--quiet", *quiet, "Suppress verbose output");
+    cmd->add_option("--insecure-registry", *insecure, "Allow plain HTTP to this registry (host:port)");
+    cmd->add_option("NAME", *ref, "Image reference: NAME[:TAG]")->required();
+    cmd->callback([&global, ref, quiet, insecure] {
+      images::RegistryOptions options = registry_options(global, *insecure);
+      images::Reference r = images::parse_reference(*ref);
+      images::Store store(global.root);
+      if (!*quiet) std::cout << "The push refers to repository [" << r.familiar_repository() << "]\n" << std::flush;
+      images::PushResult result = images::push_image(store, r, options, line_printer(*quiet));
+      if (!*quiet)
+        std::cout << (r.tag.empty() ? r.digest : r.tag) << ": digest: " << result.manifest_digest << " size: " << result.manifest_size
+                  << "\n";
+      else
+        std::cout << r.familiar() << "\n";
+    });
+  }
+  {
+    auto* cmd = add_command(app, "login", "Log in to a registry");
+    auto registry = std::make_shared<std::string>();
+    auto user = std::make_shared<std::string>();
+    auto password = std::make_shared<std::string>();
+    auto from_stdin = std::make_shared<bool>(false);
+    auto insecure = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("-u,--username", *user, "Username");
+    cmd->add_option("-p,--password", *password, "Password");
+    cmd->add_flag("--password-stdin", *from_stdin, "Take the password from stdin");
+    cmd->add_option("--insecure-registry", *insecure, "Allow plain HTTP to this registry (host:port)");
+    cmd->add_option("SERVER", *registry, "Registry (host[:port])")->required();
+    cmd->callback([&global, registry, user, password, from_stdin, insecure] {
+      if (*from_stdin && !password->empty()) throw UsageError("--password and --password-stdin are mutually exclusive");
+      if (*from_stdin && user->empty()) throw UsageError("Must provide --username with --password-stdin");
+      std::string pass = *password;
+      if (*from_stdin) {
+        std::string line, all;
+        while (std::getline(std::cin, line)) all += (all.empty() ? "" : "\n") + line;
+        while (!all.empty() && (all.back() == '\n' || all.back() == '\r')) all.pop_back();
+        pass = all;
+      } else if (!password->empty()) {
+        std::cerr << "WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n";
+      }
+      if (user->empty() || pass.empty()) throw UsageError("login: give -u USER and -p PASSWORD or --password-stdin (no interactive prompt yet)");
+      std::string name = registry_argument(*registry);
+      images::RegistryOptions options = registry_options(global, *insecure);
+      images::Credentials creds{*user, pass};
+      images::check_login(name, creds, options);
+      images::AuthFile file(config_path(global));
+      file.set(name, creds);
+      std::cout << "Login Succeeded\n";
+    });
+  }
+  {
+    auto* cmd = add_command(app, "logout", "Log out from a registry");
+    auto registry = std::make_shared<std::string>();
+    cmd->add_option("SERVER", *registry, "Registry (host[:port])")->required();
+    cmd->callback([&global, registry] {
+      std::string name = registry_argument(*registry);
+      images::AuthFile file(config_path(global));
+      if (file.erase(name))
+        std::cout << "Removing login credentials for " << name << "\n";
+      else
+        std::cout << "Not logged in to " << name << "\n";
+    });
+  }
+}
+
+}  // namespace
+
+BERTH_REGISTER_COMMANDS(310, register_registry_commands);
+
+}  // namespace berth::cli

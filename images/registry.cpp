@@ -1,0 +1,381 @@
+// pull and push over the OCI distribution API, on top of the store's layer
+// staging (the same verify-and-unpack path `load` uses).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "images/digest.h"
+#include "images/registry.h"
+#include "images/registry_internal.h"
+#include "images/store_internal.h"
+
+namespace berth::images {
+
+using namespace detail;
+
+namespace {
+
+constexpr const char* kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
+constexpr const char* kDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr const char* kOciManifest = "application/vnd.oci.image.manifest.v1+json";
+constexpr const char* kOciIndex = "application/vnd.oci.image.index.v1+json";
+constexpr const char* kOciConfig = "application/vnd.oci.image.config.v1+json";
+constexpr const char* kOciLayerTar = "application/vnd.oci.image.layer.v1.tar";
+constexpr const char* kAccept =
+    "Accept: application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+nlohmann::json parse_json(const std::string& text, const std::string& what) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(what + ": malformed JSON: " + e.what());
+  }
+}
+
+// Serializes progress calls from the layer workers.
+struct Progress {
+  explicit Progress(const ProgressFn& f) : fn(f) {}
+  const ProgressFn& fn;
+  std::mutex mutex;
+  void operator()(ProgressEvent::Kind kind, const std::string& action, const std::string& digest, uint64_t done = 0,
+                  uint64_t total = 0) {
+    if (!fn) return;
+    std::lock_guard<std::mutex> guard(mutex);
+    fn(ProgressEvent{kind, action, short_id(digest), done, total});
+  }
+};
+
+struct Manifest {
+  std::string bytes;
+  std::string digest;
+  std::string media_type;
+  nlohmann::json doc;
+};
+
+// GET a manifest by tag or digest; verifies its digest when one is expected.
+Manifest get_manifest(RegistryClient& client, const std::string& reference, const std::string& expected_digest,
+                      const std::string& shown) {
+  HttpRequest req;
+  req.url = "/v2/" + client.repository() + "/manifests/" + reference;
+  req.headers.push_back(kAccept);
+  HttpResponse r = client.send(req);
+  if (r.status == 404) throw Error("manifest for " + shown + " not found: manifest unknown (registry " + client.registry() + ")");
+  if (r.status != 200) client.fail(r, "fetching the manifest of " + shown);
+  Manifest m;
+  m.bytes = std::move(r.body);
+  m.digest = sha256_digest(m.bytes);
+  if (!expected_digest.empty() && m.digest != expected_digest)
+    throw Error("manifest for " + shown + " from " + client.registry() + ": digest mismatch: expected " + expected_digest + ", got " + m.digest);
+  std::string header = r.header("docker-content-digest");
+  if (header.rfind("sha256:", 0) == 0 && header != m.digest)
+    throw Error("manifest for " + shown + " from " + client.registry() + ": content has digest " + m.digest +
+                " but the registry says " + header);
+  m.doc = parse_json(m.bytes, "manifest for " + shown);
+  if (!m.doc.is_object()) throw Error("manifest for " + shown + ": not a JSON object");
+  m.media_type = m.doc.value("mediaType", "");
+  if (m.media_type.empty()) {
+    m.media_type = r.header("content-type");
+    if (auto semi = m.media_type.find(';'); semi != std::string::npos) m.media_type.resize(semi);
+  }
+  if (m.doc.value("schemaVersion", 0) == 1)
+    throw Error("manifest for " + shown + " uses the deprecated Docker schema 1 format, which berth does not support");
+  return m;
+}
+
+bool is_index(const Manifest& m) {
+  return m.media_type == kOciIndex || m.media_type == kDockerManifestList ||
+         (m.doc.contains("manifests") && !m.doc.contains("layers"));
+}
+
+std::string platform_text(const Platform& p) { return p.os + "/" + p.architecture + (p.variant.empty() ? "" : "/" + p.variant); }
+
+const nlohmann::json& select_platform(const Manifest& index, const Platform& want, const std::string& shown) {
+  const nlohmann::json* fallback = nullptr;
+  if (!index.doc.contains("manifests") || !index.doc["manifests"].is_array()) throw Error("manifest list for " + shown + " has no \"manifests\" array");
+  for (auto& m : index.doc["manifests"]) {
+    if (!m.is_object() || !m.contains("platform") || !m["platform"].is_object()) continue;
+    auto& p = m["platform"];
+    if (p.value("os", "") != want.os || p.value("architecture", "") != want.architecture) continue;
+    std::string variant = p.value("variant", "");
+    if (!want.variant.empty() && variant != want.variant) continue;
+    // With no variant asked, prefer the entry without one (or the first).
+    if (want.variant.empty() && !variant.empty()) {
+      if (!fallback) fallback = &m;
+      continue;
+    }
+    return m;
+  }
+  if (fallback) return *fallback;
+  throw Error("no matching manifest for " + platform_text(want) + " in the manifest list entries of " + shown);
+}
+
+struct Descriptor {
+  std::string media_type;
+  std::string digest;
+  int64_t size = -1;
+};
+
+Descriptor descriptor(const nlohmann::json& j, const std::string& what) {
+  if (!j.is_object() || !j.contains("digest") || !j["digest"].is_string()) throw Error(what + ": malformed descriptor " + j.dump());
+  Descriptor d;
+  d.digest = j["digest"].get<std::string>();
+  if (!is_sha256_digest(d.digest)) throw Error(what + ": unsupported digest \"" + d.digest + "\"");
+  d.media_type = j.value("mediaType", "");
+  if (j.contains("size") && j["size"].is_number_integer()) d.size = j["size"].get<int64_t>();
+  return d;
+}
+
+// Downloads one blob, hashing while it streams; into memory (sink empty) or
+// through sink. Throws unless the content matches the digest (and size).
+void get_blob(RegistryClient& client, const Descriptor& d, const std::string& what,
+              const std::function<void(const char*, size_t)>& sink, std::string* memory, Progress* progress) {
+  Sha256 hash;
+  uint64_t received = 0, reported = 0;
+  HttpRequest req;
+  req.url = "/v2/" + client.repository() + "/blobs/" + d.digest;
+  if (memory) req.max_body = 16u << 20;
+  req.sink = [&](const char* data, size_t n) {
+    hash.update(data, n);
+    received += n;
+    if (d.size >= 0 && received > static_cast<uint64_t>(d.size)) return false;
+    if (memory) {
+      memory->append(data, n);
+    } else {
+      sink(data, n);
+    }
+    if (progress && received - reported >= (512u << 10)) {
+      reported = received;
+      (*progress)(ProgressEvent::Kind::Advance, "Downloading", d.digest, received, d.size < 0 ? 0 : static_cast<uint64_t>(d.size));
+    }
+    return true;
+  };
+  HttpResponse r;
+  try {
+    r = client.send(req);
+  } catch (const Error& e) {
+    if (d.size >= 0 && received > static_cast<uint64_t>(d.size))
+      throw Error(what + " " + d.digest + " from " + client.registry() + "/" + client.repository() + " is larger than its descriptor says (" +
+                  std::to_string(d.size) + " bytes); refusing it");
+    throw;
+  }
+  if (r.status != 200) client.fail(r, "downloading " + what + " " + d.digest);
+  std::string got = hash.finish();
+  if (got != d.digest)
+    throw Error(what + " " + d.digest + " from " + client.registry() + "/" + client.repository() +
+                ": digest mismatch: the downloaded content has digest " + got + "; refusing it");
+  if (d.size >= 0 && received != static_cast<uint64_t>(d.size))
+    throw Error(what + " " + d.digest + " from " + client.registry() + "/" + client.repository() + ": size mismatch: expected " +
+                std::to_string(d.size) + " bytes, got " + std::to_string(received));
+}
+
+std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.tag : ref.digest; }
+
+}  // namespace
+
+PullResult pull_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress_fn) {
+  const std::string dir = store.directory();
+  std::string shown = ref.familiar();
+  RegistryClient client(ref.domain, ref.path, "pull", options);
+  Progress progress(progress_fn);
+
+  Manifest manifest = get_manifest(client, target_of(ref), ref.digest, shown);
+  std::string manifest_digest = manifest.digest;  // what the reference names (the list, for multi-platform images)
+  if (is_index(manifest)) {
+    Descriptor chosen = descriptor(select_platform(manifest, options.platform, shown), "manifest list for " + shown);
+    manifest = get_manifest(client, chosen.digest, chosen.digest, shown);
+    if (is_index(manifest)) throw Error("manifest " + chosen.digest + " for " + shown + " is another index; nested indexes are not supported");
+  }
+  const std::string what = "manifest " + manifest.digest + " for " + shown;
+  if (!manifest.doc.contains("config") || !manifest.doc.contains("layers") || !manifest.doc["layers"].is_array())
+    throw Error(what + ": malformed: needs \"config\" and \"layers\" (media type \"" + manifest.media_type + "\")");
+  Descriptor config_desc = descriptor(manifest.doc["config"], what);
+  std::vector<Descriptor> layers;
+  for (auto& l : manifest.doc["layers"]) {
+    Descriptor d = descriptor(l, what);
+    if (d.media_type.find("nondistributable") != std::string::npos || d.media_type.find("foreign") != std::string::npos)
+      throw Error(what + ": layer " + d.digest + " is a foreign (non-distributable) layer, which berth does not fetch");
+    layers.push_back(d);
+  }
+
+  // A config the store already holds (the image was pulled or loaded
+  // before) is not fetched again: a repeated pull transfers no blob.
+  std::string config_bytes;
+  if (!read_file_if_exists(blob_path(dir, config_desc.digest), config_bytes) || sha256_digest(config_bytes) != config_desc.digest) {
+    config_bytes.clear();
+    get_blob(client, config_desc, "image config", {}, &config_bytes, nullptr);
+  }
+  nlohmann::json config = parse_json(config_bytes, "image config " + config_desc.digest);
+  std::vector<std::string> diff_ids;
+  if (config.contains("rootfs") && config["rootfs"].is_object() && config["rootfs"].contains("diff_ids") &&
+      config["rootfs"]["diff_ids"].is_array())
+    for (auto& d : config["rootfs"]["diff_ids"])
+      if (d.is_string() && is_sha256_digest(d.get<std::string>())) diff_ids.push_back(d.get<std::string>());
+  if (diff_ids.size() != layers.size())
+    throw Error("image config " + config_desc.digest + " lists " + std::to_string(diff_ids.size()) + " DiffIDs but " + what + " has " +
+                std::to_string(layers.size()) + " layers");
+
+  // Only the layers the store lacks are fetched; each worker downloads a
+  // blob into the work dir (verified as it streams) and unpacks it at once,
+  // so one layer's unpack overlaps the others' downloads.
+  WorkDir work(dir, "pull");
+  std::vector<size_t> todo;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (!seen.insert(diff_ids[i]).second) continue;
+    if (layer_exists(dir, diff_ids[i])) {
+      progress(ProgressEvent::Kind::AlreadyExists, "Already exists", layers[i].digest);
+    } else {
+      progress(ProgressEvent::Kind::Start, "Pulling fs layer", layers[i].digest);
+      todo.push_back(i);
+    }
+  }
+  std::vector<StagedLayer> staged(todo.size());
+  std::vector<std::exception_ptr> failures(todo.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t k; (k = next++) < todo.size();) {
+      size_t i = todo[k];
+      try {
+        std::string path = work.next_name("blob-");
+        {
+          UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+          if (!out) throw_errno("cannot create " + path);
+          get_blob(client, layers[i], "layer",
+                   [&](const char* data, size_t n) {
+                     while (n) {
+                       ssize_t w = ::write(out.get(), data, n);
+                       if (w < 0 && errno == EINTR) continue;
+                       if (w < 0) throw_errno("cannot write " + path);
+                       data += w;
+                       n -= static_cast<size_t>(w);
+                     }
+                   },
+                   nullptr, &progress);
+        }
+        progress(ProgressEvent::Kind::Advance, "Download complete", layers[i].digest);
+        staged[k] = stage_layer(dir, work, path, layers[i].digest, diff_ids[i], {});
+        progress(ProgressEvent::Kind::Done, "Pull complete", layers[i].digest);
+      } catch (...) {
+        failures[k] = std::current_exception();
+        next = todo.size();
+      }
+    }
+  };
+  size_t threads = std::min<size_t>(todo.size(), std::max(1u, options.parallel));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  if (threads) worker();
+  for (auto& t : pool) t.join();
+  for (auto& f : failures)
+    if (f) std::rethrow_exception(f);
+
+  StoreLock lock(dir, true);
+  Index index = Index::read(dir);
+  bool existed = index.images.count(config_desc.digest) > 0;
+  for (auto& s : staged) commit_layer(dir, s);
+  std::vector<std::string> tags;
+  if (!ref.tag.empty()) tags.push_back(ref.full());
+  bool retagged = !ref.tag.empty() && (!index.tags.count(ref.full()) || index.tags.at(ref.full()) != config_desc.digest);
+  std::string id = register_image(dir, index, config_bytes, tags);
+  std::string repo_digest = ref.repository() + "@" + manifest_digest;
+  auto& digests = index.images[id].repo_digests;
+  if (std::find(digests.begin(), digests.end(), repo_digest) == digests.end()) digests.push_back(repo_digest);
+  index.write(dir);
+  PullResult result;
+  result.image_id = id;
+  result.manifest_digest = manifest_digest;
+  result.downloaded = !todo.empty() || !existed || retagged;
+  return result;
+}
+
+PushResult push_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress_fn) {
+  const std::string dir = store.directory();
+  std::string shown = ref.familiar();
+  ImageSummary image = store.summary(ref.full());
+  std::string config_bytes = store.config_bytes(image.id);
+  RegistryClient client(ref.domain, ref.path, "pull,push", options);
+  Progress progress(progress_fn);
+
+  // Sends one blob unless the registry has it: HEAD, then POST + PUT ?digest=.
+  auto push_blob = [&](const std::string& digest, const std::string& file, const std::string* bytes, const std::string& what) -> bool {
+    HttpRequest head;
+    head.method = "HEAD";
+    head.url = "/v2/" + client.repository() + "/blobs/" + digest;
+    HttpResponse r = client.send(head);
+    if (r.status == 200) return false;
+    if (r.status != 404) client.fail(r, "checking " + what + " " + digest);
+    HttpRequest post;
+    post.method = "POST";
+    post.url = "/v2/" + client.repository() + "/blobs/uploads/";
+    r = client.send(post);
+    if (r.status != 202) client.fail(r, "starting the upload of " + what + " " + digest);
+    std::string location = r.header("location");
+    if (location.empty()) throw Error("registry " + client.registry() + " started an upload but sent no Location");
+    HttpRequest put;
+    put.method = "PUT";
+    put.url = location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + std::string("sha256%3A") + digest_hex(digest);
+    put.headers.push_back("Content-Type: application/octet-stream");
+    if (bytes)
+      put.body = *bytes;
+    else
+      put.body_file = file;
+    r = client.send(put);
+    if (r.status != 201 && r.status != 204) client.fail(r, "uploading " + what + " " + digest);
+    return true;
+  };
+
+  nlohmann::json layers = nlohmann::json::array();
+  std::set<std::string> done;
+  for (auto& d : image.diff_ids) {
+    std::string file = blob_path(dir, d);
+    uint64_t size = layer_tar_size(dir, d);
+    layers.push_back({{"mediaType", kOciLayerTar}, {"digest", d}, {"size", size}});
+    if (!done.insert(d).second) continue;
+    progress(ProgressEvent::Kind::Start, "Preparing", d, 0, size);
+    if (push_blob(d, file, nullptr, "layer"))
+      progress(ProgressEvent::Kind::Done, "Pushed", d, size, size);
+    else
+      progress(ProgressEvent::Kind::AlreadyExists, "Layer already exists", d);
+  }
+  push_blob(image.id, "", &config_bytes, "image config");
+  nlohmann::json manifest = {{"schemaVersion", 2},
+                             {"mediaType", kOciManifest},
+                             {"config", {{"mediaType", kOciConfig}, {"digest", image.id}, {"size", config_bytes.size()}}},
+                             {"layers", layers}};
+  std::string bytes = manifest.dump();
+  PushResult result;
+  result.manifest_digest = sha256_digest(bytes);
+  result.manifest_size = bytes.size();
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = "/v2/" + client.repository() + "/manifests/" + (ref.tag.empty() ? result.manifest_digest : ref.tag);
+  put.headers.push_back(std::string("Content-Type: ") + kOciManifest);
+  put.body = bytes;
+  HttpResponse r = client.send(put);
+  if (r.status != 201 && r.status != 200 && r.status != 202) client.fail(r, "uploading the manifest of " + shown);
+
+  StoreLock lock(dir, true);
+  Index index = Index::read(dir);
+  if (auto it = index.images.find(image.id); it != index.images.end()) {
+    std::string repo_digest = ref.repository() + "@" + result.manifest_digest;
+    auto& digests = it->second.repo_digests;
+    if (std::find(digests.begin(), digests.end(), repo_digest) == digests.end()) {
+      digests.push_back(repo_digest);
+      index.write(dir);
+    }
+  }
+  return result;
+}
+
+}  // namespace berth::images

@@ -1,0 +1,122 @@
+// The registry client: pull and push images over the OCI distribution API
+// (https://github.com/opencontainers/distribution-spec), with credentials
+// kept in a docker-compatible config.json.
+//
+// Threading: every call here BLOCKS the calling thread (libcurl easy
+// handles; layers download on a small pool of worker threads, one easy
+// handle each). The supervisor must call pull/push from a worker thread,
+// never from its libuv loop. We chose worker threads over curl's
+// multi-socket API because a pull is mostly disk-bound work after the
+// download (decompress, verify, unpack), which has to run off the loop
+// anyway; one thread per layer lets each layer's unpack overlap with the
+// other layers' downloads with no extra state machine, and keeps the client
+// usable from the plain CLI with no event loop at all.
+//
+// Transport: https with the system CA store, except for insecure registries,
+// which are spoken to over plain http: 127.0.0.0/8, ::1 and "localhost" (as
+// docker treats them), plus every host:port listed in
+// RegistryOptions::insecure (the CLI fills it from --insecure-registry and
+// $BERTH_INSECURE_REGISTRIES, comma separated).
+//
+// Pushed layers are the store's uncompressed layer tars, sent as
+// `application/vnd.oci.image.layer.v1.tar` in an OCI image manifest: their
+// blob digest is their DiffID, so existence checks need no compression and a
+// pull back verifies against the DiffIDs directly. The CNCF distribution
+// registry (Debian's docker-registry 2.8) accepts them.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "images/images.h"
+#include "images/reference.h"
+
+namespace berth::images {
+
+struct Platform {
+  std::string os = "linux";
+  std::string architecture = "amd64";
+  std::string variant;  // "" = any
+};
+// "os/arch[/variant]"; throws berth::Error.
+Platform parse_platform(const std::string& text);
+
+struct Credentials {
+  std::string username;
+  std::string password;
+  bool empty() const { return username.empty() && password.empty(); }
+};
+
+struct RegistryOptions {
+  Platform platform;
+  std::vector<std::string> insecure;  // "host:port" (or "host") spoken to over plain http
+  unsigned parallel = 4;              // layers downloaded at once
+  // Looks up credentials for a registry host ("host:port"); may be empty.
+  std::function<Credentials(const std::string& registry)> credentials;
+};
+
+// True when registry (host[:port]) is spoken to over plain http.
+bool is_insecure_registry(const std::string& registry, const std::vector<std::string>& listed);
+// Splits "a,b , c" into host:port entries.
+std::vector<std::string> split_registry_list(const std::string& text);
+
+// A parsed WWW-Authenticate challenge: scheme ("bearer", "basic"; lower
+// case) and its parameters (realm, service, scope, error, ...).
+struct AuthChallenge {
+  std::string scheme;
+  std::map<std::string, std::string> params;
+};
+std::vector<AuthChallenge> parse_www_authenticate(const std::string& header);
+
+// Progress events sent by pull/push (ProgressEvent::action):
+//   pull: "Pulling fs layer" (Start), "Downloading" (Advance),
+//         "Pull complete" (Done), "Already exists" (AlreadyExists)
+//   push: "Preparing" (Start), "Pushing" (Advance), "Pushed" (Done),
+//         "Layer already exists" (AlreadyExists)
+// ev.id is the 12-digit short digest. Calls may come from several threads
+// but are serialized.
+struct PullResult {
+  std::string image_id;         // "sha256:..."
+  std::string manifest_digest;  // "sha256:..." (what `Digest:` shows)
+  bool downloaded = false;      // false when the image was already stored
+};
+// Pulls ref into store: manifest (negotiated, platform selected), config,
+// the layers the store does not have (verified while streaming, in
+// parallel, unpacked as they arrive). Tags the image as ref (when it has a
+// tag) and records the RepoDigest. On any error nothing is stored.
+PullResult pull_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress = {});
+
+struct PushResult {
+  std::string manifest_digest;
+  uint64_t manifest_size = 0;
+};
+// Pushes the stored image named ref to ref's registry: blobs it lacks
+// (HEAD, then POST + monolithic PUT ?digest=), then the manifest.
+PushResult push_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress = {});
+
+// `login`: checks the credentials against registry's /v2/ (Basic or Bearer).
+// Throws a clear error when they are refused.
+void check_login(const std::string& registry, const Credentials& credentials, const RegistryOptions& options);
+
+// docker's config.json `auths` section. The file is written mode 0600.
+class AuthFile {
+ public:
+  explicit AuthFile(std::string path);
+  const std::string& path() const { return path_; }
+  Credentials get(const std::string& registry) const;  // empty if none
+  void set(const std::string& registry, const Credentials& credentials);
+  bool erase(const std::string& registry);  // false if it had none
+
+ private:
+  std::string path_;
+};
+// docker keys Docker Hub as "https://index.docker.io/v1/"; every other registry as host:port.
+std::string auth_key(const std::string& registry);
+
+std::string base64_encode(const std::string& data);
+std::string base64_decode(const std::string& text);  // throws berth::Error
+
+}  // namespace berth::images

@@ -1,0 +1,63 @@
+// The HTTP side of the registry client (registry_http.cpp), shared with
+// pull/push (registry.cpp). Not part of the public door.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "images/registry.h"
+
+namespace berth::images::detail {
+
+struct HttpResponse {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // names lower case
+  std::string body;                             // unless streamed to a sink
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+struct HttpRequest {
+  std::string method = "GET";  // GET HEAD POST PUT
+  std::string url;             // absolute, or a path ("/v2/...") on the registry
+  std::vector<std::string> headers;
+  std::string body;            // for PUT/POST when body_file is empty
+  std::string body_file;       // upload this file's content
+  // Streams the body (status 2xx only); returns false to abort.
+  std::function<bool(const char*, size_t)> sink;
+  size_t max_body = 8u << 20;  // in-memory body limit
+};
+
+// One repository on one registry, with its auth state (Basic credentials,
+// Bearer tokens cached per scope). Thread safe: layer workers share it.
+class RegistryClient {
+ public:
+  RegistryClient(std::string registry, std::string repository, std::string scope_actions, const RegistryOptions& options);
+  // Sends req, answering one auth challenge (401) and retrying transport
+  // errors, 429 and 5xx of idempotent requests with backoff.
+  HttpResponse send(const HttpRequest& req);
+  // Throws the clear error for a failed response: 401/403/404/429/5xx.
+  [[noreturn]] void fail(const HttpResponse& r, const std::string& what) const;
+  const std::string& registry() const { return registry_; }
+  const std::string& repository() const { return repository_; }
+  std::string base_url() const { return base_; }
+
+ private:
+  HttpResponse perform(const HttpRequest& req, const std::string& authorization);
+  bool authenticate(const HttpResponse& challenge);  // true when a retry may succeed
+  std::string authorization();
+
+  std::string registry_, repository_, scope_actions_, base_;
+  Credentials credentials_;
+  std::mutex mutex_;
+  std::string auth_header_;  // "Basic ..." or "Bearer ..."
+  std::map<std::string, std::string> tokens_;  // scope -> token
+  bool tried_auth_ = false;
+};
+
+}  // namespace berth::images::detail

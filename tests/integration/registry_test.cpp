@@ -1,0 +1,348 @@
+// berth pull / push / login / logout against a real distribution registry
+// (Debian's docker-registry) on 127.0.0.1, and against a tiny in-test server
+// that serves a corrupted blob.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/busybox.h"
+#include "tests/support/registry.h"
+#include "tests/support/run.h"
+
+namespace berth::test {
+namespace {
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string sha256_of_file(const std::string& path) {
+  Result r = run({"/usr/bin/sha256sum", path});
+  return "sha256:" + r.out.substr(0, 64);
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_docker_registry()) GTEST_SKIP() << "docker-registry is not installed (apt-get install docker-registry)";
+    if (!have_busybox()) GTEST_SKIP() << "busybox-static is not installed";
+  }
+
+  // Imports the busybox fixture into root as ref; returns the image ID.
+  std::string import_busybox(const std::string& root, const std::string& ref) {
+    std::string tar = dir.path() + "/busybox.tar";
+    if (::access(tar.c_str(), R_OK) != 0) make_busybox_tar(tar);
+    Result r = run_berth({"--root", root, "import", tar, ref});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return trim(r.out);
+  }
+
+  std::string image_id(const std::string& root, const std::string& ref) {
+    Result r = run_berth({"--root", root, "image", "inspect", ref});
+    if (r.exit_code != 0) return "";
+    return nlohmann::json::parse(r.out)[0].value("Id", "");
+  }
+
+  TempDir dir;
+};
+
+TEST_F(RegistryTest, PushThenPullIntoFreshRootKeepsImageId) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/busybox:1";
+  std::string root1 = dir.path() + "/root1", root2 = dir.path() + "/root2";
+  std::string id = import_busybox(root1, ref);
+  ASSERT_FALSE(id.empty());
+
+  Result push = run_berth({"--root", root1, "push", ref});
+  ASSERT_EQ(push.exit_code, 0) << push.out << push.err;
+  EXPECT_NE(push.out.find("The push refers to repository [" + registry.address() + "/berth/busybox]"), std::string::npos) << push.out;
+  EXPECT_NE(push.out.find(": Pushed"), std::string::npos) << push.out;
+  EXPECT_NE(push.out.find("1: digest: sha256:"), std::string::npos) << push.out;
+
+  // Pushing again sends no layer.
+  Result again = run_berth({"--root", root1, "push", ref});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("Layer already exists"), std::string::npos) << again.out;
+
+  Result pull = run_berth({"--root", root2, "pull", ref});
+  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  EXPECT_NE(pull.out.find(": Pull complete"), std::string::npos) << pull.out;
+  EXPECT_NE(pull.out.find("Digest: sha256:"), std::string::npos) << pull.out;
+  EXPECT_NE(pull.out.find("Status: Downloaded newer image for " + ref), std::string::npos) << pull.out;
+  EXPECT_EQ(image_id(root2, ref), id);
+
+  Result images = run_berth({"--root", root2, "images", "--no-trunc"});
+  ASSERT_EQ(images.exit_code, 0) << images.err;
+  EXPECT_NE(images.out.find(registry.address() + "/berth/busybox"), std::string::npos) << images.out;
+  EXPECT_NE(images.out.find(id), std::string::npos) << images.out;
+
+  // RepoDigests recorded, the same digest push reported.
+  Result inspect = run_berth({"--root", root2, "image", "inspect", ref});
+  auto j = nlohmann::json::parse(inspect.out)[0];
+  ASSERT_EQ(j["RepoDigests"].size(), 1u) << inspect.out;
+  std::string digest = push.out.substr(push.out.find("digest: ") + 8, 71);
+  EXPECT_EQ(j["RepoDigests"][0].get<std::string>(), registry.address() + "/berth/busybox@" + digest);
+
+  // A pulled image runs from its layers: the unpacked busybox is there.
+  std::string lower = j["GraphDriver"]["Data"]["LowerDir"].get<std::string>();
+  EXPECT_EQ(::access((lower + "/bin/busybox").c_str(), X_OK), 0) << lower;
+}
+
+TEST_F(RegistryTest, SecondPullTransfersNoBlob) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/again:latest";
+  std::string root1 = dir.path() + "/root1", root2 = dir.path() + "/root2";
+  import_busybox(root1, ref);
+  ASSERT_EQ(run_berth({"--root", root1, "push", ref}).exit_code, 0);
+  Result first = run_berth({"--root", root2, "pull", ref});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  int after_first = registry.blob_gets();
+  EXPECT_EQ(after_first, 2) << registry.log();  // config + one layer
+  Result second = run_berth({"--root", root2, "pull", ref});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.out.find("Already exists"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("Status: Image is up to date for " + ref), std::string::npos) << second.out;
+  EXPECT_EQ(registry.blob_gets(), after_first) << registry.log();
+}
+
+TEST_F(RegistryTest, PullOfMissingTagFailsAndStoresNothing) {
+  RegistryServer registry;
+  std::string root = dir.path() + "/root";
+  Result r = run_berth({"--root", root, "pull", "-q", registry.address() + "/berth/nothing:nope"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("manifest for " + registry.address() + "/berth/nothing:nope not found"), std::string::npos) << r.err;
+  Result images = run_berth({"--root", root, "images", "-q"});
+  EXPECT_EQ(images.out, "");
+}
+
+// Serves fixed routes (path -> content type, body); everything else 404.
+class StaticServer {
+ public:
+  explicit StaticServer(std::map<std::string, std::pair<std::string, std::string>> routes) : routes_(std::move(routes)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 16);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~StaticServer() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string req;
+      char buf[4096];
+      while (req.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        req.append(buf, static_cast<size_t>(n));
+      }
+      std::string method = req.substr(0, req.find(' '));
+      size_t p1 = req.find(' ') + 1;
+      std::string path = req.substr(p1, req.find(' ', p1) - p1);
+      std::string status = "404 Not Found", type = "application/json", body = "{\"errors\":[{\"code\":\"NOT_FOUND\"}]}";
+      if (auto it = routes_.find(path); it != routes_.end()) {
+        status = "200 OK";
+        type = it->second.first;
+        body = it->second.second;
+      }
+      std::string head = "HTTP/1.1 " + status + "\r\nContent-Type: " + type + "\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\nConnection: close\r\n\r\n";
+      std::string out = head + (method == "HEAD" ? "" : body);
+      size_t off = 0;
+      while (off < out.size()) {
+        ssize_t n = ::write(c, out.data() + off, out.size() - off);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+      }
+      ::close(c);
+    }
+  }
+  std::map<std::string, std::pair<std::string, std::string>> routes_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(RegistryTest, CorruptedBlobIsRejectedAndNothingStored) {
+  std::string tar = dir.path() + "/busybox.tar";
+  make_busybox_tar(tar);
+  std::string layer = slurp(tar);
+  std::string layer_digest = sha256_of_file(tar);
+  nlohmann::json config = {{"architecture", "amd64"},
+                           {"os", "linux"},
+                           {"config", nlohmann::json::object()},
+                           {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}};
+  std::string config_bytes = config.dump();
+  std::string config_path = dir.write("config.json", config_bytes);
+  std::string config_digest = sha256_of_file(config_path);
+  nlohmann::json manifest = {
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+      {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"}, {"digest", config_digest}, {"size", config_bytes.size()}}},
+      {"layers", {{{"mediaType", "application/vnd.oci.image.layer.v1.tar"}, {"digest", layer_digest}, {"size", layer.size()}}}}};
+  std::string corrupted = layer;
+  corrupted[corrupted.size() / 2] ^= 0x01;
+  StaticServer server({{"/v2/", {"application/json", "{}"}},
+                        {"/v2/bad/image/manifests/1", {"application/vnd.oci.image.manifest.v1+json", manifest.dump()}},
+                        {"/v2/bad/image/blobs/" + config_digest, {"application/octet-stream", config_bytes}},
+                        {"/v2/bad/image/blobs/" + layer_digest, {"application/octet-stream", corrupted}}});
+  std::string root = dir.path() + "/root";
+  Result r = run_berth({"--root", root, "pull", server.address() + "/bad/image:1"});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.err.find("digest mismatch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(layer_digest), std::string::npos) << r.err;
+  Result images = run_berth({"--root", root, "images", "-q"});
+  EXPECT_EQ(images.out, "");
+  Result layers = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
+  EXPECT_EQ(layers.out, "") << layers.out;
+}
+
+TEST_F(RegistryTest, WrongBasicCredentialsFailClearly) {
+  if (::access("/usr/bin/htpasswd", X_OK) != 0) GTEST_SKIP() << "htpasswd (apache2-utils) is not installed: cannot make a bcrypt htpasswd file";
+  Result h = run({"/usr/bin/htpasswd", "-Bbn", "alice", "s3cret-pass"});
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  std::string htpasswd = dir.write("htpasswd", h.out);
+  RegistryServer registry(htpasswd);
+  std::string root = dir.path() + "/root";
+  std::string ref = registry.address() + "/private/busybox:1";
+  import_busybox(root, ref);
+
+  // Anonymous: refused, and told to log in.
+  Result anon = run_berth({"--root", root, "push", ref});
+  EXPECT_NE(anon.exit_code, 0);
+  EXPECT_NE(anon.err.find("requires authentication"), std::string::npos) << anon.err;
+  EXPECT_NE(anon.err.find(registry.address()), std::string::npos) << anon.err;
+
+  // Wrong password: a clear error, the password never shown, nothing saved.
+  Result bad = run_berth({"--root", root, "login", "-u", "alice", "--password-stdin", registry.address()}, "wrong-pass\n");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("incorrect username or password"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("wrong-pass"), std::string::npos) << bad.err;
+  EXPECT_NE(::access((root + "/config.json").c_str(), F_OK), 0);
+
+  // Right password: saved docker-style, mode 0600; push and pull work.
+  Result good = run_berth({"--root", root, "login", "-u", "alice", "--password-stdin", registry.address()}, "s3cret-pass\n");
+  ASSERT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_NE(good.out.find("Login Succeeded"), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::stat((root + "/config.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto config = nlohmann::json::parse(slurp(root + "/config.json"));
+  EXPECT_EQ(config["auths"][registry.address()]["auth"], "YWxpY2U6czNjcmV0LXBhc3M=");  // base64("alice:s3cret-pass")
+  Result push = run_berth({"--root", root, "push", ref});
+  EXPECT_EQ(push.exit_code, 0) << push.err;
+  EXPECT_EQ(push.err.find("s3cret-pass"), std::string::npos);
+
+  // A stored wrong password: push names the user and the registry.
+  config["auths"][registry.address()]["auth"] = "YWxpY2U6bm9wZQ==";  // alice:nope
+  dir.write("root/config.json", config.dump());
+  Result stale = run_berth({"--root", root, "pull", ref});
+  EXPECT_NE(stale.exit_code, 0);
+  EXPECT_NE(stale.err.find("refused the credentials of user \"alice\""), std::string::npos) << stale.err;
+
+  Result out = run_berth({"--root", root, "logout", registry.address()});
+  EXPECT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(root + "/config.json"))["auths"].size(), 0u);
+}
+
+}  // namespace
+}  // namespace berth::test
+
+namespace berth::test {
+namespace {
+
+// A multi-platform index whose linux/amd64 entry has a gzip layer (digest of
+// the .tar.gz, DiffID of the tar, as real registries serve them); the
+// linux/arm64 entry's layer is absent, so picking it fails.
+TEST_F(RegistryTest, PullsGzipLayerThroughIndexSelectingPlatform) {
+  std::string tar = dir.path() + "/busybox.tar";
+  make_busybox_tar(tar);
+  std::string diff_id = sha256_of_file(tar);
+  ASSERT_EQ(run({"/bin/gzip", "-k", "-f", tar}).exit_code, 0);
+  std::string gz = slurp(tar + ".gz");
+  std::string gz_digest = sha256_of_file(tar + ".gz");
+  auto make = [&](const std::string& arch, const std::string& layer_digest, size_t layer_size, std::map<std::string, std::pair<std::string, std::string>>& routes) {
+    nlohmann::json config = {{"architecture", arch}, {"os", "linux"}, {"config", nlohmann::json::object()},
+                             {"rootfs", {{"type", "layers"}, {"diff_ids", {diff_id}}}}};
+    std::string config_bytes = config.dump();
+    std::string config_digest = sha256_of_file(dir.write("config-" + arch, config_bytes));
+    nlohmann::json manifest = {
+        {"schemaVersion", 2},
+        {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+        {"config", {{"mediaType", "application/vnd.docker.container.image.v1+json"}, {"digest", config_digest}, {"size", config_bytes.size()}}},
+        {"layers", {{{"mediaType", "application/vnd.docker.image.rootfs.diff.tar.gzip"}, {"digest", layer_digest}, {"size", layer_size}}}}};
+    std::string bytes = manifest.dump();
+    std::string digest = sha256_of_file(dir.write("manifest-" + arch, bytes));
+    routes["/v2/multi/image/manifests/" + digest] = {"application/vnd.docker.distribution.manifest.v2+json", bytes};
+    routes["/v2/multi/image/blobs/" + config_digest] = {"application/octet-stream", config_bytes};
+    return nlohmann::json{{"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+                          {"digest", digest},
+                          {"size", bytes.size()},
+                          {"platform", {{"os", "linux"}, {"architecture", arch}}}};
+  };
+  std::map<std::string, std::pair<std::string, std::string>> routes;
+  std::string missing = "sha256:" + std::string(64, 'e');
+  nlohmann::json index = {{"schemaVersion", 2},
+                          {"mediaType", "application/vnd.docker.distribution.manifest.list.v2+json"},
+                          {"manifests", {make("arm64", missing, 10, routes), make("amd64", gz_digest, gz.size(), routes)}}};
+  routes["/v2/multi/image/manifests/2"] = {"application/vnd.docker.distribution.manifest.list.v2+json", index.dump()};
+  routes["/v2/multi/image/blobs/" + gz_digest] = {"application/octet-stream", gz};
+  StaticServer server(routes);
+  std::string ref = server.address() + "/multi/image:2";
+
+  std::string arm_root = dir.path() + "/arm";
+  Result arm = run_berth({"--root", arm_root, "pull", "--platform", "linux/arm64", ref});
+  EXPECT_NE(arm.exit_code, 0);
+  EXPECT_NE(arm.err.find(missing), std::string::npos) << arm.err;
+  EXPECT_EQ(run_berth({"--root", arm_root, "images", "-q"}).out, "");
+
+  Result none = run_berth({"--root", arm_root, "pull", "--platform", "linux/s390x", ref});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.err.find("no matching manifest for linux/s390x"), std::string::npos) << none.err;
+
+  std::string root = dir.path() + "/root";
+  Result pull = run_berth({"--root", root, "pull", ref});
+  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  Result inspect = run_berth({"--root", root, "image", "inspect", ref});
+  auto j = nlohmann::json::parse(inspect.out)[0];
+  EXPECT_EQ(j["Architecture"], "amd64");
+  EXPECT_EQ(j["RootFS"]["Layers"][0], diff_id);
+  // The RepoDigest names the index, as docker records it.
+  EXPECT_EQ(j["RepoDigests"][0].get<std::string>(), server.address() + "/multi/image@" + sha256_of_file(dir.write("index", index.dump())));
+}
+
+}  // namespace
+}  // namespace berth::test

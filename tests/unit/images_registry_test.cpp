@@ -1,0 +1,195 @@
+// The registry client's pure parts (WWW-Authenticate, platforms, insecure
+// registries, base64, config.json) and the Bearer token flow against a tiny
+// in-test HTTP server on 127.0.0.1.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "images/registry.h"
+#include "tests/support/run.h"
+
+namespace berth::images {
+namespace {
+
+TEST(ImagesRegistry, ParsesBearerChallenge) {
+  auto c = parse_www_authenticate(
+      R"(Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push",error="invalid_token")");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].scheme, "bearer");
+  EXPECT_EQ(c[0].params["realm"], "https://auth.example/token");
+  EXPECT_EQ(c[0].params["service"], "registry.example");
+  EXPECT_EQ(c[0].params["scope"], "repository:a/b:pull,push");
+  EXPECT_EQ(c[0].params["error"], "invalid_token");
+}
+
+TEST(ImagesRegistry, ParsesBasicAndSeveralChallenges) {
+  auto c = parse_www_authenticate(R"(Basic realm="berth test", Bearer realm=https://t/x,service=s)");
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].scheme, "basic");
+  EXPECT_EQ(c[0].params["realm"], "berth test");
+  EXPECT_EQ(c[1].scheme, "bearer");
+  EXPECT_EQ(c[1].params["realm"], "https://t/x");
+  EXPECT_EQ(c[1].params["service"], "s");
+}
+
+TEST(ImagesRegistry, ParsesPlatforms) {
+  Platform p = parse_platform("linux/arm64/v8");
+  EXPECT_EQ(p.os, "linux");
+  EXPECT_EQ(p.architecture, "arm64");
+  EXPECT_EQ(p.variant, "v8");
+  EXPECT_EQ(parse_platform("linux/x86_64").architecture, "amd64");
+  EXPECT_THROW(parse_platform("linux"), Error);
+  EXPECT_THROW(parse_platform("linux//"), Error);
+}
+
+TEST(ImagesRegistry, InsecureRegistries) {
+  EXPECT_TRUE(is_insecure_registry("127.0.0.1:5000", {}));
+  EXPECT_TRUE(is_insecure_registry("127.3.4.5:80", {}));
+  EXPECT_TRUE(is_insecure_registry("localhost:5000", {}));
+  EXPECT_TRUE(is_insecure_registry("[::1]:5000", {}));
+  EXPECT_FALSE(is_insecure_registry("docker.io", {}));
+  EXPECT_FALSE(is_insecure_registry("10.0.0.1:5000", {}));
+  EXPECT_TRUE(is_insecure_registry("10.0.0.1:5000", {"10.0.0.1:5000"}));
+  EXPECT_TRUE(is_insecure_registry("reg.lan:5000", {"reg.lan"}));
+  EXPECT_EQ(split_registry_list(" a:1, b ,,c:3 "), (std::vector<std::string>{"a:1", "b", "c:3"}));
+}
+
+TEST(ImagesRegistry, Base64RoundTrips) {
+  EXPECT_EQ(base64_encode("alice:s3cret"), "YWxpY2U6czNjcmV0");
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "user:p@ss:with:colons"}) EXPECT_EQ(base64_decode(base64_encode(s)), s);
+  EXPECT_THROW(base64_decode("abc"), Error);
+}
+
+TEST(ImagesRegistry, AuthFileIsDockerCompatibleAndPrivate) {
+  test::TempDir dir;
+  AuthFile file(dir.path() + "/cfg/config.json");
+  EXPECT_TRUE(file.get("reg:5000").empty());
+  file.set("reg:5000", {"bob", "pw:1"});
+  file.set("docker.io", {"hub", "x"});
+  struct stat st {};
+  ASSERT_EQ(::stat(file.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto j = nlohmann::json::parse(read_file(file.path()));
+  EXPECT_EQ(j["auths"]["reg:5000"]["auth"], base64_encode("bob:pw:1"));
+  EXPECT_TRUE(j["auths"].contains("https://index.docker.io/v1/"));
+  EXPECT_EQ(file.get("reg:5000").password, "pw:1");
+  EXPECT_EQ(file.get("docker.io").username, "hub");
+  EXPECT_TRUE(file.erase("reg:5000"));
+  EXPECT_FALSE(file.erase("reg:5000"));
+  EXPECT_TRUE(file.get("reg:5000").empty());
+}
+
+// One-request-per-connection HTTP server; handler(method, path, authorization) -> (status, headers, body).
+class TinyServer {
+ public:
+  using Handler = std::function<std::string(const std::string& method, const std::string& path, const std::string& auth)>;
+  explicit TinyServer(Handler h) : handler_(std::move(h)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 16);
+    thread_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::string req;
+        char buf[4096];
+        while (req.find("\r\n\r\n") == std::string::npos) {
+          ssize_t n = ::read(c, buf, sizeof buf);
+          if (n <= 0) break;
+          req.append(buf, static_cast<size_t>(n));
+        }
+        std::string method = req.substr(0, req.find(' '));
+        size_t p1 = req.find(' ') + 1;
+        std::string path = req.substr(p1, req.find(' ', p1) - p1);
+        std::string auth;
+        if (size_t a = req.find("\r\nAuthorization: "); a != std::string::npos) {
+          a += 17;
+          auth = req.substr(a, req.find("\r\n", a) - a);
+        }
+        std::string out = handler_(method, path, auth);
+        (void)!::write(c, out.data(), out.size());
+        ::close(c);
+      }
+    });
+  }
+  ~TinyServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  Handler handler_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::string response(int status, const std::string& extra_headers, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\n" + extra_headers + "Content-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n\r\n" + body;
+}
+
+TEST(ImagesRegistry, BearerTokenFlowSendsCredentialsToRealmAndTokenToRegistry) {
+  std::mutex m;
+  std::vector<std::string> seen;
+  int port = 0;
+  TinyServer server([&](const std::string& method, const std::string& path, const std::string& auth) {
+    {
+      std::lock_guard<std::mutex> g(m);
+      seen.push_back(method + " " + path + " [" + auth + "]");
+    }
+    if (path.rfind("/token?", 0) == 0) {
+      if (auth != "Basic " + base64_encode("carol:pw")) return response(401, "", "{}");
+      return response(200, "Content-Type: application/json\r\n", R"({"token":"tok-123"})");
+    }
+    if (path == "/v2/") {
+      if (auth == "Bearer tok-123") return response(200, "", "{}");
+      return response(401,
+                      "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:" + std::to_string(port) + "/token\",service=\"tiny\"\r\n",
+                      R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})");
+    }
+    return response(404, "", "{}");
+  });
+  port = server.port();
+  std::string registry = "127.0.0.1:" + std::to_string(port);
+  RegistryOptions options;
+  EXPECT_NO_THROW(check_login(registry, {"carol", "pw"}, options));
+  {
+    std::lock_guard<std::mutex> g(m);
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen[0], "GET /v2/ []");
+    EXPECT_EQ(seen[1].rfind("GET /token?service=tiny", 0), 0u) << seen[1];
+    EXPECT_NE(seen[1].find("account=carol"), std::string::npos) << seen[1];
+    EXPECT_EQ(seen[2], "GET /v2/ [Bearer tok-123]");
+  }
+  try {
+    check_login(registry, {"carol", "wrong"}, options);
+    FAIL() << "wrong password accepted";
+  } catch (const Error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("carol"), std::string::npos) << what;
+    EXPECT_NE(what.find("refused"), std::string::npos) << what;
+    EXPECT_EQ(what.find("wrong"), std::string::npos) << what;  // never the password
+  }
+}
+
+}  // namespace
+}  // namespace berth::images
