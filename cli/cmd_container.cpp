@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -35,6 +36,23 @@ using runtime::Status;
 namespace {
 
 Runtime runtime_for(const GlobalOptions& g) { return Runtime(runtime::Paths{g.root, g.run_root, {}}); }
+
+// Docker's multi-container verbs (start, stop, kill, rm, ...): act on each
+// reference in turn, print it on success, report each failure on its own
+// line, and exit 1 at the end when any failed.
+void for_each_container(const std::vector<std::string>& refs, const std::function<void(const std::string&)>& act) {
+  int rc = 0;
+  for (auto& r : refs) {
+    try {
+      act(r);
+      std::cout << r << "\n";
+    } catch (const Error& e) {
+      std::cerr << "Error response from daemon: " << e.what() << "\n";
+      rc = 1;
+    }
+  }
+  if (rc) exit_with(rc);
+}
 
 // "512m", "1g", "100k", "1024" (bytes) -> bytes; docker's RAMInBytes.
 int64_t parse_bytes(const std::string& flag, const std::string& s) {
@@ -680,17 +698,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       if (start_refs->size() != 1) throw UsageError("you cannot start and attach multiple containers at once");
       exit_with(rt.start(start_refs->front(), runtime::Attach{true, false}));
     }
-    int rc = 0;
-    for (auto& r : *start_refs) {
-      try {
-        rt.start(r);
-        std::cout << r << "\n";
-      } catch (const Error& e) {
-        std::cerr << "Error response from daemon: " << e.what() << "\n";
-        rc = 1;
-      }
-    }
-    if (rc) exit_with(rc);
+    for_each_container(*start_refs, [&](const std::string& r) { rt.start(r); });
   });
 
   auto* stop = add_command(app, "stop", "Stop one or more running containers");
@@ -702,19 +710,11 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   stop->add_option("-s,--signal", *stop_signal, "Signal to send to the container");
   stop->callback([stop_refs, stop_time, stop_signal, &global] {
     Runtime rt = runtime_for(global);
-    int rc = 0;
-    for (auto& r : *stop_refs) {
-      try {
-        // The container's --stop-signal unless -s says otherwise.
-        int sig = parse_signal(stop_signal->empty() ? rt.get(r).spec.stop_signal : *stop_signal);
-        rt.stop(r, *stop_time, sig);
-        std::cout << r << "\n";
-      } catch (const Error& e) {
-        std::cerr << "Error response from daemon: " << e.what() << "\n";
-        rc = 1;
-      }
-    }
-    if (rc) exit_with(rc);
+    for_each_container(*stop_refs, [&](const std::string& r) {
+      // The container's --stop-signal unless -s says otherwise.
+      int sig = parse_signal(stop_signal->empty() ? rt.get(r).spec.stop_signal : *stop_signal);
+      rt.stop(r, *stop_time, sig);
+    });
   });
 
   auto* restart = add_command(app, "restart", "Restart one or more containers");
@@ -724,18 +724,10 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   restart->add_option("-t,--time", *restart_time, "Seconds to wait before killing the container");
   restart->callback([restart_refs, restart_time, &global] {
     Runtime rt = runtime_for(global);
-    int rc = 0;
-    for (auto& r : *restart_refs) {
-      try {
-        rt.stop(r, *restart_time, parse_signal(rt.get(r).spec.stop_signal));
-        rt.start(r);
-        std::cout << r << "\n";
-      } catch (const Error& e) {
-        std::cerr << "Error response from daemon: " << e.what() << "\n";
-        rc = 1;
-      }
-    }
-    if (rc) exit_with(rc);
+    for_each_container(*restart_refs, [&](const std::string& r) {
+      rt.stop(r, *restart_time, parse_signal(rt.get(r).spec.stop_signal));
+      rt.start(r);
+    });
   });
 
   auto* rename = add_command(app, "rename", "Rename a container");
@@ -753,17 +745,8 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   kill->add_option("-s,--signal", *kill_signal, "Signal to send to the container");
   kill->callback([kill_refs, kill_signal, &global] {
     Runtime rt = runtime_for(global);
-    int sig = parse_signal(*kill_signal), rc = 0;
-    for (auto& r : *kill_refs) {
-      try {
-        rt.kill(r, sig);
-        std::cout << r << "\n";
-      } catch (const Error& e) {
-        std::cerr << "Error response from daemon: " << e.what() << "\n";
-        rc = 1;
-      }
-    }
-    if (rc) exit_with(rc);
+    int sig = parse_signal(*kill_signal);
+    for_each_container(*kill_refs, [&](const std::string& r) { rt.kill(r, sig); });
   });
 
   auto* rm = add_command(app, "rm", "Remove one or more containers");
@@ -773,28 +756,20 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   rm->add_flag("-f,--force", *rm_force, "Force the removal of a running container (uses SIGKILL)");
   rm->callback([rm_refs, rm_force, &global] {
     Runtime rt = runtime_for(global);
-    int rc = 0;
-    for (auto& r : *rm_refs) {
+    for_each_container(*rm_refs, [&](const std::string& r) {
+      std::string id = r;
       try {
-        std::string id = r;
-        try {
-          id = rt.get(r).id;
-        } catch (const Error&) {
-        }
-        rt.remove(r, *rm_force);
-        // Left behind if this fails: release_stale_holds() drops it later.
-        try {
-          release_image(global.root, id);
-        } catch (const Error& e) {
-          std::cerr << "Warning: " << r << ": cannot release its image: " << e.what() << "\n";
-        }
-        std::cout << r << "\n";
-      } catch (const Error& e) {
-        std::cerr << "Error response from daemon: " << e.what() << "\n";
-        rc = 1;
+        id = rt.get(r).id;
+      } catch (const Error&) {
       }
-    }
-    if (rc) exit_with(rc);
+      rt.remove(r, *rm_force);
+      // Left behind if this fails: release_stale_holds() drops it later.
+      try {
+        release_image(global.root, id);
+      } catch (const Error& e) {
+        std::cerr << "Warning: " << r << ": cannot release its image: " << e.what() << "\n";
+      }
+    });
   });
 
   for (bool pausing : {true, false}) {
@@ -805,17 +780,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     cmd->add_option("CONTAINER", *refs, "Containers")->required();
     cmd->callback([refs, pausing, &global] {
       Runtime rt = runtime_for(global);
-      int rc = 0;
-      for (auto& r : *refs) {
-        try {
-          pausing ? rt.pause(r) : rt.unpause(r);
-          std::cout << r << "\n";
-        } catch (const Error& e) {
-          std::cerr << "Error response from daemon: " << e.what() << "\n";
-          rc = 1;
-        }
-      }
-      if (rc) exit_with(rc);
+      for_each_container(*refs, [&](const std::string& r) { pausing ? rt.pause(r) : rt.unpause(r); });
     });
   }
 
