@@ -465,10 +465,21 @@ class Loader {
       if (e.key.rfind("x-", 0) == 0) project_.extensions[e.key] = node_to_json(e.value);
 
     // Project name: -p > COMPOSE_PROJECT_NAME > name: > directory.
+    // A name the user set imperatively (-p, COMPOSE_PROJECT_NAME) must
+    // already be valid, as compose insists; names from the file or the
+    // directory are normalized.
+    auto imperative = [](const std::string& name, const char* source) {
+      if (normalize_project_name(name) != name)
+        throw Error("invalid project name \"" + name + "\" (" + source +
+                    "): it must contain only lowercase letters, digits, \"-\" and \"_\", and start with a letter "
+                    "or digit");
+      return name;
+    };
     std::string raw_name;
     Location name_loc;
-    if (!options_.project_name.empty()) raw_name = options_.project_name;
-    else if (auto it = env_.find("COMPOSE_PROJECT_NAME"); it != env_.end() && !it->second.empty()) raw_name = it->second;
+    if (!options_.project_name.empty()) raw_name = imperative(options_.project_name, "-p");
+    else if (auto it = env_.find("COMPOSE_PROJECT_NAME"); it != env_.end() && !it->second.empty())
+      raw_name = imperative(it->second, "COMPOSE_PROJECT_NAME");
     else if (const Node* n = root.find("name"); n && n->is_scalar() && !n->scalar.empty()) {
       raw_name = n->scalar;
       name_loc = n->loc;

@@ -120,7 +120,10 @@ TEST(Config, FilesProjectNameDirectoryAndEnvFile) {
   dir.write("a/base.yaml", "services:\n  web: {image: 'nginx:${TAG}', ports: ['80:80']}\n");
   dir.write("a/prod.yaml", "services:\n  web: {ports: ['443:443']}\n");
   dir.write("a/prod.env", "TAG=prod\n");
-  auto r = run_berth({"config", "--format", "json", "-f", "a/base.yaml", "-f", "a/prod.yaml", "-p", "Shop",
+  auto bad = run_berth({"config", "-f", "a/base.yaml", "-p", "Shop", "--env-file", "a/prod.env"}, "", {}, dir.path());
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("invalid project name \"Shop\" (-p)"), std::string::npos) << bad.err;
+  auto r = run_berth({"config", "--format", "json", "-f", "a/base.yaml", "-f", "a/prod.yaml", "-p", "shop",
                       "--env-file", "a/prod.env"},
                      "", {}, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;

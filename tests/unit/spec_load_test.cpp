@@ -482,10 +482,24 @@ TEST_F(SpecLoad, ProjectNamePrecedenceAndNormalization) {
   dir.write("compose.yaml", "name: From_File\nservices:\n  a: {image: x}\n");
   LoadOptions o = options();
   EXPECT_EQ(load_project(o).name, "from_file");
-  o.environment["COMPOSE_PROJECT_NAME"] = "FromEnv";
-  EXPECT_EQ(load_project(o).name, "fromenv");
+  o.environment["COMPOSE_PROJECT_NAME"] = "from-env";
+  EXPECT_EQ(load_project(o).name, "from-env");
+  o.project_name = "flag_name";
+  EXPECT_EQ(load_project(o).name, "flag_name");
+  // Imperative names are checked, not silently rewritten.
   o.project_name = "Flag.Name!";
-  EXPECT_EQ(load_project(o).name, "flagname");
+  try {
+    load_project(o);
+    ADD_FAILURE() << "an invalid -p was accepted";
+  } catch (const berth::Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "invalid project name \"Flag.Name!\" (-p): it must contain only lowercase letters, digits, \"-\" and "
+              "\"_\", and start with a letter or digit");
+  }
+  o.project_name.clear();
+  o.environment["COMPOSE_PROJECT_NAME"] = "FromEnv";
+  EXPECT_THROW(load_project(o), berth::Error);
+  o.environment.erase("COMPOSE_PROJECT_NAME");
   dir.write("compose.yaml", "services:\n  a: {image: x}\n");
   EXPECT_EQ(load_project(options()).name, normalize_project_name(berth::path_basename(dir.path())));
   EXPECT_EQ(normalize_project_name("-_My App_1"), "myapp_1");
