@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "tests/support/busybox.h"
+#include "tests/support/http_server.h"
 #include "tests/support/registry.h"
 #include "tests/support/run.h"
 
@@ -134,67 +135,6 @@ TEST_F(RegistryTest, PullOfMissingTagFailsAndStoresNothing) {
 }
 
 // Serves fixed routes (path -> content type, body); everything else 404.
-class StaticServer {
- public:
-  explicit StaticServer(std::map<std::string, std::pair<std::string, std::string>> routes) : routes_(std::move(routes)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    ::listen(fd_, 16);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~StaticServer() {
-    stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  void serve() {
-    while (!stop_) {
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      std::string req;
-      char buf[4096];
-      while (req.find("\r\n\r\n") == std::string::npos) {
-        ssize_t n = ::read(c, buf, sizeof buf);
-        if (n <= 0) break;
-        req.append(buf, static_cast<size_t>(n));
-      }
-      std::string method = req.substr(0, req.find(' '));
-      size_t p1 = req.find(' ') + 1;
-      std::string path = req.substr(p1, req.find(' ', p1) - p1);
-      std::string status = "404 Not Found", type = "application/json", body = "{\"errors\":[{\"code\":\"NOT_FOUND\"}]}";
-      if (auto it = routes_.find(path); it != routes_.end()) {
-        status = "200 OK";
-        type = it->second.first;
-        body = it->second.second;
-      }
-      std::string head = "HTTP/1.1 " + status + "\r\nContent-Type: " + type + "\r\nContent-Length: " + std::to_string(body.size()) +
-                         "\r\nConnection: close\r\n\r\n";
-      std::string out = head + (method == "HEAD" ? "" : body);
-      size_t off = 0;
-      while (off < out.size()) {
-        ssize_t n = ::write(c, out.data() + off, out.size() - off);
-        if (n <= 0) break;
-        off += static_cast<size_t>(n);
-      }
-      ::close(c);
-    }
-  }
-  std::map<std::string, std::pair<std::string, std::string>> routes_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 TEST_F(RegistryTest, CorruptedBlobIsRejectedAndNothingStored) {
   std::string tar = dir.path() + "/busybox.tar";
@@ -215,10 +155,10 @@ TEST_F(RegistryTest, CorruptedBlobIsRejectedAndNothingStored) {
       {"layers", {{{"mediaType", "application/vnd.oci.image.layer.v1.tar"}, {"digest", layer_digest}, {"size", layer.size()}}}}};
   std::string corrupted = layer;
   corrupted[corrupted.size() / 2] ^= 0x01;
-  StaticServer server({{"/v2/", {"application/json", "{}"}},
+  berth::test::HttpServer server(berth::test::static_routes({{"/v2/", {"application/json", "{}"}},
                         {"/v2/bad/image/manifests/1", {"application/vnd.oci.image.manifest.v1+json", manifest.dump()}},
                         {"/v2/bad/image/blobs/" + config_digest, {"application/octet-stream", config_bytes}},
-                        {"/v2/bad/image/blobs/" + layer_digest, {"application/octet-stream", corrupted}}});
+                        {"/v2/bad/image/blobs/" + layer_digest, {"application/octet-stream", corrupted}}}));
   std::string root = dir.path() + "/root";
   Result r = run_berth({"--root", root, "pull", server.address() + "/bad/image:1"});
   EXPECT_NE(r.exit_code, 0) << r.out;
@@ -320,7 +260,7 @@ TEST_F(RegistryTest, PullsGzipLayerThroughIndexSelectingPlatform) {
                           {"manifests", {make("arm64", missing, 10, routes), make("amd64", gz_digest, gz.size(), routes)}}};
   routes["/v2/multi/image/manifests/2"] = {"application/vnd.docker.distribution.manifest.list.v2+json", index.dump()};
   routes["/v2/multi/image/blobs/" + gz_digest] = {"application/octet-stream", gz};
-  StaticServer server(routes);
+  berth::test::HttpServer server(berth::test::static_routes(routes));
   std::string ref = server.address() + "/multi/image:2";
 
   std::string arm_root = dir.path() + "/arm";

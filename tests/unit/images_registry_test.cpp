@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "images/registry.h"
+#include "tests/support/http_server.h"
 #include "tests/support/run.h"
 
 namespace berth::images {
@@ -89,84 +90,28 @@ TEST(ImagesRegistry, AuthFileIsDockerCompatibleAndPrivate) {
   EXPECT_TRUE(file.get("reg:5000").empty());
 }
 
-// One-request-per-connection HTTP server; handler(method, path, authorization) -> (status, headers, body).
-class TinyServer {
- public:
-  using Handler = std::function<std::string(const std::string& method, const std::string& path, const std::string& auth)>;
-  explicit TinyServer(Handler h) : handler_(std::move(h)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    ::listen(fd_, 16);
-    thread_ = std::thread([this] {
-      for (;;) {
-        int c = ::accept(fd_, nullptr, nullptr);
-        if (c < 0) return;
-        std::string req;
-        char buf[4096];
-        while (req.find("\r\n\r\n") == std::string::npos) {
-          ssize_t n = ::read(c, buf, sizeof buf);
-          if (n <= 0) break;
-          req.append(buf, static_cast<size_t>(n));
-        }
-        std::string method = req.substr(0, req.find(' '));
-        size_t p1 = req.find(' ') + 1;
-        std::string path = req.substr(p1, req.find(' ', p1) - p1);
-        std::string auth;
-        if (size_t a = req.find("\r\nAuthorization: "); a != std::string::npos) {
-          a += 17;
-          auth = req.substr(a, req.find("\r\n", a) - a);
-        }
-        std::string out = handler_(method, path, auth);
-        (void)!::write(c, out.data(), out.size());
-        ::close(c);
-      }
-    });
-  }
-  ~TinyServer() {
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
-  }
-  int port() const { return port_; }
-
- private:
-  Handler handler_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-};
-
-std::string response(int status, const std::string& extra_headers, const std::string& body) {
-  return "HTTP/1.1 " + std::to_string(status) + " X\r\n" + extra_headers + "Content-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\n\r\n" + body;
-}
+using berth::test::respond;
 
 TEST(ImagesRegistry, BearerTokenFlowSendsCredentialsToRealmAndTokenToRegistry) {
   std::mutex m;
   std::vector<std::string> seen;
   int port = 0;
-  TinyServer server([&](const std::string& method, const std::string& path, const std::string& auth) {
+  berth::test::HttpServer server([&](const std::string& method, const std::string& path, const std::string& auth) {
     {
       std::lock_guard<std::mutex> g(m);
       seen.push_back(method + " " + path + " [" + auth + "]");
     }
     if (path.rfind("/token?", 0) == 0) {
-      if (auth != "Basic " + base64_encode("carol:pw")) return response(401, "", "{}");
-      return response(200, "Content-Type: application/json\r\n", R"({"token":"tok-123"})");
+      if (auth != "Basic " + base64_encode("carol:pw")) return respond(401, "", "{}");
+      return respond(200, "Content-Type: application/json\r\n", R"({"token":"tok-123"})");
     }
     if (path == "/v2/") {
-      if (auth == "Bearer tok-123") return response(200, "", "{}");
-      return response(401,
+      if (auth == "Bearer tok-123") return respond(200, "", "{}");
+      return respond(401,
                       "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:" + std::to_string(port) + "/token\",service=\"tiny\"\r\n",
                       R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})");
     }
-    return response(404, "", "{}");
+    return respond(404, "", "{}");
   });
   port = server.port();
   std::string registry = "127.0.0.1:" + std::to_string(port);
