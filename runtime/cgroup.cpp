@@ -87,6 +87,19 @@ CgroupGuard::~CgroupGuard() {
   }
 }
 
+// One /proc/self/mountinfo line's mount point, fstype and super options;
+// false for a line without the " - " separator.
+static bool parse_mountinfo_line(const std::string& line, std::string& mount_point, std::string& fstype,
+                                 std::string& super) {
+  auto sep = line.find(" - ");
+  if (sep == std::string::npos) return false;
+  std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
+  std::string mount_id, parent_id, dev, root, source;
+  pre >> mount_id >> parent_id >> dev >> root >> mount_point;
+  post >> fstype >> source >> super;
+  return true;
+}
+
 // v1 hierarchies from /proc/self/mountinfo: fstype "cgroup", the super
 // options name the controllers ("rw,memory" or "rw,cpu,cpuacct").
 static std::vector<std::pair<std::string, std::string>> v1_hierarchies() {
@@ -95,12 +108,8 @@ static std::vector<std::pair<std::string, std::string>> v1_hierarchies() {
   std::vector<std::pair<std::string, std::string>> out;  // controller -> mount point
   std::istringstream in(read_file("/proc/self/mountinfo"));
   for (std::string line; std::getline(in, line);) {
-    auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
-    std::string mount_id, parent_id, dev, root, mount_point, fstype, source, super;
-    pre >> mount_id >> parent_id >> dev >> root >> mount_point;
-    post >> fstype >> source >> super;
+    std::string mount_point, fstype, super;
+    if (!parse_mountinfo_line(line, mount_point, fstype, super)) continue;
     if (fstype != "cgroup") continue;
     std::istringstream opts(super);
     for (std::string o; std::getline(opts, o, ',');)
@@ -113,12 +122,8 @@ std::vector<CgroupMountSpec> container_cgroup_mounts() {
   std::vector<CgroupMountSpec> out;
   std::istringstream in(read_file("/proc/self/mountinfo"));
   for (std::string line; std::getline(in, line);) {
-    auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
-    std::string mount_id, parent_id, dev, root, mount_point, fstype, source, super;
-    pre >> mount_id >> parent_id >> dev >> root >> mount_point;
-    post >> fstype >> source >> super;
+    std::string mount_point, fstype, super;
+    if (!parse_mountinfo_line(line, mount_point, fstype, super)) continue;
     if (mount_point.rfind("/sys/fs/cgroup", 0) != 0) continue;
     std::string dir = mount_point == "/sys/fs/cgroup" ? "" : mount_point.substr(15);
     if (dir.find('/') != std::string::npos) continue;
