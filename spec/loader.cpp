@@ -100,10 +100,12 @@ class Loader {
     std::string project_dir;
     if (!options_.project_directory.empty()) project_dir = path_absolute(options_.project_directory, working_dir_);
     if (files.empty() && inline_files.empty()) {
-      // COMPOSE_FILE (from the process environment) stands in for -f.
-      if (auto it = options_.environment.find("COMPOSE_FILE"); it != options_.environment.end() && !it->second.empty()) {
+      // COMPOSE_FILE stands in for -f: from the process environment, else
+      // from the .env (or --env-file) of the project directory, as compose.
+      Environment early = compose_file_environment(project_dir.empty() ? working_dir_ : project_dir);
+      if (auto it = early.find("COMPOSE_FILE"); it != early.end() && !it->second.empty()) {
         std::string separator = ":";
-        if (auto sep = options_.environment.find("COMPOSE_PATH_SEPARATOR"); sep != options_.environment.end() && !sep->second.empty())
+        if (auto sep = early.find("COMPOSE_PATH_SEPARATOR"); sep != early.end() && !sep->second.empty())
           separator = sep->second;
         std::size_t start = 0;
         while (start <= it->second.size()) {
@@ -186,6 +188,23 @@ class Loader {
   std::string read_text(const std::string& path) const {
     if (!options_.read_files) throw Error(path + ": file access is disabled");
     return read_file(path);
+  }
+
+  // The variables that locate the compose files, before any file is read:
+  // the process environment over the env files (or <dir>/.env).
+  Environment compose_file_environment(const std::string& dir) {
+    Environment process(options_.environment.begin(), options_.environment.end());
+    if (process.count("COMPOSE_FILE")) return process;
+    Environment dotenv;
+    std::vector<std::string> paths;
+    for (auto& f : options_.env_files) paths.push_back(path_absolute(f, working_dir_));
+    if (paths.empty()) paths.push_back(path_join(dir, ".env"));
+    for (auto& path : paths) {
+      std::string text;
+      if (read_if_exists(path, text)) parse_dotenv(text, path, process, dotenv);
+    }
+    for (auto& [k, v] : process) dotenv[k] = v;
+    return dotenv;
   }
 
   Node parse(const std::string& text, const std::string& file) {
@@ -681,6 +700,13 @@ class Loader {
       for (auto& v : s.volumes) {
         if (v.type == "bind") v.source = resolve_path(v.source);
       }
+      // Merging keys ports by their text, so "80:80" from one file and the
+      // same port in long syntax from another both survive it; once both
+      // are typed they compare equal, and compose keeps one.
+      for (std::size_t i = 0; i < s.ports.size(); ++i)
+        for (std::size_t j = i + 1; j < s.ports.size();)
+          if (s.ports[j] == s.ports[i]) s.ports.erase(s.ports.begin() + static_cast<std::ptrdiff_t>(j));
+          else ++j;
       if (s.healthcheck && s.healthcheck->disable && s.healthcheck->test.empty()) s.healthcheck->test = {"NONE"};
       if (s.scale && s.deploy && s.deploy->replicas && *s.scale != *s.deploy->replicas)
         ctx.error(locate(node, {"scale"}), "scale (" + std::to_string(*s.scale) + ") and deploy.replicas (" +

@@ -717,6 +717,28 @@ TEST_F(SpecLoad, ComposeFileVariableAndParentDirectorySearch) {
   EXPECT_EQ(p.working_dir, dir.path());
 }
 
+TEST_F(SpecLoad, ComposeFileFromDotEnv) {
+  dir.write("one.yaml", "services:\n  a: {image: one}\n");
+  dir.write("two.yaml", "services:\n  a: {image: two}\n");
+  dir.write(".env", "COMPOSE_FILE=one.yaml;two.yaml\nCOMPOSE_PATH_SEPARATOR=;\n");
+  EXPECT_EQ(load_project(options()).services.at("a").image, "two");
+  // The process environment wins over .env.
+  EXPECT_EQ(load_project(options({{"COMPOSE_FILE", "one.yaml"}})).services.at("a").image, "one");
+}
+
+TEST_F(SpecLoad, MergedPortsInShortAndLongSyntaxAreOne) {
+  dir.write("base.yaml", "services:\n  web:\n    image: x\n    ports: ['80:80', '9000:9000/udp']\n");
+  dir.write("over.yaml",
+            "services:\n  web:\n    ports:\n      - {target: 80, published: '80'}\n      - '8443:443'\n");
+  LoadOptions o = options();
+  o.files = {"base.yaml", "over.yaml"};
+  const Service& web = load_project(o).services.at("web");
+  ASSERT_EQ(web.ports.size(), 3u);
+  EXPECT_EQ(web.ports[0].target, 80);
+  EXPECT_EQ(web.ports[1].protocol, "udp");
+  EXPECT_EQ(web.ports[2].published, "8443");
+}
+
 TEST_F(SpecLoad, OverrideTagReplacesInsteadOfMerging) {
   dir.write("base.yaml", "services:\n  web:\n    image: x\n    ports: ['80:80', '443:443']\n    environment: {A: '1'}\n");
   dir.write("over.yaml", "services:\n  web:\n    ports: !override ['8080:80']\n    environment: !override {B: '2'}\n");
