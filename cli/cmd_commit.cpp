@@ -22,7 +22,7 @@
 #include "base/fs.h"
 #include "base/time.h"
 #include "cli/cli.h"
-#include "cli/image_rootfs.h"
+#include "reconciler/image_rootfs.h"
 #include "images/images.h"
 #include "runtime/runtime.h"
 
@@ -214,11 +214,11 @@ std::string commit(const GlobalOptions& g, const CommitOptions& o) {
   }
   runtime::Runtime rt(runtime::Paths{g.root, g.run_root, {}});
   runtime::Container c = rt.get(o.container);
-  auto image_id = c.spec.annotations.find(kImageIdAnnotation);
+  auto image_id = c.spec.annotations.find(reconciler::kImageIdAnnotation);
   if (image_id == c.spec.annotations.end())
     throw Error("commit: container " + c.spec.name + " was not created from an image (--rootfs)", 0, 125);
   nlohmann::json container_config = nlohmann::json::object();
-  if (auto it = c.spec.annotations.find(kConfigAnnotation); it != c.spec.annotations.end())
+  if (auto it = c.spec.annotations.find(reconciler::kConfigAnnotation); it != c.spec.annotations.end())
     container_config = nlohmann::json::parse(it->second, nullptr, false);
   if (!container_config.is_object()) container_config = nlohmann::json::object();
   // Docker's committed config leaves out what is empty.

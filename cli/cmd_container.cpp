@@ -1,6 +1,6 @@
 // Container commands, docker's flags and output: run, create, start, stop,
 // kill, rm, ps, logs, inspect, wait, exec, pause, unpause.
-// A container's rootfs is an image from the store (cli/image_rootfs.h), or a
+// A container's rootfs is an image from the store (reconciler/image_rootfs.h), or a
 // directory given with podman's --rootfs flag.
 #include <signal.h>
 #include <sys/stat.h>
@@ -22,9 +22,10 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "cli/cli.h"
-#include "cli/image_rootfs.h"
+#include "reconciler/image_rootfs.h"
 #include "runtime/logfile.h"
 #include "runtime/runtime.h"
+#include "runtime/volume.h"
 
 namespace berth::cli {
 
@@ -103,35 +104,8 @@ void add_env(std::vector<std::string>& env, const std::string& entry) {
   env.push_back(kv);
 }
 
-runtime::MountSpec parse_volume(const std::string& spec) {
-  std::vector<std::string> parts;
-  std::istringstream in(spec);
-  for (std::string p; std::getline(in, p, ':');) parts.push_back(p);
-  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
-    throw UsageError("invalid volume specification: '" + spec + "'" +
-                     (parts.size() == 1 ? " (anonymous volumes are not supported yet)" : ""));
-  runtime::MountSpec m;
-  m.source = parts[0];
-  m.destination = parts[1];
-  if (m.source[0] != '/')
-    throw UsageError("invalid volume specification: '" + spec + "': the source must be an absolute host path "
-                     "(named volumes are not supported yet)");
-  if (m.destination[0] != '/')
-    throw UsageError("invalid volume specification: '" + spec + "': the destination must be an absolute path");
-  if (parts.size() == 3) {
-    std::istringstream opts(parts[2]);
-    for (std::string o; std::getline(opts, o, ',');) {
-      if (o == "ro") m.read_only = true;
-      else if (o == "rw" || o == "z" || o == "Z" || o == "rprivate" || o == "private" || o == "rslave" ||
-               o == "slave" || o == "rshared" || o == "shared" || o == "nocopy")
-        continue;
-      else
-        throw UsageError("invalid volume specification: '" + spec + "': invalid mode: " + o);
-    }
-  }
-  m.source = path_absolute(m.source);
-  return m;
-}
+// -v: host path binds, named and anonymous volumes (runtime/volume.h).
+runtime::MountSpec parse_volume(const std::string& spec) { return runtime::parse_volume_flag(spec); }
 
 runtime::MountSpec parse_tmpfs(const std::string& spec) {
   runtime::MountSpec m;
@@ -149,7 +123,7 @@ struct RunOptions {
   bool privileged = false, read_only = false;
   std::string name, rootfs, workdir, user, hostname, entrypoint, network = "none";
   bool entrypoint_set = false;
-  std::vector<std::string> env, env_files, volumes, tmpfs, cap_add, cap_drop, security_opts, log_opts, labels, ulimits;
+  std::vector<std::string> env, env_files, volumes, mounts, tmpfs, cap_add, cap_drop, security_opts, log_opts, labels, ulimits;
   std::string shm_size, stop_signal;
   std::string memory, memory_swap, cpus, cpuset_cpus, log_driver = "json-file", restart = "no";
   int64_t cpu_shares = 0, pids_limit = 0;
@@ -169,7 +143,10 @@ void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
   cmd->add_option("--rootfs", o.rootfs, "Use DIR as the container's root filesystem (no image)");
   cmd->add_option("-e,--env", o.env, "Set environment variables")->allow_extra_args(false);
   cmd->add_option("--env-file", o.env_files, "Read in a file of environment variables")->allow_extra_args(false);
-  cmd->add_option("-v,--volume", o.volumes, "Bind mount a volume (SRC:DST[:ro|rw])")->allow_extra_args(false);
+  cmd->add_option("-v,--volume", o.volumes, "Bind mount a volume (SRC|NAME:DST[:ro|rw|nocopy], or DST)")
+      ->allow_extra_args(false);
+  cmd->add_option("--mount", o.mounts, "Attach a filesystem mount to the container (type=volume|bind|tmpfs,...)")
+      ->allow_extra_args(false);
   cmd->add_option("--tmpfs", o.tmpfs, "Mount a tmpfs directory (PATH[:OPTIONS])")->allow_extra_args(false);
   cmd->add_option("-w,--workdir", o.workdir, "Working directory inside the container");
   cmd->add_option("-u,--user", o.user, "Username or UID (format: <name|uid>[:<group|gid>])");
@@ -222,12 +199,12 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
     if (command.empty())
       throw UsageError(std::string("\"") + (is_run ? "run" : "create") +
                        "\" requires at least 1 argument: IMAGE [COMMAND] [ARG...]");
-    ImageRootfs img = resolve_image(g.root, command.front());
+    reconciler::ImageRootfs img = reconciler::resolve_image(g.root, command.front());
     command.erase(command.begin());
     s.lower_dirs = img.lower_dirs;
     s.image = img.reference;
     image = img.config;
-    s.annotations[kImageIdAnnotation] = img.id;
+    s.annotations[reconciler::kImageIdAnnotation] = img.id;
   } else {
     std::string rootfs = path_absolute(o.rootfs);
     if (!is_directory(rootfs)) throw Error("--rootfs " + o.rootfs + ": not a directory", 0, 125);
@@ -272,7 +249,25 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
   }
   for (auto& e : o.env) add_env(s.process.env, e);
   for (auto& v : o.volumes) s.mounts.push_back(parse_volume(v));
+  for (auto& v : o.mounts) s.mounts.push_back(runtime::parse_mount_flag(v));
   for (auto& t : o.tmpfs) s.mounts.push_back(parse_tmpfs(t));
+  for (size_t i = 0; i < s.mounts.size(); ++i)
+    for (size_t k = 0; k < i; ++k)
+      if (path_absolute(s.mounts[i].destination) == path_absolute(s.mounts[k].destination))
+        throw Error("Duplicate mount point: " + s.mounts[i].destination, 0, 125);
+  // The image's Volumes: an anonymous volume each, unless mounted already (docker).
+  if (image.contains("Volumes") && image["Volumes"].is_object())
+    for (auto& [path, unused] : image["Volumes"].items()) {
+      if (path.empty() || path[0] != '/') continue;
+      bool covered = std::any_of(s.mounts.begin(), s.mounts.end(), [&](const runtime::MountSpec& m) {
+        return path_absolute(m.destination) == path_absolute(path);
+      });
+      if (covered) continue;
+      runtime::MountSpec m;
+      m.type = runtime::MountSpec::Type::Volume;
+      m.destination = path;
+      s.mounts.push_back(m);
+    }
   if (o.network == "host") s.network = runtime::NetworkMode::Host;
   else if (o.network == "none") s.network = runtime::NetworkMode::None;
   else throw Error("network " + o.network + " not found (only none and host are supported yet)", 0, 125);
@@ -373,8 +368,8 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
   s.auto_remove = o.rm;
   if (from_image) {
     // Docker's Config as merged, for inspect and commit. Env is kept before
-    // the runtime adds PATH/HOSTNAME defaults; anonymous volumes of the
-    // image's Volumes are recorded but not created (not supported yet).
+    // the runtime adds PATH/HOSTNAME defaults; the image's Volumes became
+    // anonymous volume mounts above.
     nlohmann::json cfg = {{"Env", s.process.env},
                           {"WorkingDir", workdir},
                           {"User", s.process.user},
@@ -384,7 +379,7 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
     if (!o.stop_signal.empty() || !json_string(image, "StopSignal").empty()) cfg["StopSignal"] = s.stop_signal;
     for (const char* key : {"ExposedPorts", "Volumes"})
       if (image.contains(key) && image[key].is_object() && !image[key].empty()) cfg[key] = image[key];
-    s.annotations[kConfigAnnotation] = cfg.dump();
+    s.annotations[reconciler::kConfigAnnotation] = cfg.dump();
   }
   return s;
 }
@@ -479,7 +474,16 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
   const auto& st = c.state;
   nlohmann::json mounts = nlohmann::json::array();
   std::vector<std::string> binds;
+  runtime::VolumeStore volumes(rt.paths());
   for (auto& m : s.mounts) {
+    if (m.type == runtime::MountSpec::Type::Volume) {
+      auto v = volumes.find(m.source);
+      if (!v || !v->anonymous) binds.push_back(m.source + ":" + m.destination + (m.read_only ? ":ro" : ""));
+      mounts.push_back({{"Type", "volume"}, {"Name", m.source},
+                        {"Source", v ? v->mountpoint : rt.paths().root + "/volumes/" + m.source + "/_data"},
+                        {"Destination", m.destination}, {"Driver", "local"}, {"Mode", m.read_only ? "ro" : "z"},
+                        {"RW", !m.read_only}, {"Propagation", ""}});
+    }
     if (m.type == runtime::MountSpec::Type::Bind) {
       binds.push_back(m.source + ":" + m.destination + (m.read_only ? ":ro" : ""));
       mounts.push_back({{"Type", "bind"}, {"Source", m.source}, {"Destination", m.destination},
@@ -515,7 +519,7 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         {"Error", st.error},
         {"StartedAt", st.started_at.empty() ? "0001-01-01T00:00:00Z" : st.started_at},
         {"FinishedAt", st.finished_at.empty() ? "0001-01-01T00:00:00Z" : st.finished_at}}},
-      {"Image", s.annotations.count(kImageIdAnnotation) ? s.annotations.at(kImageIdAnnotation) : s.image},
+      {"Image", s.annotations.count(reconciler::kImageIdAnnotation) ? s.annotations.at(reconciler::kImageIdAnnotation) : s.image},
       {"ResolvConfPath", c.dir + "/resolv.conf"},
       {"HostnamePath", c.dir + "/hostname"},
       {"HostsPath", c.dir + "/hosts"},
@@ -565,7 +569,7 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         {"StopSignal", s.stop_signal},
         {"Labels", s.labels}}},
   };
-  if (auto it = s.annotations.find(kConfigAnnotation); it != s.annotations.end()) {
+  if (auto it = s.annotations.find(reconciler::kConfigAnnotation); it != s.annotations.end()) {
     auto cfg = nlohmann::json::parse(it->second, nullptr, false);
     if (cfg.is_object()) {
       auto& config = j["Config"];
@@ -637,12 +641,12 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
         spec = spec_from(*o, cmd->remaining(), global, is_run);
         c = rt.create(spec);
         // The container holds its image from now on; without the hold, no container.
-        if (auto it = spec.annotations.find(kImageIdAnnotation); it != spec.annotations.end()) {
+        if (auto it = spec.annotations.find(reconciler::kImageIdAnnotation); it != spec.annotations.end()) {
           try {
-            hold_image(global.root, it->second, c.id);
+            reconciler::hold_image(global.root, it->second, c.id);
           } catch (const Error&) {
             try {
-              rt.remove(c.id, true);
+              rt.remove(c.id, true, true);
             } catch (const Error&) {
             }
             throw;
@@ -664,8 +668,8 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       } catch (const Error& e) {
         if (o->rm) {
           try {
-            rt.remove(c.id, true);
-            release_image(global.root, c.id);
+            rt.remove(c.id, true, true);
+            reconciler::release_image(global.root, c.id);
           } catch (const Error&) {
           }
         }
@@ -679,7 +683,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       // --rm: the monitor has removed the container by now; drop its hold.
       if (o->rm && !path_exists(c.dir)) {
         try {
-          release_image(global.root, c.id);
+          reconciler::release_image(global.root, c.id);
         } catch (const Error&) {
         }
       }
@@ -751,10 +755,11 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
 
   auto* rm = add_command(app, "rm", "Remove one or more containers");
   auto rm_refs = std::make_shared<std::vector<std::string>>();
-  auto rm_force = std::make_shared<bool>(false);
+  auto rm_force = std::make_shared<bool>(false), rm_volumes = std::make_shared<bool>(false);
   rm->add_option("CONTAINER", *rm_refs, "Containers")->required();
   rm->add_flag("-f,--force", *rm_force, "Force the removal of a running container (uses SIGKILL)");
-  rm->callback([rm_refs, rm_force, &global] {
+  rm->add_flag("-v,--volumes", *rm_volumes, "Remove anonymous volumes associated with the container");
+  rm->callback([rm_refs, rm_force, rm_volumes, &global] {
     Runtime rt = runtime_for(global);
     for_each_container(*rm_refs, [&](const std::string& r) {
       std::string id = r;
@@ -762,10 +767,10 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
         id = rt.get(r).id;
       } catch (const Error&) {
       }
-      rt.remove(r, *rm_force);
-      // Left behind if this fails: release_stale_holds() drops it later.
+      rt.remove(r, *rm_force, *rm_volumes);
+      // Left behind if this fails: reconciler::release_stale_holds() drops it later.
       try {
-        release_image(global.root, id);
+        reconciler::release_image(global.root, id);
       } catch (const Error& e) {
         std::cerr << "Warning: " << r << ": cannot release its image: " << e.what() << "\n";
       }

@@ -15,7 +15,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "cli/cli.h"
-#include "cli/image_rootfs.h"
+#include "reconciler/image_rootfs.h"
 #include "images/images.h"
 
 namespace berth::cli {
@@ -240,7 +240,7 @@ void add_rm(CLI::App& parent, const std::string& name, GlobalOptions& global) {
   auto no_prune = std::make_shared<bool>(false);
   cmd->add_flag("--no-prune", *no_prune, "Accepted for docker compatibility (berth keeps no parent images)");
   cmd->callback([&global, images_, force, no_prune] {
-    release_stale_holds(global.root);
+    reconciler::release_stale_holds(global.root);
     images::Store store(global.root);
     bool failed = false;
     for (auto& name : *images_) {
@@ -397,7 +397,7 @@ void add_prune(CLI::App& parent, GlobalOptions& global) {
       std::getline(std::cin, answer);
       if (answer != "y" && answer != "Y" && answer != "yes") return;
     }
-    release_stale_holds(global.root);
+    reconciler::release_stale_holds(global.root);
     images::RemoveReport r = images::Store(global.root).prune(*all);
     if (!r.untagged.empty() || !r.deleted.empty()) {
       std::cout << "Deleted Images:\n";

@@ -3,9 +3,18 @@
 // Credentials live in a docker-compatible config.json ({"auths": {"host:port":
 // {"auth": base64(user:pass)}}}, mode 0600): $BERTH_CONFIG/config.json when
 // BERTH_CONFIG is set (like DOCKER_CONFIG), else <root>/config.json.
-// Insecure (plain http) registries: 127.0.0.0/8, ::1 and localhost always
-// (as docker), plus $BERTH_INSECURE_REGISTRIES (comma separated host:port)
-// and --insecure-registry on pull/push/login.
+// Insecure registries (https without verification, then plain http):
+// 127.0.0.0/8, ::1 and localhost always (as docker), plus
+// $BERTH_INSECURE_REGISTRIES (comma separated host:port, host or CIDR),
+// --insecure-registry on pull/push/login, and registries.insecure.
+//
+// Daemon-wide registry options (search, block, insecure, mirrors, certs.d;
+// see images/registry.h load_registry_config) come from
+// $BERTH_REGISTRIES_CONFIG when set, else <root>/registries.json when it
+// exists, else /etc/berth/registries.json. Per-registry CAs and client
+// certificates: /etc/berth/certs.d/<host:port>/ then /etc/docker/certs.d/,
+// or the colon separated directories in $BERTH_CERTS_D. $BERTH_RESOLVE
+// (comma separated host:port:address, as curl --resolve) pins names.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -31,7 +40,28 @@ std::string config_path(const GlobalOptions& global) {
 
 images::RegistryOptions registry_options(const GlobalOptions& global, const std::vector<std::string>& insecure_flags) {
   images::RegistryOptions o;
-  if (const char* env = std::getenv("BERTH_INSECURE_REGISTRIES"); env && *env) o.insecure = images::split_registry_list(env);
+  std::string config;
+  if (const char* env = std::getenv("BERTH_REGISTRIES_CONFIG"); env && *env)
+    config = env;
+  else if (std::string local = path_join(global.root, "registries.json"); ::access(local.c_str(), F_OK) == 0)
+    config = local;
+  else
+    config = "/etc/berth/registries.json";
+  images::load_registry_config(config, o);
+  if (const char* env = std::getenv("BERTH_CERTS_D"); env && *env) {
+    o.certs_dirs.clear();
+    std::string list = env;
+    for (size_t start = 0; start <= list.size();) {
+      size_t colon = list.find(':', start);
+      std::string item = list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      if (!item.empty()) o.certs_dirs.push_back(item);
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+  }
+  if (const char* env = std::getenv("BERTH_RESOLVE"); env && *env) o.resolve = images::split_registry_list(env);
+  if (const char* env = std::getenv("BERTH_INSECURE_REGISTRIES"); env && *env)
+    for (auto& r : images::split_registry_list(env)) o.insecure.push_back(r);
   for (auto& f : insecure_flags)
     for (auto& r : images::split_registry_list(f)) o.insecure.push_back(r);
   std::string path = config_path(global);
@@ -73,14 +103,26 @@ void register_registry_commands(CLI::App& app, GlobalOptions& global) {
     cmd->callback([&global, ref, platform, quiet, insecure] {
       images::RegistryOptions options = registry_options(global, *insecure);
       if (!platform->empty()) options.platform = images::parse_platform(*platform);
-      images::Reference r = images::parse_reference(*ref);
+      std::vector<images::Reference> candidates = images::search_references(*ref, options);
       bool default_tag = ref->find('@') == std::string::npos && images::parse_reference_no_default(*ref).tag.empty();
-      if (!*quiet) {
-        if (default_tag) std::cout << "Using default tag: latest\n";
-        std::cout << (r.tag.empty() ? r.digest : r.tag) << ": Pulling from " << r.path << "\n" << std::flush;
-      }
+      if (!*quiet && default_tag) std::cout << "Using default tag: latest\n";
       images::Store store(global.root);
-      images::PullResult result = images::pull_image(store, r, options, line_printer(*quiet));
+      images::Reference r;
+      images::PullResult result;
+      std::string failures;
+      for (size_t i = 0; i < candidates.size(); ++i) {
+        r = candidates[i];
+        if (!*quiet) std::cout << (r.tag.empty() ? r.digest : r.tag) << ": Pulling from " << (candidates.size() > 1 ? r.repository() : r.path) << "\n" << std::flush;
+        try {
+          result = images::pull_image(store, r, options, line_printer(*quiet));
+          break;
+        } catch (const Error& e) {
+          if (candidates.size() == 1) throw;
+          failures += std::string(failures.empty() ? "" : "; ") + r.domain + ": " + e.what();
+          if (i + 1 == candidates.size())
+            throw Error(*ref + ": not found in any search registry (registries.search in " + options.config_path + "): " + failures);
+        }
+      }
       if (!*quiet) {
         std::cout << "Digest: " << result.manifest_digest << "\n";
         std::cout << "Status: " << (result.downloaded ? "Downloaded newer image for " : "Image is up to date for ") << r.familiar() << "\n";

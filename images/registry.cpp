@@ -183,10 +183,14 @@ std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.ta
 
 }  // namespace
 
-PullResult pull_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress_fn) {
+namespace {
+
+// One pull of ref from one endpoint: its registry or one of its mirrors.
+PullResult pull_from(Store& store, const Reference& ref, const std::string& endpoint, const RegistryOptions& options,
+                     const ProgressFn& progress_fn) {
   const std::string dir = store.directory();
   std::string shown = ref.familiar();
-  RegistryClient client(ref.domain, ref.path, "pull", options);
+  RegistryClient client(endpoint, ref.path, "pull", options);
   Progress progress(progress_fn);
 
   Manifest manifest = get_manifest(client, target_of(ref), ref.digest, shown);
@@ -297,6 +301,23 @@ PullResult pull_image(Store& store, const Reference& ref, const RegistryOptions&
   result.manifest_digest = manifest_digest;
   result.downloaded = !todo.empty() || !existed || retagged;
   return result;
+}
+
+}  // namespace
+
+PullResult pull_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress_fn) {
+  check_not_blocked(ref.domain, options);
+  if (auto it = options.mirrors.find(ref.domain); it != options.mirrors.end()) {
+    for (auto& mirror : it->second) {
+      try {
+        return pull_from(store, ref, mirror, options, progress_fn);
+      } catch (const Error& e) {
+        // A mirror is a cache: whatever goes wrong there, the origin decides.
+        spdlog::info("mirror {} of {}: {}; trying the next", mirror, ref.domain, e.what());
+      }
+    }
+  }
+  return pull_from(store, ref, ref.domain, options, progress_fn);
 }
 
 PushResult push_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress_fn) {

@@ -12,12 +12,19 @@
 // other layers' downloads with no extra state machine, and keeps the client
 // usable from the plain CLI with no event loop at all.
 //
-// Transport: https with the system CA store, except for insecure registries,
-// which are spoken to over plain http: 127.0.0.0/8, ::1 and "localhost" (as
-// docker treats them), plus every host:port listed in
-// RegistryOptions::insecure (the CLI fills it from --insecure-registry and
-// $BERTH_INSECURE_REGISTRIES, comma separated).
+// Transport: https, verified against the system CA store plus the CAs of
+// the registry's certs.d directories (docker's layout: <dir>/<host:port>/
+// *.crt are extra CAs, <name>.cert + <name>.key a client certificate; every
+// directory in RegistryOptions::certs_dirs is read, by default
+// /etc/berth/certs.d then /etc/docker/certs.d). Insecure registries -
+// 127.0.0.0/8, ::1 and "localhost" always (as docker), plus every entry of
+// RegistryOptions::insecure (host:port, host, or an IPv4 CIDR) - are tried
+// over https WITHOUT verification first, then over plain http. Hosts are
+// matched by name: berth does not resolve a name to decide.
 //
+// Daemon-wide options (registries.json, see load_registry_config): search
+// registries for unqualified names, blocked registries, insecure
+// registries, and pull mirrors tried before the origin.
 // Pushed layers are the store's uncompressed layer tars, sent as
 // `application/vnd.oci.image.layer.v1.tar` in an OCI image manifest: their
 // blob digest is their DiffID, so existence checks need no compression and a
@@ -52,13 +59,44 @@ struct Credentials {
 
 struct RegistryOptions {
   Platform platform;
-  std::vector<std::string> insecure;  // "host:port" (or "host") spoken to over plain http
+  // "host:port", "host" or an IPv4 CIDR: https without verification, then plain http.
+  std::vector<std::string> insecure;
+  // docker-style certs.d directories, read in this order.
+  std::vector<std::string> certs_dirs = {"/etc/berth/certs.d", "/etc/docker/certs.d"};
+  // Unqualified names ("app:1", not "host/app:1") are looked up in these, in order.
+  std::vector<std::string> search;
+  // Registries refused outright: "host:port", "host" (any port) or "*.domain".
+  std::vector<std::string> blocked;
+  // Pull mirrors per registry ("docker.io" -> {"mirror:5000"}): tried in
+  // order before the origin, which is used when every mirror fails.
+  std::map<std::string, std::vector<std::string>> mirrors;
+  // "host:port:address" pins, as curl --resolve (tests point names at 127.0.0.1).
+  std::vector<std::string> resolve;
+  // Where the options came from, for error messages ("" = defaults only).
+  std::string config_path;
   unsigned parallel = 4;              // layers downloaded at once
   // Looks up credentials for a registry host ("host:port"); may be empty.
   std::function<Credentials(const std::string& registry)> credentials;
 };
 
-// True when registry (host[:port]) is spoken to over plain http.
+// Reads the daemon-wide registry options from a JSON file into options
+// (a missing file changes nothing):
+//   {"registries": {"search": [...], "block": [...], "insecure": [...]},
+//    "mirrors": {"docker.io": ["mirror.example:5000"]},
+//    "certs.d": ["/etc/berth/certs.d"]}
+// Throws a clear error naming the file for malformed content.
+void load_registry_config(const std::string& path, RegistryOptions& options);
+
+// Throws "registry X is blocked" when options.blocked lists registry.
+void check_not_blocked(const std::string& registry, const RegistryOptions& options);
+
+// The references an image name stands for: the name itself when it names
+// a registry ("host:5000/a", "localhost/a", "docker.io/a") or when no search
+// registries are set; otherwise one per search registry, in order.
+std::vector<Reference> search_references(const std::string& name, const RegistryOptions& options);
+
+// True when registry (host[:port]) is insecure: loopback, or matched by an
+// entry of listed (host:port, host, IPv4 CIDR).
 bool is_insecure_registry(const std::string& registry, const std::vector<std::string>& listed);
 // Splits "a,b , c" into host:port entries.
 std::vector<std::string> split_registry_list(const std::string& text);
@@ -83,7 +121,7 @@ struct PullResult {
   std::string manifest_digest;  // "sha256:..." (what `Digest:` shows)
   bool downloaded = false;      // false when the image was already stored
 };
-// Pulls ref into store: manifest (negotiated, platform selected), config,
+// Pulls ref into store (from its mirrors first, when it has any): manifest (negotiated, platform selected), config,
 // the layers the store does not have (verified while streaming, in
 // parallel, unpacked as they arrive). Tags the image as ref (when it has a
 // tag) and records the RepoDigest. On any error nothing is stored.

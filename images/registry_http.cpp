@@ -4,7 +4,12 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,7 +107,18 @@ bool is_insecure_registry(const std::string& registry, const std::vector<std::st
     if (l == host) return true;
   if (host == "localhost" || host == "::1") return true;
   in_addr a{};
-  if (::inet_pton(AF_INET, host.c_str(), &a) == 1) return (ntohl(a.s_addr) >> 24) == 127;
+  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
+  uint32_t ip = ntohl(a.s_addr);
+  if ((ip >> 24) == 127) return true;
+  for (auto& l : listed) {
+    size_t slash = l.find('/');
+    if (slash == std::string::npos) continue;
+    in_addr net{};
+    int bits = std::atoi(l.c_str() + slash + 1);
+    if (::inet_pton(AF_INET, l.substr(0, slash).c_str(), &net) != 1 || bits < 0 || bits > 32) continue;
+    uint32_t mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
+    if ((ip & mask) == (ntohl(net.s_addr) & mask)) return true;
+  }
   return false;
 }
 
@@ -231,16 +247,66 @@ bool AuthFile::erase(const std::string& registry) {
 
 namespace detail {
 
+TlsFiles find_tls_files(const std::string& registry, const std::vector<std::string>& certs_dirs) {
+  TlsFiles files;
+  for (auto& root : certs_dirs) {
+    std::string dir = path_join(root, registry);
+    std::vector<std::string> names;
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
+      ::closedir(d);
+    }
+    std::sort(names.begin(), names.end());
+    auto ends = [](const std::string& n, const std::string& suffix) {
+      return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    for (auto& n : names) {
+      if (ends(n, ".crt")) files.ca_files.push_back(path_join(dir, n));
+      if (ends(n, ".cert")) {
+        std::string key = n.substr(0, n.size() - 5) + ".key";
+        if (std::find(names.begin(), names.end(), key) == names.end())
+          throw Error("missing key " + path_join(dir, key) + " for client certificate " + path_join(dir, n));
+        files.client.emplace_back(path_join(dir, n), path_join(dir, key));
+      }
+    }
+  }
+  return files;
+}
+
 RegistryClient::RegistryClient(std::string registry, std::string repository, std::string scope_actions,
                                const RegistryOptions& options)
     : registry_(std::move(registry)), repository_(std::move(repository)), scope_actions_(std::move(scope_actions)) {
   curl_init_once();
+  check_not_blocked(registry_, options);
   std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
-  base_ = (is_insecure_registry(registry_, options.insecure) ? "http://" : "https://") + host;
+  insecure_ = is_insecure_registry(registry_, options.insecure);
+  base_ = "https://" + host;
+  tls_ = find_tls_files(registry_, options.certs_dirs);
+  resolve_ = options.resolve;
+  certs_hint_ = options.certs_dirs.empty() ? "a certs.d directory" : path_join(options.certs_dirs.front(), registry_) + "/ca.crt";
   if (options.credentials) credentials_ = options.credentials(registry_);
 }
 
 namespace {
+
+// Adds the certs.d CAs to the store libcurl filled from the system bundle.
+CURLcode add_ca_files(CURL*, void* ssl_ctx, void* p) {
+  auto* files = static_cast<const std::vector<std::string>*>(p);
+  X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
+  for (auto& path : *files) {
+    std::unique_ptr<FILE, decltype(&std::fclose)> f(std::fopen(path.c_str(), "re"), std::fclose);
+    if (!f) return CURLE_SSL_CACERT_BADFILE;
+    int added = 0;
+    while (X509* cert = PEM_read_X509(f.get(), nullptr, nullptr, nullptr)) {
+      X509_STORE_add_cert(store, cert);  // a duplicate is harmless
+      X509_free(cert);
+      ++added;
+    }
+    ERR_clear_error();
+    if (!added) return CURLE_SSL_CACERT_BADFILE;
+  }
+  return CURLE_OK;
+}
 
 struct Transfer {
   const HttpRequest* req = nullptr;
@@ -298,7 +364,7 @@ HttpResponse RegistryClient::perform(const HttpRequest& req, const std::string& 
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) throw Error("cannot initialize libcurl");
   CURL* c = curl.get();
-  std::string url = req.url.rfind("http", 0) == 0 ? req.url : base_ + req.url;
+  std::string url = req.url.rfind("http", 0) == 0 ? req.url : base_url() + req.url;
   Transfer t;
   t.req = &req;
   t.resp = &resp;
@@ -315,6 +381,28 @@ HttpResponse RegistryClient::perform(const HttpRequest& req, const std::string& 
   // Abort a stalled transfer: under 1 byte/s for 60 s.
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> resolve_guard(nullptr, curl_slist_free_all);
+  if (!resolve_.empty()) {
+    curl_slist* pins = nullptr;
+    for (auto& r : resolve_) pins = curl_slist_append(pins, r.c_str());
+    resolve_guard.reset(pins);
+    curl_easy_setopt(c, CURLOPT_RESOLVE, pins);
+  }
+  char error_text[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error_text);
+  if (url.rfind("https://", 0) == 0) {
+    if (insecure_) {
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (!tls_.ca_files.empty()) {
+      curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, add_ca_files);
+      curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, &tls_.ca_files);
+    }
+    if (!tls_.client.empty()) {
+      curl_easy_setopt(c, CURLOPT_SSLCERT, tls_.client.front().first.c_str());
+      curl_easy_setopt(c, CURLOPT_SSLKEY, tls_.client.front().second.c_str());
+    }
+  }
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -369,8 +457,16 @@ HttpResponse RegistryClient::perform(const HttpRequest& req, const std::string& 
   if (t.aborted) throw Error("download from " + registry_ + " aborted");
   if (t.too_big) throw Error(registry_ + ": response to " + req.method + " " + url + " is too large");
   if (rc != CURLE_OK) {
-    std::string why = curl_easy_strerror(rc);
-    throw Error("cannot reach registry " + registry_ + " (" + req.method + " " + url + "): " + why);
+    std::string why = error_text[0] ? error_text : curl_easy_strerror(rc);
+    bool tls = rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
+               rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR ||
+               rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_SSL_INVALIDCERTSTATUS || rc == CURLE_SSL_ENGINE_INITFAILED;
+    if (tls && !insecure_ && url.rfind("https://", 0) == 0)
+      throw TransportError("TLS error talking to registry " + registry_ + " (" + req.method + " " + url + "): " + why +
+                               "; if it uses a private CA, put that CA in " + certs_hint_ +
+                               (rc == CURLE_SSL_CACERT_BADFILE ? "" : ", or list the registry as insecure"),
+                           true);
+    throw TransportError("cannot reach registry " + registry_ + " (" + req.method + " " + url + "): " + why, tls);
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   char* effective = nullptr;
@@ -446,10 +542,21 @@ HttpResponse RegistryClient::send(const HttpRequest& req) {
   bool answered_challenge = false;
   for (;;) {
     HttpResponse r;
+    std::string base = base_url();
     try {
       r = perform(req, authorization());
-    } catch (const Error& e) {
+    } catch (const TransportError& e) {
+      // An insecure registry that does not speak TLS: plain http from now on.
+      if (insecure_ && base.rfind("https://", 0) == 0 && req.url.rfind("http", 0) != 0) {
+        std::lock_guard<std::mutex> guard(mutex_);
+        if (base_ == base) {
+          spdlog::debug("{}; trying plain http", e.what());
+          base_ = "http://" + base.substr(8);
+        }
+        continue;
+      }
       std::string what = e.what();
+      if (e.tls_failure) throw;
       if (!idempotent || attempt >= 2 || what.find("cannot reach") == std::string::npos) throw;
       spdlog::debug("{}; retrying", what);
       std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt++));

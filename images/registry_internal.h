@@ -7,6 +7,10 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
 
 #include "images/registry.h"
 
@@ -33,6 +37,21 @@ struct HttpRequest {
   size_t max_body = 8u << 20;  // in-memory body limit
 };
 
+// A request that got no HTTP answer (connection refused, TLS failure, ...).
+struct TransportError : Error {
+  TransportError(const std::string& message, bool tls) : Error(message), tls_failure(tls) {}
+  bool tls_failure;
+};
+
+// What certs.d holds for one registry: extra CA files and client key pairs.
+struct TlsFiles {
+  std::vector<std::string> ca_files;                           // *.crt
+  std::vector<std::pair<std::string, std::string>> client;     // (*.cert, *.key)
+};
+// Reads <dir>/<registry>/ of every certs.d directory; throws for a *.cert
+// without its *.key (as docker).
+TlsFiles find_tls_files(const std::string& registry, const std::vector<std::string>& certs_dirs);
+
 // One repository on one registry, with its auth state (Basic credentials,
 // Bearer tokens cached per scope). Thread safe: layer workers share it.
 class RegistryClient {
@@ -45,7 +64,10 @@ class RegistryClient {
   [[noreturn]] void fail(const HttpResponse& r, const std::string& what) const;
   const std::string& registry() const { return registry_; }
   const std::string& repository() const { return repository_; }
-  std::string base_url() const { return base_; }
+  std::string base_url() const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return base_;
+  }
 
  private:
   HttpResponse perform(const HttpRequest& req, const std::string& authorization);
@@ -54,7 +76,11 @@ class RegistryClient {
 
   std::string registry_, repository_, scope_actions_, base_;
   Credentials credentials_;
-  std::mutex mutex_;
+  bool insecure_ = false;  // https without verification, then plain http
+  TlsFiles tls_;
+  std::vector<std::string> resolve_;
+  std::string certs_hint_;  // where a CA for this registry would go
+  mutable std::mutex mutex_;
   std::string auth_header_;  // "Basic ..." or "Bearer ..."
   std::map<std::string, std::string> tokens_;  // scope -> token
   bool tried_auth_ = false;

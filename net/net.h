@@ -10,6 +10,7 @@
 #include "net/dns.h"
 #include "net/ipam.h"
 #include "net/netlink.h"
+#include "net/netns.h"
 #include "net/network.h"
 #include "net/ports.h"
 #include "net/resolv.h"

@@ -243,6 +243,7 @@ EndpointRecord NetworkManager::connect(const std::string& network, const Connect
   e.hostname = options.hostname;
   e.aliases = options.aliases;
   e.netns = options.netns;
+  e.dns = options.dns;
   if (options.ipv4_address) {
     e.address = allocator.reserve(Ipv4::parse(*options.ipv4_address));
   } else {
@@ -303,7 +304,9 @@ void NetworkManager::disconnect(const std::string& network, const std::string& e
   RouteSocket::in_current_netns().delete_link(e.host_veth);
   r.endpoints.erase(e.id);
   store_.save(r);
-  if (!r.internal) restore_default_route(e.netns);
+  // A netns file already deleted (its container is gone) has nothing to restore.
+  bool netns_gone = !e.netns.empty() && e.netns[0] == '/' && !path_exists(e.netns);
+  if (!r.internal && !netns_gone) restore_default_route(e.netns);
 }
 
 void NetworkManager::restore_default_route(const std::string& netns_path) {

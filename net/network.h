@@ -39,6 +39,7 @@ struct ConnectOptions {
   std::vector<std::string> aliases;
   std::optional<std::string> ipv4_address;  // --ip / ipv4_address
   std::vector<std::string> publish;         // -p specs
+  std::vector<std::string> dns;             // upstreams for the embedded DNS (EndpointRecord::dns)
 };
 
 class NetworkManager {

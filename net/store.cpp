@@ -44,7 +44,7 @@ static json endpoint_to_json(const EndpointRecord& e) {
   return {{"Id", e.id},           {"Name", e.name},         {"Hostname", e.hostname},
           {"Aliases", e.aliases}, {"IPv4Address", e.address.to_string()},
           {"MacAddress", e.mac},  {"IfName", e.ifname},     {"HostVeth", e.host_veth},
-          {"Netns", e.netns},     {"Ports", ports}};
+          {"Netns", e.netns},     {"Ports", ports},         {"Dns", e.dns}};
 }
 
 static EndpointRecord endpoint_from_json(const json& j) {
@@ -58,6 +58,7 @@ static EndpointRecord endpoint_from_json(const json& j) {
   e.ifname = j.value("IfName", "");
   e.host_veth = j.value("HostVeth", "");
   e.netns = j.value("Netns", "");
+  e.dns = j.value("Dns", std::vector<std::string>{});
   for (auto& p : j.value("Ports", json::array()))
     e.ports.push_back({p.value("HostIp", ""), p.at("HostPort").get<uint16_t>(),
                        p.at("ContainerPort").get<uint16_t>(), p.value("Protocol", "tcp")});

@@ -36,6 +36,9 @@ struct EndpointRecord {
   std::string ifname;         // inside the netns: eth0, eth1, ...
   std::string host_veth;      // veth<7 hex>, on the bridge
   std::string netns;          // path the endpoint was connected through
+  // The container's `dns:` servers ("ip[:port]"): the embedded DNS
+  // server's upstreams for queries from this netns (empty = the host's).
+  std::vector<std::string> dns;
   std::vector<BoundPort> ports;
 };
 

@@ -1,10 +1,10 @@
-#include "cli/image_rootfs.h"
+#include "reconciler/image_rootfs.h"
 
 #include "base/error.h"
 #include "base/fs.h"
 #include "images/images.h"
 
-namespace berth::cli {
+namespace berth::reconciler {
 
 namespace {
 
@@ -81,4 +81,4 @@ void release_stale_holds(const std::string& root) {
         store.release(holder);
 }
 
-}  // namespace berth::cli
+}  // namespace berth::reconciler

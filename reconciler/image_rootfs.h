@@ -1,5 +1,6 @@
-// The glue between the image store and the runtime, in the CLI layer (images/
-// and runtime/ never include each other): an image reference becomes the
+// The glue between the image store and the runtime, in the reconciler layer
+// (images/ and runtime/ never include each other), used by the CLI's
+// run/create/commit and by the compose Driver: an image reference becomes the
 // runtime's overlay lower dirs plus the image config's defaults, and a
 // container holds its image in the store for as long as it exists.
 #pragma once
@@ -8,9 +9,9 @@
 #include <string>
 #include <vector>
 
-namespace berth::cli {
+namespace berth::reconciler {
 
-// Keys of runtime::ContainerSpec::annotations the CLI writes for a container
+// Keys of runtime::ContainerSpec::annotations berth writes for a container
 // made from an image.
 inline constexpr const char* kImageIdAnnotation = "berth.image.id";  // "sha256:<hex>"
 // Docker's Config pieces the runtime spec cannot express (JSON object):
@@ -41,4 +42,4 @@ void release_image(const std::string& root, const std::string& container_id);
 // removing the container and releasing its image. Called before rmi / prune.
 void release_stale_holds(const std::string& root);
 
-}  // namespace berth::cli
+}  // namespace berth::reconciler

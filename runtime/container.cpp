@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 #include "runtime/seccomp.h"
 #include "runtime/state.h"
 #include "runtime/user.h"
+#include "runtime/volume.h"
 
 namespace berth::runtime {
 
@@ -79,6 +81,31 @@ void unmount_under(const std::string& dir) {
   }
   std::sort(targets.rbegin(), targets.rend());
   for (auto& t : targets) ::umount2(t.c_str(), MNT_DETACH);
+}
+
+// A stop or kill by the user: restart policies leave the container alone
+// until it is started again (docker's HasBeenManuallyStopped). Recorded
+// before the signal, so the monitor's exit record (a read-modify-write of
+// the same file) keeps it. A container waiting to be restarted by its
+// policy is simply not restarting any more.
+void mark_manually_stopped(const std::string& dir) {
+  try {
+    ContainerState st = state::load_state(dir);
+    if (st.manually_stopped && st.status != Status::Restarting) return;
+    st.manually_stopped = true;
+    if (st.status == Status::Restarting) st.status = Status::Exited;
+    state::save_state(dir, st, false);
+  } catch (const Error&) {
+  }
+}
+
+// Whether `signal` is the one that stops this container (SIGKILL, or its --stop-signal).
+bool is_stop_signal(const ContainerSpec& spec, int signal) {
+  if (signal == SIGKILL) return true;
+  const char* abbrev = ::sigabbrev_np(signal);
+  if (!abbrev) return false;
+  std::string s = spec.stop_signal;
+  return s == std::string("SIG") + abbrev || s == abbrev || s == std::to_string(signal);
 }
 
 void remove_tree(const std::string& dir) {
@@ -150,6 +177,11 @@ void validate_spec(const ContainerSpec& spec) {
     if (m.destination == "/") fail("invalid mount destination \"/\"");
     if (m.type == MountSpec::Type::Bind && (m.source.empty() || m.source[0] != '/'))
       fail("invalid bind mount source \"" + m.source + "\": must be an absolute path");
+    if (m.type == MountSpec::Type::Volume && !m.source.empty()) try {
+        validate_volume_name(m.source);
+      } catch (const Error& e) {
+        fail(e.what());
+      }
   }
   if (spec.log.driver != "json-file" && spec.log.driver != "none")
     fail("unknown log driver \"" + spec.log.driver + "\" (want json-file or none)");
@@ -161,6 +193,39 @@ std::unique_ptr<SeccompFilter> seccomp_for(const SecuritySpec& sec, uint64_t cap
   if (sec.privileged || sec.seccomp_profile == "unconfined") return nullptr;
   if (sec.seccomp_profile.empty()) return SeccompFilter::compile(default_seccomp_profile(caps), cache_dir);
   return SeccompFilter::compile(parse_seccomp_profile(sec.seccomp_profile, caps), cache_dir);
+}
+
+// A container's volumes as the init mounts them: the volume's mountpoint
+// bound in, or (volumes with driver options) the filesystem they name.
+void resolve_volume_mounts(InitConfig& init, const Paths& paths, bool first_start) {
+  VolumeStore store(paths);
+  for (size_t i = 0; i < init.spec.mounts.size(); ++i) {
+    MountSpec& m = init.spec.mounts[i];
+    if (m.type != MountSpec::Type::Volume) continue;
+    Volume v = store.get(m.source);
+    VolumeMount vm;
+    vm.index = i;
+    vm.name = v.name;
+    auto opt = [&](const char* k) { return v.options.count(k) ? v.options.at(k) : std::string(); };
+    std::string type = opt("type"), o = opt("o");
+    bool bind = (type == "none" || type.empty()) && ("," + o + ",").find(",bind,") != std::string::npos;
+    if (v.options.empty()) {
+      m.type = MountSpec::Type::Bind;
+      m.source = v.mountpoint;
+      vm.copy_up = first_start && !m.no_copy;
+    } else if (bind) {
+      m.type = MountSpec::Type::Bind;
+      m.source = opt("device");
+      if (!path_exists(m.source))
+        fail("error while mounting volume '" + v.mountpoint + "': failed to mount local volume: " + m.source +
+             ": no such file or directory");
+    } else {
+      vm.fstype = type;
+      vm.device = opt("device");
+      vm.data = o;
+    }
+    init.volume_mounts.push_back(vm);
+  }
 }
 
 std::vector<std::string> layers_for_lookup(const Container& c) {
@@ -332,8 +397,25 @@ std::vector<Container> Runtime::list() const {
   return out;
 }
 
-Container Runtime::create(ContainerSpec spec) {
+std::string new_container_id() { return state::new_id(); }
+
+std::string Runtime::unused_name() const {
+  for (;;) {
+    std::string name = state::random_name();
+    try {
+      get(name);
+    } catch (const Error&) {
+      return name;
+    }
+  }
+}
+
+Container Runtime::create(ContainerSpec spec, const std::string& id) {
   validate_spec(spec);
+  if (spec.network == NetworkMode::Netns && (spec.netns_path.empty() || spec.netns_path[0] != '/'))
+    fail("network namespace path \"" + spec.netns_path + "\" must be absolute");
+  if (!id.empty() && (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos))
+    fail("invalid container id " + id + ": want 64 lowercase hex digits");
   // Fail on bad security options now, not at start.
   uint64_t caps = resolve_capabilities(spec.security);
   seccomp_for(spec.security, caps, paths_.run_root + "/seccomp");
@@ -367,8 +449,9 @@ Container Runtime::create(ContainerSpec spec) {
   }
 
   Container c;
-  c.id = state::new_id();
+  c.id = id.empty() ? state::new_id() : id;
   c.dir = state::container_dir(paths_, c.id);
+  if (path_exists(c.dir)) fail("a container with id " + c.id + " exists");
   if (spec.hostname.empty()) {
     if (spec.network == NetworkMode::Host) {
       char host[256] = {};
@@ -381,24 +464,57 @@ Container Runtime::create(ContainerSpec spec) {
   if (!has_env(spec.process.env, "PATH")) spec.process.env.insert(spec.process.env.begin(), kDefaultPath);
   if (!has_env(spec.process.env, "HOSTNAME")) spec.process.env.insert(spec.process.env.begin() + 1, "HOSTNAME=" + spec.hostname);
 
+  // Volumes: named ones are created on first use, anonymous ones get
+  // their name here. The store's lock is held until the container is
+  // recorded, so no volume rm/prune can slip in between.
+  VolumeStore volumes(paths_);
+  std::optional<VolumeStore::Lock> volume_lock;
+  std::vector<std::string> made_volumes;
+  auto drop_made_volumes = [&] {
+    for (auto& name : made_volumes) try {
+        volumes.remove(name, *volume_lock);
+      } catch (const Error&) {
+      }
+  };
+  for (auto& m : spec.mounts) {
+    if (m.type != MountSpec::Type::Volume) continue;
+    if (!volume_lock) volume_lock.emplace(volumes.lock());
+    if (!m.source.empty() && volumes.find(m.source)) continue;
+    try {
+      VolumeCreate req;
+      req.name = m.source;
+      req.anonymous = m.source.empty();
+      m.source = volumes.create(req, *volume_lock).name;
+    } catch (const Error& e) {
+      drop_made_volumes();
+      fail(e.what());
+    }
+    made_volumes.push_back(m.source);
+  }
+
   // Built under a temporary name and renamed into place, so a create
   // killed halfway never leaves a directory that looks like a container.
   std::string building = paths_.root + "/containers/.creating-" + std::to_string(::getpid()) + "-" + c.id;
-  if (::mkdir(building.c_str(), 0700) != 0) throw_errno("cannot create " + building);
+  if (::mkdir(building.c_str(), 0700) != 0) {
+    int err = errno;
+    drop_made_volumes();
+    throw_errno("cannot create " + building, err);
+  }
   try {
     for (const char* d : {"upper", "work", "merged"}) make_dirs(building + "/" + d, 0755);
     // Written once and bind-mounted: no need for an atomic replace.
     write_plain(building + "/hostname", spec.hostname + "\n");
-    std::string hosts;
-    if (spec.network == NetworkMode::Host) {
+    std::string hosts = spec.hosts_file;
+    if (!hosts.empty()) {
+    } else if (spec.network == NetworkMode::Host) {
       read_file_if_exists("/etc/hosts", hosts);
     } else {
       hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
               "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
     }
     write_plain(building + "/hosts", hosts);
-    std::string resolv;
-    read_file_if_exists("/etc/resolv.conf", resolv);
+    std::string resolv = spec.resolv_conf;
+    if (resolv.empty()) read_file_if_exists("/etc/resolv.conf", resolv);
     write_plain(building + "/resolv.conf", resolv);
     c.spec = spec;
     // Not fsync'd: a container created just before a power cut may come
@@ -411,6 +527,7 @@ Container Runtime::create(ContainerSpec spec) {
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove_all(building, ec);
+    drop_made_volumes();
     throw;
   }
   return c;
@@ -422,11 +539,20 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
   if (c.state.status == Status::Running || c.state.status == Status::Paused)
     return 0;  // docker: starting a running container is a no-op
   if (c.state.status == Status::Dead) fail("container " + c.spec.name + " is dead; remove it");
+  if (c.state.manually_stopped) {
+    // Started again: its restart policy applies again.
+    ContainerState st = state::load_state(c.dir);
+    st.manually_stopped = false;
+    state::save_state(c.dir, st, false);
+  }
+  if (c.spec.network == NetworkMode::Netns && !path_exists(c.spec.netns_path))
+    fail("cannot start container " + c.spec.name + ": its network namespace " + c.spec.netns_path + " is gone");
 
   ResolvedUser user = resolve_user(layers_for_lookup(c), c.spec.process.user);
   uint64_t caps = resolve_capabilities(c.spec.security);
   std::unique_ptr<SeccompFilter> filter = seccomp_for(c.spec.security, caps, paths_.run_root + "/seccomp");
   InitConfig init = prepare_init(c, user, caps, filter.get());
+  resolve_volume_mounts(init, paths_, c.state.started_at.empty());
   // docker -v creates a missing host directory.
   for (auto& m : c.spec.mounts)
     if (m.type == MountSpec::Type::Bind && !path_exists(m.source)) make_dirs(m.source);
@@ -517,6 +643,7 @@ void Runtime::kill(const std::string& ref, int signal) {
   if (!rec) throw Error("cannot kill container " + ref + ": it is not running", 0, 1);
   UniqueFd pidfd = open_pidfd(rec->pid, rec->pid_start);
   if (!pidfd) throw Error("cannot kill container " + ref + ": it is not running", 0, 1);
+  if (is_stop_signal(c.spec, signal)) mark_manually_stopped(c.dir);
   if (::syscall(SYS_pidfd_send_signal, pidfd.get(), signal, nullptr, 0) != 0)
     throw_errno("cannot kill container " + ref);
   // A frozen (v1) task only dies once thawed.
@@ -525,9 +652,11 @@ void Runtime::kill(const std::string& ref, int signal) {
 
 void Runtime::stop(const std::string& ref, int timeout_s, int signal) {
   Container c = get(ref);
+  if (c.state.status == Status::Restarting) mark_manually_stopped(c.dir);
   if (c.state.status != Status::Running && c.state.status != Status::Paused) return;
   auto rec = state::load_runtime(state::runtime_dir(paths_, c.id));
   if (!rec) return;
+  mark_manually_stopped(c.dir);
   UniqueFd monitor = open_pidfd(rec->monitor_pid, rec->monitor_start);
   UniqueFd init = open_pidfd(rec->pid, rec->pid_start);
   if (init) ::syscall(SYS_pidfd_send_signal, init.get(), signal, nullptr, 0);
@@ -548,7 +677,7 @@ int Runtime::wait(const std::string& ref) {
   }
 }
 
-void Runtime::remove(const std::string& ref, bool force) {
+void Runtime::remove(const std::string& ref, bool force, bool remove_volumes) {
   Container c;
   try {
     c = get(ref);
@@ -583,7 +712,9 @@ void Runtime::remove(const std::string& ref, bool force) {
   // left by a start that was killed halfway.
   cgroup_for(c.id)->destroy();
   remove_tree(state::runtime_dir(paths_, c.id));
+  if (c.spec.network == NetworkMode::Netns && c.spec.remove_netns) remove_netns_file(c.spec.netns_path);
   remove_tree(c.dir);
+  if (remove_volumes) remove_anonymous_volumes(paths_, volume_names(c.spec));
 }
 
 void Runtime::rename(const std::string& ref, const std::string& new_name) {
@@ -612,6 +743,11 @@ void Runtime::pause(const std::string& ref) {
   if (c.state.status == Status::Paused) throw Error("container " + ref + " is already paused", 0, 1);
   if (c.state.status != Status::Running) throw Error("container " + ref + " is not running", 0, 1);
   cgroup_for(c.id)->freeze();
+}
+
+void Runtime::set_health(const std::string& ref, const HealthState& health) {
+  Container c = get(ref);
+  state::save_health(c.dir, health);
 }
 
 void Runtime::unpause(const std::string& ref) {

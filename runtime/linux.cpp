@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -58,6 +59,13 @@ int receive_fd(int sock) {
   int fd;
   std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
   return fd;
+}
+
+void remove_netns_file(const std::string& path) {
+  if (path.empty()) return;
+  for (int i = 0; i < 8 && ::umount2(path.c_str(), MNT_DETACH) == 0; ++i) {
+  }
+  ::unlink(path.c_str());
 }
 
 int clone_flags(const ContainerSpec& spec) {
@@ -247,6 +255,12 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
     if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare(CLONE_NEWCGROUP)");
     const ContainerSpec& spec = cfg.spec;
     if (::sethostname(spec.hostname.data(), spec.hostname.size()) != 0) throw_errno("sethostname");
+    if (spec.network == NetworkMode::Netns) {
+      // Before pivot_root, while the path is still reachable.
+      UniqueFd ns(::open(spec.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!ns) throw_errno("cannot open the network namespace " + spec.netns_path);
+      if (::setns(ns.get(), CLONE_NEWNET) != 0) throw_errno("cannot join the network namespace " + spec.netns_path);
+    }
     if (spec.network == NetworkMode::None) bring_up_loopback();
     setup_rootfs(cfg);
 

@@ -16,6 +16,18 @@
 
 namespace berth::runtime {
 
+// A volume mount of spec.mounts (by index), as resolved at start: a bind
+// of the volume's mountpoint (the MountSpec is rewritten to a bind), or a
+// filesystem of its driver options (fstype set; the MountSpec stays Volume).
+struct VolumeMount {
+  size_t index = 0;
+  std::string name;  // the volume's
+  // Copy the image's content at the destination into the volume when the
+  // volume is empty (docker's copy-up; the container's first start only).
+  bool copy_up = false;
+  std::string fstype, device, data;
+};
+
 struct InitConfig {
   std::string container_dir;   // upper/, work/, merged/, hosts, hostname, resolv.conf
   ContainerSpec spec;
@@ -27,7 +39,11 @@ struct InitConfig {
   // the master over this socket to the monitor.
   int console_socket = -1;
   std::vector<CgroupMountSpec> cgroup_mounts;  // for /sys/fs/cgroup inside
+  std::vector<VolumeMount> volume_mounts;      // how spec.mounts' volumes are mounted
 };
+
+// Unmounts (every stacked mount) and unlinks a netns file; missing is fine.
+void remove_netns_file(const std::string& path);
 
 // SCM_RIGHTS helpers for the console socket.
 void send_fd(int sock, int fd);

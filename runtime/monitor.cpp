@@ -23,6 +23,7 @@
 #include "base/fs.h"
 #include "runtime/logfile.h"
 #include "runtime/state.h"
+#include "runtime/volume.h"
 
 namespace berth::runtime {
 
@@ -278,9 +279,19 @@ void run_monitor(MonitorLaunch& m) {
     ::rmdir(m.run_dir.c_str());
     // --rm: the monitor removes the container (it outlives the CLI).
     if (spec.auto_remove) {
+      if (spec.network == NetworkMode::Netns && spec.remove_netns) remove_netns_file(spec.netns_path);
       std::error_code ec;
       std::filesystem::remove_all(m.container_dir, ec);
-      if (ec) record_exit();
+      if (ec) {
+        record_exit();
+      } else if (!m.init.volume_mounts.empty()) {
+        // docker run --rm: the anonymous volumes go with the container.
+        std::vector<std::string> names;
+        for (auto& vm : m.init.volume_mounts) names.push_back(vm.name);
+        Paths paths;
+        paths.root = path_dirname(path_dirname(m.container_dir));
+        remove_anonymous_volumes(paths, names);
+      }
     }
     report(report_fd, "exit " + std::to_string(exit_code));
     ::_exit(0);

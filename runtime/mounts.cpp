@@ -2,10 +2,12 @@
 // the user's binds and tmpfs, masked and read-only paths, pivot_root.
 // Runs inside the container's new mount namespace, so every mount here
 // disappears with the namespace: nothing can leak onto the host.
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -120,6 +122,95 @@ void split_tmpfs_options(const std::string& options, unsigned long& flags, std::
   }
 }
 
+// Copies ownership, mode and times of st onto the entry `name` in dirfd.
+void copy_attributes(int dirfd, const char* name, const struct stat& st, bool symlink) {
+  int nofollow = AT_SYMLINK_NOFOLLOW;
+  if (::fchownat(dirfd, name, st.st_uid, st.st_gid, nofollow) != 0) throw_errno(std::string("cannot chown ") + name);
+  if (!symlink && ::fchmodat(dirfd, name, st.st_mode & 07777, 0) != 0) throw_errno(std::string("cannot chmod ") + name);
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  ::utimensat(dirfd, name, times, nofollow);
+}
+
+void copy_file(int from_dir, int to_dir, const char* name, const struct stat& st) {
+  UniqueFd in(::openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in) throw_errno(std::string("cannot open ") + name);
+  UniqueFd out(::openat(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out) throw_errno(std::string("cannot create ") + name);
+  off_t left = st.st_size;
+  while (left > 0) {
+    ssize_t n = ::sendfile(out.get(), in.get(), nullptr, static_cast<size_t>(std::min<off_t>(left, 1 << 30)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno(std::string("cannot copy ") + name);
+    if (n == 0) break;  // the file shrank
+    left -= n;
+  }
+}
+
+// Copies the tree under from (a directory fd) into to, keeping owners,
+// modes, times, symlinks and device nodes. Never follows a symlink.
+void copy_tree(int from, int to, int depth = 0) {
+  if (depth > 256) throw Error("copy-up: directory tree too deep");
+  int dup_fd = ::fcntl(from, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) throw_errno("dup");
+  DIR* d = ::fdopendir(dup_fd);
+  if (!d) {
+    ::close(dup_fd);
+    throw_errno("fdopendir");
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  while (auto* e = ::readdir(d)) {
+    const char* name = e->d_name;
+    if (std::string_view(name) == "." || std::string_view(name) == "..") continue;
+    struct stat st {};
+    if (::fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) != 0) throw_errno(std::string("cannot stat ") + name);
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdirat(to, name, 0700) != 0) throw_errno(std::string("cannot create ") + name);
+      UniqueFd sub_from(::openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd sub_to(::openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub_from || !sub_to) throw_errno(std::string("cannot open ") + name);
+      copy_tree(sub_from.get(), sub_to.get(), depth + 1);
+    } else if (S_ISREG(st.st_mode)) {
+      copy_file(from, to, name, st);
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = ::readlinkat(from, name, target, sizeof target - 1);
+      if (n < 0) throw_errno(std::string("cannot read link ") + name);
+      target[n] = 0;
+      if (::symlinkat(target, to, name) != 0) throw_errno(std::string("cannot create link ") + name);
+    } else if (::mknodat(to, name, st.st_mode, st.st_rdev) != 0) {
+      throw_errno(std::string("cannot create ") + name);
+    }
+    copy_attributes(to, name, st, S_ISLNK(st.st_mode));
+  }
+}
+
+// docker's volume copy-up: when the volume is empty, the image's content
+// at dest (as the merged rootfs shows it, resolved inside the rootfs) is
+// copied into it, with the directory's own owner and mode.
+void copy_up(int rootfd, const std::string& dest, const std::string& volume_dir) {
+  UniqueFd vol(::open(volume_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!vol) throw_errno("cannot open volume " + volume_dir);
+  {
+    int dup_fd = ::fcntl(vol.get(), F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) throw_errno("dup");
+    DIR* d = ::fdopendir(dup_fd);
+    if (!d) {
+      ::close(dup_fd);
+      throw_errno("fdopendir");
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+    while (auto* e = ::readdir(d))
+      if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") return;  // not empty
+  }
+  UniqueFd src(openat2_in_root(rootfd, dest, O_RDONLY | O_DIRECTORY));
+  if (!src) return;  // nothing at dest in the image (or not a directory): nothing to copy
+  struct stat st {};
+  if (::fstat(src.get(), &st) != 0) throw_errno("cannot stat " + dest);
+  copy_tree(src.get(), vol.get());
+  if (::fchown(vol.get(), st.st_uid, st.st_gid) != 0 || ::fchmod(vol.get(), st.st_mode & 07777) != 0)
+    throw_errno("cannot set the owner of volume " + volume_dir);
+}
+
 void make_dev_nodes(int rootfd) {
   UniqueFd dev = open_target(rootfd, "/dev", true);
   // The O_PATH fd cannot be used with mknodat; reopen as a directory.
@@ -223,8 +314,21 @@ void setup_rootfs(const InitConfig& cfg) {
   for (const char* f : {"hosts", "hostname", "resolv.conf"})
     mount_in_root(r, std::string("/etc/") + f, false, cfg.container_dir + "/" + f, nullptr, MS_BIND, "");
 
-  for (auto& m : spec.mounts) {
-    if (m.type == MountSpec::Type::Bind) {
+  for (size_t i = 0; i < spec.mounts.size(); ++i) {
+    const MountSpec& m = spec.mounts[i];
+    const VolumeMount* vm = nullptr;
+    for (auto& v : cfg.volume_mounts)
+      if (v.index == i) vm = &v;
+    if (vm && vm->copy_up) {
+      try {
+        copy_up(r, m.destination, m.source);
+      } catch (const Error& e) {
+        throw Error("cannot copy " + m.destination + " into volume " + vm->name + ": " + e.what(), 0, 125);
+      }
+    }
+    if (vm && !vm->fstype.empty()) {
+      mount_in_root(r, m.destination, true, vm->device, vm->fstype.c_str(), m.read_only ? MS_RDONLY : 0, vm->data);
+    } else if (m.type == MountSpec::Type::Bind) {
       bool dir = is_directory(m.source);
       mount_in_root(r, m.destination, dir, m.source, nullptr,
                     MS_BIND | MS_REC | (m.read_only ? MS_RDONLY : 0), "");

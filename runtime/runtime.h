@@ -48,12 +48,18 @@ std::vector<CheckItem> check_host();
 // Container spec: everything needed to create a container, as plain values.
 
 struct MountSpec {
-  enum class Type { Bind, Tmpfs };
+  // Volume: a volume of runtime/volume.h's store, by name.
+  enum class Type { Bind, Tmpfs, Volume };
   Type type = Type::Bind;
-  std::string source;       // host path (bind only)
+  // Bind: host path. Volume: the volume's name; empty asks create() for a
+  // new anonymous volume (its name is then recorded here).
+  std::string source;
   std::string destination;  // absolute path in the container
   bool read_only = false;
   std::string options;      // tmpfs mount data, e.g. "size=64m,mode=1777"
+  // Volume: do not copy the image's content at destination into an empty
+  // volume on the container's first start (docker's nocopy).
+  bool no_copy = false;
 };
 
 struct ProcessSpec {
@@ -89,7 +95,24 @@ struct LogSpec {
   int max_file = 1;
 };
 
-enum class NetworkMode { None, Host };
+// None: a new, empty network namespace (loopback only). Host: the host's.
+// Netns: joins the existing namespace at ContainerSpec::netns_path (a
+// bind-mounted netns file, or /proc/<pid>/ns/net of another container).
+enum class NetworkMode { None, Host, Netns };
+
+// A container's healthcheck, as docker stores it (HEALTHCHECK / compose
+// `healthcheck:`). The runtime only keeps it; the supervisor runs it.
+struct HealthcheckSpec {
+  // {"CMD", arg...}, {"CMD-SHELL", "command"} or {"NONE"}; empty = none set.
+  std::vector<std::string> test;
+  int64_t interval_ns = 0;        // 0 = docker's default, 30 s
+  int64_t timeout_ns = 0;         // 0 = 30 s
+  int64_t start_period_ns = 0;    // 0 = none
+  int64_t start_interval_ns = 0;  // 0 = 5 s
+  int retries = 0;                // 0 = 3
+  bool enabled() const { return !test.empty() && test[0] != "NONE"; }
+  bool operator==(const HealthcheckSpec&) const = default;
+};
 
 // --ulimit name=soft[:hard]; name as docker spells it (nofile, nproc, core, ...).
 struct Rlimit {
@@ -111,11 +134,24 @@ struct ContainerSpec {
   std::vector<Rlimit> rlimits;
   std::string stop_signal = "SIGTERM";  // what stop sends first
   NetworkMode network = NetworkMode::None;
+  std::string netns_path;   // NetworkMode::Netns only: the namespace to setns() into
+  // netns_path is a bind-mounted netns file made for this container: the
+  // runtime unmounts and unlinks it when it removes the container (also
+  // when the monitor removes a --rm container).
+  bool remove_netns = false;
+  // Contents of the container's /etc/hosts and /etc/resolv.conf; empty =
+  // the defaults (localhost lines, or the host's file with host networking;
+  // the host's resolv.conf).
+  std::string hosts_file;
+  std::string resolv_conf;
   Limits limits;
   SecuritySpec security;
   LogSpec log;
   std::map<std::string, std::string> labels;
-  std::string restart_policy = "no";  // stored for the supervisor; not acted upon here
+  // "no", "always", "unless-stopped", "on-failure[:max]": stored for the
+  // supervisor; the runtime does not act on it.
+  std::string restart_policy = "no";
+  HealthcheckSpec healthcheck;  // stored for the supervisor
   bool auto_remove = false;            // --rm: the monitor removes the container on exit
   // Opaque to the runtime: stored with the container and handed back
   // unchanged (the CLI keeps the image ID and the image-derived config here).
@@ -128,6 +164,22 @@ struct ContainerSpec {
 enum class Status { Created, Running, Paused, Restarting, Exited, Dead };
 const char* to_string(Status status);
 
+// One healthcheck probe, as docker's State.Health.Log entries.
+struct HealthProbe {
+  std::string start;  // RFC 3339 nano
+  std::string end;
+  int exit_code = 0;
+  std::string output;  // trimmed to a few KiB
+};
+
+// Written by the supervisor (in <root>/containers/<id>/health.json, apart
+// from state.json so it never races the monitor's updates).
+struct HealthState {
+  std::string status;  // "" (no healthcheck), "starting", "healthy", "unhealthy"
+  int failing_streak = 0;
+  std::vector<HealthProbe> log;  // the last 5 probes, oldest first
+};
+
 struct ContainerState {
   Status status = Status::Created;
   int exit_code = 0;
@@ -138,6 +190,11 @@ struct ContainerState {
   std::string finished_at;
   pid_t pid = 0;            // container init on the host (0 when not running)
   pid_t monitor_pid = 0;
+  // Set by stop/kill from a user, cleared by start: restart policies leave
+  // such a container alone (docker's HasBeenManuallyStopped).
+  bool manually_stopped = false;
+  int restart_count = 0;  // restarts by the supervisor's restart policy
+  HealthState health;
 };
 
 struct Container {
@@ -169,7 +226,13 @@ class Runtime {
 
   // Validates the spec (capabilities, seccomp profile, user, mounts) and
   // writes the container's directory. Leaves nothing behind on failure.
-  Container create(ContainerSpec spec);
+  // `id`: a new_container_id() the caller chose beforehand (to name things
+  // it prepares for the container, e.g. its network namespace); empty = a
+  // fresh one.
+  Container create(ContainerSpec spec, const std::string& id = {});
+  // A random docker-style name no container has now (for callers that need
+  // the name before create).
+  std::string unused_name() const;
 
   // Starts the container under a new monitor. Returns once the container's
   // process has been executed (or throws with exit code 125/126/127).
@@ -184,10 +247,14 @@ class Runtime {
   // Blocks until the container is not running; returns its exit code.
   int wait(const std::string& id_or_name);
   // Removes a stopped container (force: kill it first). Leaves nothing.
-  void remove(const std::string& id_or_name, bool force);
+  // remove_volumes (docker's rm -v): its anonymous volumes go too, unless
+  // another container uses them; named volumes never do.
+  void remove(const std::string& id_or_name, bool force, bool remove_volumes = false);
   // Gives the container a new (unique) name.
   void rename(const std::string& id_or_name, const std::string& new_name);
   void pause(const std::string& id_or_name);
+  // Records the supervisor's view of the container's health (health.json).
+  void set_health(const std::string& id_or_name, const HealthState& health);
   void unpause(const std::string& id_or_name);
 
   // Runs a process inside a running container (all namespaces, cgroup,
@@ -205,6 +272,9 @@ class Runtime {
  private:
   Paths paths_;
 };
+
+// 64 random hex digits: a container id no container has yet.
+std::string new_container_id();
 
 // The exit code docker's CLI uses when a process was killed by signal n.
 constexpr int exit_code_for_signal(int n) { return 128 + n; }

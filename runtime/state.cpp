@@ -78,11 +78,13 @@ std::string random_name() {
 std::string now_rfc3339nano() { return now_rfc3339_nano(); }
 
 static json mount_to_json(const MountSpec& m) {
-  return {{"type", m.type == MountSpec::Type::Bind ? "bind" : "tmpfs"},
-          {"source", m.source},
-          {"destination", m.destination},
-          {"read_only", m.read_only},
-          {"options", m.options}};
+  json j = {{"type", m.type == MountSpec::Type::Bind ? "bind" : m.type == MountSpec::Type::Tmpfs ? "tmpfs" : "volume"},
+            {"source", m.source},
+            {"destination", m.destination},
+            {"read_only", m.read_only},
+            {"options", m.options}};
+  if (m.no_copy) j["no_copy"] = true;
+  return j;
 }
 
 std::string to_json(const ContainerSpec& s) {
@@ -107,7 +109,11 @@ std::string to_json(const ContainerSpec& s) {
       {"shm_size", s.shm_size},
       {"rlimits", rlimits},
       {"stop_signal", s.stop_signal},
-      {"network", s.network == NetworkMode::Host ? "host" : "none"},
+      {"network", s.network == NetworkMode::Host ? "host" : s.network == NetworkMode::Netns ? "netns" : "none"},
+      {"netns_path", s.netns_path},
+      {"remove_netns", s.remove_netns},
+      {"hosts_file", s.hosts_file},
+      {"resolv_conf", s.resolv_conf},
       {"limits",
        {{"memory", s.limits.memory_bytes},
         {"memory_swap", s.limits.memory_swap_bytes},
@@ -124,6 +130,13 @@ std::string to_json(const ContainerSpec& s) {
       {"log", {{"driver", s.log.driver}, {"max_size", s.log.max_size}, {"max_file", s.log.max_file}}},
       {"labels", s.labels},
       {"restart_policy", s.restart_policy},
+      {"healthcheck",
+       {{"test", s.healthcheck.test},
+        {"interval_ns", s.healthcheck.interval_ns},
+        {"timeout_ns", s.healthcheck.timeout_ns},
+        {"start_period_ns", s.healthcheck.start_period_ns},
+        {"start_interval_ns", s.healthcheck.start_interval_ns},
+        {"retries", s.healthcheck.retries}}},
       {"auto_remove", s.auto_remove},
       {"annotations", s.annotations},
   };
@@ -146,7 +159,9 @@ ContainerSpec spec_from_json(const std::string& text) {
   s.hostname = j.value("hostname", "");
   for (auto& m : j.value("mounts", json::array())) {
     MountSpec ms;
-    ms.type = m.value("type", "bind") == "tmpfs" ? MountSpec::Type::Tmpfs : MountSpec::Type::Bind;
+    std::string type = m.value("type", "bind");
+    ms.type = type == "tmpfs" ? MountSpec::Type::Tmpfs : type == "volume" ? MountSpec::Type::Volume : MountSpec::Type::Bind;
+    ms.no_copy = m.value("no_copy", false);
     ms.source = m.value("source", "");
     ms.destination = m.value("destination", "");
     ms.read_only = m.value("read_only", false);
@@ -158,7 +173,12 @@ ContainerSpec spec_from_json(const std::string& text) {
   for (auto& r : j.value("rlimits", json::array()))
     s.rlimits.push_back({r.value("name", ""), r.value("soft", uint64_t{0}), r.value("hard", uint64_t{0})});
   s.stop_signal = j.value("stop_signal", "SIGTERM");
-  s.network = j.value("network", "none") == "host" ? NetworkMode::Host : NetworkMode::None;
+  std::string network = j.value("network", "none");
+  s.network = network == "host" ? NetworkMode::Host : network == "netns" ? NetworkMode::Netns : NetworkMode::None;
+  s.netns_path = j.value("netns_path", "");
+  s.remove_netns = j.value("remove_netns", false);
+  s.hosts_file = j.value("hosts_file", "");
+  s.resolv_conf = j.value("resolv_conf", "");
   auto l = j.value("limits", json::object());
   s.limits.memory_bytes = l.value("memory", int64_t{0});
   s.limits.memory_swap_bytes = l.value("memory_swap", int64_t{0});
@@ -178,6 +198,13 @@ ContainerSpec spec_from_json(const std::string& text) {
   s.log.max_file = lg.value("max_file", 1);
   s.labels = j.value("labels", std::map<std::string, std::string>{});
   s.restart_policy = j.value("restart_policy", "no");
+  auto hc = j.value("healthcheck", json::object());
+  s.healthcheck.test = hc.value("test", std::vector<std::string>{});
+  s.healthcheck.interval_ns = hc.value("interval_ns", int64_t{0});
+  s.healthcheck.timeout_ns = hc.value("timeout_ns", int64_t{0});
+  s.healthcheck.start_period_ns = hc.value("start_period_ns", int64_t{0});
+  s.healthcheck.start_interval_ns = hc.value("start_interval_ns", int64_t{0});
+  s.healthcheck.retries = hc.value("retries", 0);
   s.auto_remove = j.value("auto_remove", false);
   s.annotations = j.value("annotations", std::map<std::string, std::string>{});
   return s;
@@ -223,7 +250,8 @@ static Status status_from(const std::string& s) {
 void save_state(const std::string& dir, const ContainerState& st, bool durable) {
   json j = {{"status", to_string(st.status)}, {"exit_code", st.exit_code},   {"oom_killed", st.oom_killed},
             {"error", st.error},              {"created_at", st.created_at}, {"started_at", st.started_at},
-            {"finished_at", st.finished_at}};
+            {"finished_at", st.finished_at}, {"manually_stopped", st.manually_stopped},
+            {"restart_count", st.restart_count}};
   write_atomic(dir + "/state.json", j.dump(), durable);
 }
 
@@ -238,10 +266,37 @@ ContainerState load_state(const std::string& dir) {
     st.created_at = j.value("created_at", "");
     st.started_at = j.value("started_at", "");
     st.finished_at = j.value("finished_at", "");
+    st.manually_stopped = j.value("manually_stopped", false);
+    st.restart_count = j.value("restart_count", 0);
   } catch (const json::exception& e) {
     throw Error("corrupt " + dir + "/state.json: " + e.what());
   }
+  st.health = load_health(dir);
   return st;
+}
+
+void save_health(const std::string& dir, const HealthState& h) {
+  json log = json::array();
+  for (auto& p : h.log)
+    log.push_back({{"start", p.start}, {"end", p.end}, {"exit_code", p.exit_code}, {"output", p.output}});
+  json j = {{"status", h.status}, {"failing_streak", h.failing_streak}, {"log", log}};
+  write_atomic(dir + "/health.json", j.dump(), false);
+}
+
+HealthState load_health(const std::string& dir) {
+  HealthState h;
+  std::string text;
+  if (!read_file_if_exists(dir + "/health.json", text)) return h;
+  try {
+    json j = json::parse(text);
+    h.status = j.value("status", "");
+    h.failing_streak = j.value("failing_streak", 0);
+    for (auto& p : j.value("log", json::array()))
+      h.log.push_back({p.value("start", ""), p.value("end", ""), p.value("exit_code", 0), p.value("output", "")});
+  } catch (const json::exception&) {
+    // A torn or foreign file: report no health rather than fail every reader.
+  }
+  return h;
 }
 
 void save_runtime(const std::string& run_dir, const RuntimeRecord& r) {

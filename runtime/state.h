@@ -33,7 +33,13 @@ ContainerSpec load_spec(const std::string& dir);
 
 // The durable part of the state (status as last recorded, exit code, times).
 void save_state(const std::string& dir, const ContainerState& st, bool durable = true);
+// Includes the health from health.json (save_state never writes it).
 ContainerState load_state(const std::string& dir);
+
+// The supervisor's health record, kept apart from state.json so that it
+// never races the monitor's read-modify-write of the state.
+void save_health(const std::string& dir, const HealthState& health);
+HealthState load_health(const std::string& dir);
 
 // What only makes sense while the host is up: the pids and their start
 // times, so a recycled pid is never mistaken for the container.

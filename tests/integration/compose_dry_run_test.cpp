@@ -73,18 +73,6 @@ TEST(ComposeDryRun, BadInputIsAClearError) {
   EXPECT_NE(invalid.err.find("has neither an image nor a build context"), std::string::npos) << invalid.err;
 }
 
-TEST(ComposeDryRun, RunningForRealSaysItIsNotAvailableYet) {
-  TempDir dir;
-  dir.write("compose.yaml", kApp);
-  auto up = run_berth({"up", "-d"}, "", {}, dir.path());
-  EXPECT_EQ(up.exit_code, 1);
-  EXPECT_NE(up.err.find("not available yet"), std::string::npos) << up.err;
-  EXPECT_EQ(up.out, "");
-  auto down = run_berth({"down"}, "", {}, dir.path());
-  EXPECT_EQ(down.exit_code, 1);
-  EXPECT_NE(down.err.find("not available yet"), std::string::npos) << down.err;
-}
-
 TEST(ComposeDryRun, DownOfAnEmptyWorldPlansNothing) {
   TempDir dir;
   dir.write("compose.yaml", kApp);

@@ -1,0 +1,195 @@
+#include "supervisor/client.h"
+
+#include <fcntl.h>
+#include <http_parser.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "base/error.h"
+#include "base/fs.h"
+
+namespace berth::supervisor {
+
+std::string socket_path(const runtime::Paths& p) { return p.run_root + "/berth.sock"; }
+std::string pid_path(const runtime::Paths& p) { return p.run_root + "/berth.pid"; }
+std::string log_path(const runtime::Paths& p) { return p.run_root + "/serve.log"; }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+UniqueFd connect_unix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw Error("socket path too long: " + path, 0, 125);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw_errno("socket");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw Error("cannot connect to the berth daemon at " + path, errno, 125);
+  return fd;
+}
+
+void send_all(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw_errno("cannot send to the berth daemon");
+    off += static_cast<size_t>(n);
+  }
+}
+
+struct ParseState {
+  std::string body;
+  bool complete = false;
+  std::function<bool(const std::string&)> on_line;  // streaming mode
+  bool stop = false;
+};
+
+http_parser_settings parser_settings() {
+  http_parser_settings s;
+  http_parser_settings_init(&s);
+  s.on_body = [](http_parser* p, const char* at, size_t len) {
+    auto* st = static_cast<ParseState*>(p->data);
+    st->body.append(at, len);
+    if (st->on_line) {
+      size_t nl;
+      while ((nl = st->body.find('\n')) != std::string::npos) {
+        std::string line = st->body.substr(0, nl);
+        st->body.erase(0, nl + 1);
+        if (!st->on_line(line)) {
+          st->stop = true;
+          return 1;
+        }
+      }
+    }
+    return 0;
+  };
+  s.on_message_complete = [](http_parser* p) {
+    static_cast<ParseState*>(p->data)->complete = true;
+    return 0;
+  };
+  return s;
+}
+
+// Reads and parses until the message is complete, the peer closes, or the deadline.
+int read_response(int fd, ParseState& st, std::optional<Clock::time_point> deadline) {
+  http_parser parser;
+  http_parser_init(&parser, HTTP_RESPONSE);
+  parser.data = &st;
+  http_parser_settings settings = parser_settings();
+  char buf[8192];
+  while (!st.complete && !st.stop) {
+    int wait_ms = -1;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
+      if (left <= 0) throw Error("the berth daemon did not answer in time", 0, 125);
+      wait_ms = static_cast<int>(left);
+    }
+    pollfd p{fd, POLLIN, 0};
+    int rc = ::poll(&p, 1, wait_ms);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) continue;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("cannot read from the berth daemon");
+    size_t done = http_parser_execute(&parser, &settings, buf, static_cast<size_t>(n));
+    if (st.stop) break;
+    if (n == 0) break;
+    if (done != static_cast<size_t>(n) || HTTP_PARSER_ERRNO(&parser) != HPE_OK)
+      throw Error(std::string("bad answer from the berth daemon: ") + http_errno_description(HTTP_PARSER_ERRNO(&parser)),
+                  0, 125);
+  }
+  return parser.status_code;
+}
+
+std::string request_text(const std::string& method, const std::string& target, const std::string& body) {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  return req + "\r\n" + body;
+}
+
+}  // namespace
+
+HttpResponse http_request(const std::string& socket, const std::string& method, const std::string& target,
+                          const std::string& body, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  UniqueFd fd = connect_unix(socket);
+  send_all(fd.get(), request_text(method, target, body));
+  ParseState st;
+  HttpResponse r;
+  r.status = read_response(fd.get(), st, deadline);
+  r.body = std::move(st.body);
+  return r;
+}
+
+int http_stream_lines(const std::string& socket, const std::string& target,
+                      const std::function<bool(const std::string& line)>& on_line) {
+  UniqueFd fd = connect_unix(socket);
+  send_all(fd.get(), request_text("GET", target, {}));
+  ParseState st;
+  st.on_line = on_line;
+  int status = read_response(fd.get(), st, std::nullopt);
+  if (!st.stop && !st.body.empty() && status == 200) on_line(st.body);
+  if (status != 200 && !st.body.empty()) throw Error(st.body, 0, 1);
+  return status;
+}
+
+bool daemon_answers(const runtime::Paths& paths, std::chrono::milliseconds timeout) {
+  try {
+    auto r = http_request(socket_path(paths), "GET", "/_ping", {}, timeout);
+    return r.status == 200 && r.body == "OK";
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) {
+  if (daemon_answers(paths)) return;
+  std::string exe = paths.self_exe.empty() ? "/proc/self/exe" : paths.self_exe;
+  make_dirs(paths.run_root, 0700);
+  std::string log = log_path(paths);
+  pid_t middle = ::fork();
+  if (middle < 0) throw_errno("fork");
+  if (middle == 0) {
+    ::setsid();
+    pid_t daemon = ::fork();
+    if (daemon != 0) ::_exit(daemon < 0 ? 1 : 0);
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    if (out >= 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+    }
+    // The daemon must not inherit the caller's other descriptors (pipes a
+    // test or a shell waits on).
+    for (int fd = 3; fd < 1024; ++fd) ::close(fd);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    const char* argv[] = {exe.c_str(), "--root", paths.root.c_str(), "--run-root", paths.run_root.c_str(), "serve", nullptr};
+    ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int st = 0;
+  while (::waitpid(middle, &st, 0) < 0 && errno == EINTR) {
+  }
+  auto deadline = Clock::now() + wait;
+  while (Clock::now() < deadline) {
+    if (daemon_answers(paths, std::chrono::milliseconds(200))) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw Error("berth serve did not come up within " + std::to_string(wait.count()) + " ms (see " + log + ")", 0, 125);
+}
+
+}  // namespace berth::supervisor

@@ -1,0 +1,45 @@
+// Talking to `berth serve` from another berth process: start it when it is
+// not there, and plain HTTP/1.1 requests over its unix socket.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "runtime/runtime.h"
+
+namespace berth::supervisor {
+
+// <run_root>/berth.sock, <run_root>/berth.pid, <run_root>/serve.log
+std::string socket_path(const runtime::Paths& paths);
+std::string pid_path(const runtime::Paths& paths);
+std::string log_path(const runtime::Paths& paths);
+
+// True when a daemon answers GET /_ping on the socket within timeout.
+bool daemon_answers(const runtime::Paths& paths, std::chrono::milliseconds timeout = std::chrono::milliseconds(500));
+
+// Makes sure a `berth serve` runs for paths.root / paths.run_root: when the
+// socket does not answer, starts `<self_exe> --root R --run-root RR serve`
+// in the background (double fork, setsid, stdout/stderr to serve.log) and
+// waits until it answers. Throws berth::Error (exit code 125) when it does
+// not come up within `wait`. paths.self_exe empty = /proc/self/exe.
+void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+
+// One request (Connection: close) to the daemon's socket; the body is
+// de-chunked. Throws berth::Error when the socket cannot be reached.
+HttpResponse http_request(const std::string& socket, const std::string& method, const std::string& target,
+                          const std::string& body = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A streaming GET (e.g. /events): calls on_line for each newline-ended line
+// of the (de-chunked) body until the server closes or on_line returns
+// false. Returns the HTTP status. Throws berth::Error when unreachable.
+int http_stream_lines(const std::string& socket, const std::string& target,
+                      const std::function<bool(const std::string& line)>& on_line);
+
+}  // namespace berth::supervisor
