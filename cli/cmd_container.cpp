@@ -21,6 +21,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/template.h"
 #include "cli/cli.h"
 #include "reconciler/image_rootfs.h"
 #include "runtime/logfile.h"
@@ -902,7 +903,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     for (auto& r : *inspect_refs) {
       try {
         auto j = inspect_json(rt, rt.get(r));
-        if (!inspect_format->empty()) std::cout << render_format(*inspect_format, j) << "\n";
+        if (!inspect_format->empty()) std::cout << render_template(*inspect_format, j) << "\n";
         all.push_back(j);
       } catch (const Error& e) {
         std::cerr << "Error: " << e.what() << "\n";

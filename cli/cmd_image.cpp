@@ -13,6 +13,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/template.h"
 #include "base/fs.h"
 #include "cli/cli.h"
 #include "reconciler/image_rootfs.h"
@@ -360,9 +361,8 @@ void add_inspect(CLI::App& parent, GlobalOptions& global) {
   auto names = std::make_shared<std::vector<std::string>>();
   auto format = std::make_shared<std::string>();
   cmd->add_option("IMAGE", *names, "Images to inspect")->required();
-  cmd->add_option("-f,--format", *format, "Output format: json (the default)");
+  cmd->add_option("-f,--format", *format, "Format the output: json (the default) or a Go template ({{.Config.Cmd}})");
   cmd->callback([&global, names, format] {
-    if (!format->empty() && *format != "json") throw UsageError("--format: unknown format \"" + *format + "\" (want json)");
     images::Store store(global.root);
     nlohmann::json out = nlohmann::json::array();
     std::vector<std::string> errors;
@@ -373,7 +373,11 @@ void add_inspect(CLI::App& parent, GlobalOptions& global) {
         errors.push_back(e.what());
       }
     }
-    std::cout << out.dump(4) << "\n";
+    if (format->empty() || *format == "json") {
+      std::cout << out.dump(4) << "\n";
+    } else {
+      for (auto& j : out) std::cout << render_template(*format, j) << "\n";
+    }
     if (!errors.empty()) {
       std::cout.flush();
       for (auto& e : errors) std::cerr << "Error: " << e << "\n";

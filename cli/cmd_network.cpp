@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/template.h"
 #include "cli/cli.h"
 #include "net/net.h"
 
@@ -188,10 +189,8 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
   auto inspect_format = std::make_shared<std::string>();
   auto* inspect = add_command(*network, "inspect", "Display detailed information on one or more networks");
   inspect->add_option("NETWORK", *inspect_names, "Network names or ids")->required();
-  inspect->add_option("-f,--format", *inspect_format, "Format output: json");
+  inspect->add_option("-f,--format", *inspect_format, "Format the output: json (the default) or a Go template");
   inspect->callback([&global, inspect_names, inspect_format] {
-    if (!inspect_format->empty() && *inspect_format != "json")
-      throw UsageError("--format: unknown format \"" + *inspect_format + "\" (want json)");
     net::NetworkManager manager(global.root);
     nlohmann::json out = nlohmann::json::array();
     std::vector<std::string> missing;
@@ -202,7 +201,11 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
       else
         missing.push_back(name);
     }
-    std::cout << out.dump(4) << "\n";
+    if (inspect_format->empty() || *inspect_format == "json") {
+      std::cout << out.dump(4) << "\n";
+    } else {
+      for (auto& j : out) std::cout << render_template(*inspect_format, j) << "\n";
+    }
     if (!missing.empty()) {
       for (auto& m : missing) std::cerr << "Error: No such network: " << m << "\n";
       exit_with(1);

@@ -263,6 +263,14 @@ TEST_F(Images, ImportBusyboxFixture) {
   struct stat tmp {};
   ASSERT_EQ(::lstat((layer + "/tmp").c_str(), &tmp), 0);
   EXPECT_EQ(tmp.st_mode & 07777, 01777u) << "modes preserved";
+
+  // docker's --format templates.
+  Result f = berth({"image", "inspect", "--format", "{{.Id}} {{json .Config.Cmd}} {{index .RepoTags 0}}", "busybox"});
+  EXPECT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_EQ(f.out, id + " [\"sh\"] busybox:latest\n");
+  Result bad = berth({"image", "inspect", "-f", "{{.Nope}}", "busybox"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("map has no entry for key \"Nope\""), std::string::npos) << bad.err;
 }
 
 TEST_F(Images, ImportFromStdinWithEveryChange) {
