@@ -1,4 +1,4 @@
-// Registry commands: pull, push, login, logout.
+// Registry commands: pull, push, login, logout, search.
 //
 // Credentials live in a docker-compatible config.json ({"auths": {"host:port":
 // {"auth": base64(user:pass)}}}, mode 0600): $BERTH_CONFIG/config.json when
@@ -12,11 +12,16 @@
 // see images/registry.h load_registry_config) come from
 // $BERTH_REGISTRIES_CONFIG when set, else <root>/registries.json when it
 // exists, else /etc/berth/registries.json. Per-registry CAs and client
-// certificates: /etc/berth/certs.d/<host:port>/ then /etc/docker/certs.d/,
-// or the colon separated directories in $BERTH_CERTS_D. $BERTH_RESOLVE
+// certificates: <root>/certs.d/<host:port>/, /etc/berth/certs.d/<host:port>/
+// then /etc/docker/certs.d/ (a CA is ca.crt or any *.crt; a client pair is
+// NAME.cert + NAME.key), or the colon separated directories in
+// $BERTH_CERTS_D, or "certs.d" in the registries file. $BERTH_RESOLVE
 // (comma separated host:port:address, as curl --resolve) pins names.
+// $BERTH_UPLOAD_CHUNK_SIZE (bytes) makes push upload larger layers in
+// chunks of that size (PATCH) instead of one PUT.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -40,6 +45,7 @@ std::string config_path(const GlobalOptions& global) {
 
 images::RegistryOptions registry_options(const GlobalOptions& global, const std::vector<std::string>& insecure_flags) {
   images::RegistryOptions o;
+  o.certs_dirs.insert(o.certs_dirs.begin(), path_join(global.root, "certs.d"));
   std::string config;
   if (const char* env = std::getenv("BERTH_REGISTRIES_CONFIG"); env && *env)
     config = env;
@@ -60,6 +66,12 @@ images::RegistryOptions registry_options(const GlobalOptions& global, const std:
     }
   }
   if (const char* env = std::getenv("BERTH_RESOLVE"); env && *env) o.resolve = images::split_registry_list(env);
+  if (const char* env = std::getenv("BERTH_UPLOAD_CHUNK_SIZE"); env && *env) {
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(env, &end, 10);
+    if (*end || n == 0) throw UsageError("BERTH_UPLOAD_CHUNK_SIZE=\"" + std::string(env) + "\": want a positive number of bytes");
+    o.upload_chunk = n;
+  }
   if (const char* env = std::getenv("BERTH_INSECURE_REGISTRIES"); env && *env)
     for (auto& r : images::split_registry_list(env)) o.insecure.push_back(r);
   for (auto& f : insecure_flags)
@@ -183,6 +195,37 @@ void register_registry_commands(CLI::App& app, GlobalOptions& global) {
       images::AuthFile file(config_path(global));
       file.set(name, creds);
       std::cout << "Login Succeeded\n";
+    });
+  }
+  {
+    auto* cmd = add_command(app, "search", "Search a registry's catalog for images");
+    auto term = std::make_shared<std::string>();
+    auto limit = std::make_shared<size_t>(25);
+    auto insecure = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("--limit", *limit, "Max number of search results")->capture_default_str();
+    cmd->add_option("--insecure-registry", *insecure, "Allow plain HTTP to this registry (host:port)");
+    cmd->add_option("TERM", *term, "[REGISTRY/]TERM: the registry's repositories whose name contains TERM")->required();
+    cmd->callback([&global, term, limit, insecure] {
+      images::RegistryOptions options = registry_options(global, *insecure);
+      // "host:5000/app" searches host:5000 for "app"; a bare term searches
+      // the first search registry (registries.search), else Docker Hub.
+      std::string registry, what = *term;
+      if (auto slash = what.find('/'); slash != std::string::npos) {
+        std::string first = what.substr(0, slash);
+        if (first.find('.') != std::string::npos || first.find(':') != std::string::npos || first == "localhost") {
+          registry = first;
+          what = what.substr(slash + 1);
+        }
+      }
+      if (registry.empty()) registry = options.search.empty() ? "docker.io" : options.search.front();
+      std::vector<std::string> names = images::search_catalog(registry, what, options, *limit);
+      // docker's table (a tabwriter: minimum width 10, padding 3).
+      size_t width = std::string("NAME").size();
+      for (auto& n : names) width = std::max(width, registry.size() + 1 + n.size());
+      width = std::max<size_t>(width + 3, 10);
+      auto pad = [](const std::string& text, size_t w) { return text + std::string(w > text.size() ? w - text.size() : 0, ' '); };
+      std::cout << pad("NAME", width) << pad("DESCRIPTION", 14) << pad("STARS", 10) << "OFFICIAL\n";
+      for (auto& n : names) std::cout << pad(registry + "/" + n, width) << pad("", 14) << pad("0", 10) << "\n";
     });
   }
   {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <exception>
 #include <mutex>
 #include <set>
@@ -137,14 +138,32 @@ Descriptor descriptor(const nlohmann::json& j, const std::string& what) {
 }
 
 // Downloads one blob, hashing while it streams; into memory (sink empty) or
-// through sink. Throws unless the content matches the digest (and size).
+// through sink. A connection dropped mid-blob is resumed where it stopped
+// (Range: bytes=N-, up to kResumes times); a server that answers the Range
+// with the whole blob (200) makes restart() rewind the sink. Throws unless
+// the content matches the digest (and size).
+constexpr int kResumes = 4;
+
 void get_blob(RegistryClient& client, const Descriptor& d, const std::string& what,
-              const std::function<void(const char*, size_t)>& sink, std::string* memory, Progress* progress) {
+              const std::function<void(const char*, size_t)>& sink, const std::function<void()>& restart, std::string* memory,
+              Progress* progress) {
   Sha256 hash;
   uint64_t received = 0, reported = 0;
+  const std::string where = what + " " + d.digest + " from " + client.registry() + "/" + client.repository();
   HttpRequest req;
   req.url = "/v2/" + client.repository() + "/blobs/" + d.digest;
+  req.retry_transport = false;  // a retry would stream the blob into the sink twice; resumed below
   if (memory) req.max_body = 16u << 20;
+  // A resumed request answered with the whole blob (200): start over.
+  req.on_stream = [&](long status) {
+    if (status != 200 || received == 0) return;
+    hash = Sha256();
+    received = reported = 0;
+    if (memory)
+      memory->clear();
+    else
+      restart();
+  };
   req.sink = [&](const char* data, size_t n) {
     hash.update(data, n);
     received += n;
@@ -161,22 +180,38 @@ void get_blob(RegistryClient& client, const Descriptor& d, const std::string& wh
     return true;
   };
   HttpResponse r;
-  try {
-    r = client.send(req);
-  } catch (const Error& e) {
-    if (d.size >= 0 && received > static_cast<uint64_t>(d.size))
-      throw Error(what + " " + d.digest + " from " + client.registry() + "/" + client.repository() + " is larger than its descriptor says (" +
-                  std::to_string(d.size) + " bytes); refusing it");
-    throw;
+  for (int resumes = 0;; ++resumes) {
+    uint64_t from = received;
+    req.headers.clear();
+    if (from > 0) req.headers.push_back("Range: bytes=" + std::to_string(from) + "-");
+    try {
+      r = client.send(req);
+    } catch (const TransportError& e) {
+      if (resumes < kResumes && !e.connect_failure && !e.tls_failure && received > 0) {
+        spdlog::debug("{}: connection dropped after {} bytes ({}); resuming", where, received, e.what());
+        continue;
+      }
+      throw;
+    } catch (const Error& e) {
+      if (d.size >= 0 && received > static_cast<uint64_t>(d.size))
+        throw Error(where + " is larger than its descriptor says (" + std::to_string(d.size) + " bytes); refusing it");
+      throw;
+    }
+    if (from > 0 && r.status == 206) {
+      std::string range = r.header("content-range");  // "bytes FROM-TO/TOTAL"
+      if (range.rfind("bytes " + std::to_string(from) + "-", 0) != 0)
+        throw Error(where + ": asked to resume at byte " + std::to_string(from) + " but the registry sent Content-Range \"" + range + "\"");
+      break;
+    }
+    if (from > 0 && r.status == 200) break;  // the whole blob again, streamed from the start (on_stream rewound)
+    if (r.status != 200) client.fail(r, "downloading " + what + " " + d.digest);
+    break;
   }
-  if (r.status != 200) client.fail(r, "downloading " + what + " " + d.digest);
   std::string got = hash.finish();
   if (got != d.digest)
-    throw Error(what + " " + d.digest + " from " + client.registry() + "/" + client.repository() +
-                ": digest mismatch: the downloaded content has digest " + got + "; refusing it");
+    throw Error(where + ": digest mismatch: the downloaded content has digest " + got + "; refusing it");
   if (d.size >= 0 && received != static_cast<uint64_t>(d.size))
-    throw Error(what + " " + d.digest + " from " + client.registry() + "/" + client.repository() + ": size mismatch: expected " +
-                std::to_string(d.size) + " bytes, got " + std::to_string(received));
+    throw Error(where + ": size mismatch: expected " + std::to_string(d.size) + " bytes, got " + std::to_string(received));
 }
 
 std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.tag : ref.digest; }
@@ -217,7 +252,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   std::string config_bytes;
   if (!read_file_if_exists(blob_path(dir, config_desc.digest), config_bytes) || sha256_digest(config_bytes) != config_desc.digest) {
     config_bytes.clear();
-    get_blob(client, config_desc, "image config", {}, &config_bytes, nullptr);
+    get_blob(client, config_desc, "image config", {}, {}, &config_bytes, nullptr);
   }
   nlohmann::json config = parse_json(config_bytes, "image config " + config_desc.digest);
   std::vector<std::string> diff_ids;
@@ -264,6 +299,9 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
                        data += w;
                        n -= static_cast<size_t>(w);
                      }
+                   },
+                   [&] {
+                     if (::ftruncate(out.get(), 0) != 0 || ::lseek(out.get(), 0, SEEK_SET) != 0) throw_errno("cannot rewind " + path);
                    },
                    nullptr, &progress);
         }
@@ -328,32 +366,99 @@ PushResult push_image(Store& store, const Reference& ref, const RegistryOptions&
   RegistryClient client(ref.domain, ref.path, "pull,push", options);
   Progress progress(progress_fn);
 
-  // Sends one blob unless the registry has it: HEAD, then POST + PUT ?digest=.
-  auto push_blob = [&](const std::string& digest, const std::string& file, const std::string* bytes, const std::string& what) -> bool {
+  // Repositories on the same registry that already hold a blob: those the
+  // store's images with that layer were pushed to or pulled from (their
+  // RepoDigests and tags). A blob there is mounted, not uploaded.
+  std::map<std::string, std::vector<std::string>> mount_sources;
+  {
+    StoreLock lock(dir, false);
+    Index index = Index::read(dir);
+    std::map<std::string, std::set<std::string>> repos_of_image;
+    for (auto& [id, record] : index.images)
+      for (auto& rd : record.repo_digests) repos_of_image[id].insert(rd.substr(0, rd.find('@')));
+    for (auto& [tag, id] : index.tags) {
+      try {
+        repos_of_image[id].insert(parse_reference(tag).repository());
+      } catch (const Error&) {
+      }
+    }
+    const std::string prefix = ref.domain + "/";
+    for (auto& d : image.diff_ids) {
+      auto& list = mount_sources[d];
+      for (auto& [id, record] : index.images) {
+        if (std::find(record.diff_ids.begin(), record.diff_ids.end(), d) == record.diff_ids.end()) continue;
+        for (auto& repo : repos_of_image[id])
+          if (repo.rfind(prefix, 0) == 0 && repo != ref.repository() &&
+              std::find(list.begin(), list.end(), repo.substr(prefix.size())) == list.end())
+            list.push_back(repo.substr(prefix.size()));
+      }
+    }
+  }
+
+  // Sends one blob unless the registry has it: HEAD; then a cross-repository
+  // mount when another repository of the registry may hold it; else POST and
+  // the content, in one PUT ?digest= (monolithic) or in PATCH chunks of
+  // options.upload_chunk bytes then an empty PUT ?digest=.
+  enum class Sent { Exists, Mounted, Uploaded };
+  auto push_blob = [&](const std::string& digest, const std::string& file, const std::string* bytes, const std::string& what,
+                       uint64_t size) -> Sent {
     HttpRequest head;
     head.method = "HEAD";
     head.url = "/v2/" + client.repository() + "/blobs/" + digest;
     HttpResponse r = client.send(head);
-    if (r.status == 200) return false;
+    if (r.status == 200) return Sent::Exists;
     if (r.status != 404) client.fail(r, "checking " + what + " " + digest);
-    HttpRequest post;
-    post.method = "POST";
-    post.url = "/v2/" + client.repository() + "/blobs/uploads/";
-    r = client.send(post);
-    if (r.status != 202) client.fail(r, "starting the upload of " + what + " " + digest);
-    std::string location = r.header("location");
+    std::string location;
+    auto sources = mount_sources.find(digest);
+    for (size_t i = 0; sources != mount_sources.end() && i < sources->second.size() && location.empty(); ++i) {
+      HttpRequest mount;
+      mount.method = "POST";
+      mount.url = "/v2/" + client.repository() + "/blobs/uploads/?mount=" + std::string("sha256%3A") + digest_hex(digest) +
+                  "&from=" + sources->second[i];
+      r = client.send(mount);
+      if (r.status == 201) return Sent::Mounted;
+      // 202: the registry could not mount and started an upload instead.
+      if (r.status == 202) location = r.header("location");
+      else spdlog::debug("mounting {} from {}: HTTP {}", digest, sources->second[i], r.status);
+    }
+    if (location.empty()) {
+      HttpRequest post;
+      post.method = "POST";
+      post.url = "/v2/" + client.repository() + "/blobs/uploads/";
+      r = client.send(post);
+      if (r.status != 202) client.fail(r, "starting the upload of " + what + " " + digest);
+      location = r.header("location");
+    }
     if (location.empty()) throw Error("registry " + client.registry() + " started an upload but sent no Location");
+    bool chunked = !bytes && options.upload_chunk > 0 && size > options.upload_chunk;
+    for (uint64_t offset = 0; chunked && offset < size;) {
+      uint64_t n = std::min<uint64_t>(options.upload_chunk, size - offset);
+      HttpRequest patch;
+      patch.method = "PATCH";
+      patch.url = location;
+      patch.headers.push_back("Content-Type: application/octet-stream");
+      patch.headers.push_back("Content-Range: " + std::to_string(offset) + "-" + std::to_string(offset + n - 1));
+      patch.body_file = file;
+      patch.body_offset = offset;
+      patch.body_length = static_cast<int64_t>(n);
+      r = client.send(patch);
+      if (r.status != 202) client.fail(r, "uploading bytes " + std::to_string(offset) + "-" + std::to_string(offset + n - 1) + " of " + what + " " + digest);
+      location = r.header("location");
+      if (location.empty()) throw Error("registry " + client.registry() + " took a chunk of " + digest + " but sent no Location for the next");
+      offset += n;
+      progress(ProgressEvent::Kind::Advance, "Pushing", digest, offset, size);
+    }
     HttpRequest put;
     put.method = "PUT";
     put.url = location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + std::string("sha256%3A") + digest_hex(digest);
     put.headers.push_back("Content-Type: application/octet-stream");
     if (bytes)
       put.body = *bytes;
-    else
+    else if (!chunked)
       put.body_file = file;
     r = client.send(put);
     if (r.status != 201 && r.status != 204) client.fail(r, "uploading " + what + " " + digest);
-    return true;
+    return Sent::Uploaded;
   };
 
   nlohmann::json layers = nlohmann::json::array();
@@ -364,12 +469,13 @@ PushResult push_image(Store& store, const Reference& ref, const RegistryOptions&
     layers.push_back({{"mediaType", kOciLayerTar}, {"digest", d}, {"size", size}});
     if (!done.insert(d).second) continue;
     progress(ProgressEvent::Kind::Start, "Preparing", d, 0, size);
-    if (push_blob(d, file, nullptr, "layer"))
-      progress(ProgressEvent::Kind::Done, "Pushed", d, size, size);
-    else
-      progress(ProgressEvent::Kind::AlreadyExists, "Layer already exists", d);
+    switch (push_blob(d, file, nullptr, "layer", size)) {
+      case Sent::Exists: progress(ProgressEvent::Kind::AlreadyExists, "Layer already exists", d); break;
+      case Sent::Mounted: progress(ProgressEvent::Kind::Done, "Mounted from " + mount_sources[d].front(), d, size, size); break;
+      case Sent::Uploaded: progress(ProgressEvent::Kind::Done, "Pushed", d, size, size); break;
+    }
   }
-  push_blob(image.id, "", &config_bytes, "image config");
+  push_blob(image.id, "", &config_bytes, "image config", config_bytes.size());
   nlohmann::json manifest = {{"schemaVersion", 2},
                              {"mediaType", kOciManifest},
                              {"config", {{"mediaType", kOciConfig}, {"digest", image.id}, {"size", config_bytes.size()}}},
@@ -397,6 +503,40 @@ PushResult push_image(Store& store, const Reference& ref, const RegistryOptions&
     }
   }
   return result;
+}
+
+std::vector<std::string> search_catalog(const std::string& registry, const std::string& term, const RegistryOptions& options,
+                                        size_t limit) {
+  if (registry == "docker.io")
+    throw Error("search: Docker Hub has no catalog API; berth searches registries that offer /v2/_catalog (name one: REGISTRY/TERM)");
+  RegistryClient client(registry, "", "", options);
+  std::vector<std::string> found;
+  std::string url = "/v2/_catalog?n=1000";
+  for (int page = 0; !url.empty(); ++page) {
+    if (page >= 1000) throw Error("search: " + registry + "'s catalog has more than 1000 pages; giving up");
+    HttpRequest req;
+    req.url = url;
+    HttpResponse r = client.send(req);
+    if (r.status == 404 || r.status == 405)
+      throw Error("search: registry " + registry + " does not offer the catalog API (GET /v2/_catalog answered HTTP " + std::to_string(r.status) + ")");
+    if (r.status != 200) client.fail(r, "listing the catalog");
+    nlohmann::json j = parse_json(r.body, "the catalog of " + registry);
+    if (!j.is_object() || !j.contains("repositories") || !(j["repositories"].is_array() || j["repositories"].is_null()))
+      throw Error("search: the catalog of " + registry + " has no \"repositories\" list");
+    if (j["repositories"].is_array())
+      for (auto& name : j["repositories"])
+        if (name.is_string() && name.get<std::string>().find(term) != std::string::npos) found.push_back(name.get<std::string>());
+    // Link: </v2/_catalog?last=x&n=1000>; rel="next"
+    url.clear();
+    std::string link = r.header("link");
+    if (link.find("rel=\"next\"") != std::string::npos && link.find('<') != std::string::npos) {
+      size_t a = link.find('<') + 1, b = link.find('>', a);
+      if (b != std::string::npos) url = link.substr(a, b - a);
+    }
+  }
+  std::sort(found.begin(), found.end());
+  if (limit && found.size() > limit) found.resize(limit);
+  return found;
 }
 
 }  // namespace berth::images

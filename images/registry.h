@@ -75,6 +75,8 @@ struct RegistryOptions {
   // Where the options came from, for error messages ("" = defaults only).
   std::string config_path;
   unsigned parallel = 4;              // layers downloaded at once
+  // Push: blobs larger than this go up in PATCH chunks of this size (0 = one monolithic PUT).
+  uint64_t upload_chunk = 0;
   // Looks up credentials for a registry host ("host:port"); may be empty.
   std::function<Credentials(const std::string& registry)> credentials;
 };
@@ -132,8 +134,16 @@ struct PushResult {
   uint64_t manifest_size = 0;
 };
 // Pushes the stored image named ref to ref's registry: blobs it lacks
-// (HEAD, then POST + monolithic PUT ?digest=), then the manifest.
+// (HEAD; a cross-repository mount from another repository of that registry
+// the store knows holds the layer; else POST and a monolithic PUT ?digest=,
+// or PATCH chunks of options.upload_chunk bytes), then the manifest.
 PushResult push_image(Store& store, const Reference& ref, const RegistryOptions& options, const ProgressFn& progress = {});
+
+// `search` on a private registry: the repositories of its /v2/_catalog
+// (every page) whose name contains term, sorted, at most limit (0 = all).
+// Throws a clear error when the registry does not offer the catalog.
+std::vector<std::string> search_catalog(const std::string& registry, const std::string& term, const RegistryOptions& options,
+                                        size_t limit);
 
 // `login`: checks the credentials against registry's /v2/ (Basic or Bearer).
 // Throws a clear error when they are refused.

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -280,7 +281,14 @@ RegistryClient::RegistryClient(std::string registry, std::string repository, std
   check_not_blocked(registry_, options);
   std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
   insecure_ = is_insecure_registry(registry_, options.insecure);
-  base_ = "https://" + host;
+  // An insecure registry is tried over plain http first: it is what a
+  // loopback or listed registry usually speaks, and a TLS server answers a
+  // plain request at once (nginx and Go answer 400), whereas a plain server
+  // may sit silently on a TLS ClientHello until a timeout. The first
+  // request carries no credentials, so nothing leaks before the answer
+  // decides (see send()).
+  base_ = (insecure_ ? "http://" : "https://") + host;
+  scheme_known_ = !insecure_;
   tls_ = find_tls_files(registry_, options.certs_dirs);
   resolve_ = options.resolve;
   certs_hint_ = options.certs_dirs.empty() ? "a certs.d directory" : path_join(options.certs_dirs.front(), registry_) + "/ca.crt";
@@ -314,7 +322,9 @@ struct Transfer {
   bool streaming = false;
   bool aborted = false;
   bool too_big = false;
+  std::exception_ptr failure;  // thrown by the sink
   UniqueFd upload;
+  uint64_t upload_left = 0;
 };
 
 size_t on_header(char* data, size_t size, size_t count, void* p) {
@@ -333,8 +343,14 @@ size_t on_body(char* data, size_t size, size_t count, void* p) {
   auto* t = static_cast<Transfer*>(p);
   size_t n = size * count;
   if (t->req->sink && t->streaming) {
-    if (!t->req->sink(data, n)) {
-      t->aborted = true;
+    // An exception must not unwind through libcurl: kept, rethrown after.
+    try {
+      if (!t->req->sink(data, n)) {
+        t->aborted = true;
+        return 0;
+      }
+    } catch (...) {
+      t->failure = std::current_exception();
       return 0;
     }
     return n;
@@ -349,10 +365,13 @@ size_t on_body(char* data, size_t size, size_t count, void* p) {
 
 size_t on_read(char* buffer, size_t size, size_t count, void* p) {
   auto* t = static_cast<Transfer*>(p);
+  size_t want = static_cast<size_t>(std::min<uint64_t>(size * count, t->upload_left));
+  if (want == 0) return 0;
   for (;;) {
-    ssize_t n = ::read(t->upload.get(), buffer, size * count);
+    ssize_t n = ::read(t->upload.get(), buffer, want);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return CURL_READFUNC_ABORT;
+    t->upload_left -= static_cast<uint64_t>(n);
     return static_cast<size_t>(n);
   }
 }
@@ -421,10 +440,15 @@ HttpResponse RegistryClient::perform(const HttpRequest& req, const std::string& 
       if (!t.upload) throw_errno("cannot open " + req.body_file);
       struct stat st {};
       ::fstat(t.upload.get(), &st);
+      uint64_t length = req.body_length >= 0 ? static_cast<uint64_t>(req.body_length)
+                                              : static_cast<uint64_t>(st.st_size) - std::min<uint64_t>(req.body_offset, st.st_size);
+      if (req.body_offset && ::lseek(t.upload.get(), static_cast<off_t>(req.body_offset), SEEK_SET) < 0)
+        throw_errno("cannot seek in " + req.body_file);
+      t.upload_left = length;
       curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
       curl_easy_setopt(c, CURLOPT_READDATA, &t);
-      curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(st.st_size));
+      curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(length));
       if (req.method != "PUT") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     } else {
       curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -438,7 +462,17 @@ HttpResponse RegistryClient::perform(const HttpRequest& req, const std::string& 
   if (req.sink) {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* p) -> size_t {
       auto* t = static_cast<Transfer*>(p);
-      if (!t->streaming && t->resp->body.empty()) t->streaming = t->resp->status >= 200 && t->resp->status < 300;
+      if (!t->streaming && t->resp->body.empty()) {
+        t->streaming = t->resp->status >= 200 && t->resp->status < 300;
+        if (t->streaming && t->req->on_stream) {
+          try {
+            t->req->on_stream(t->resp->status);
+          } catch (...) {
+            t->failure = std::current_exception();
+            return 0;
+          }
+        }
+      }
       return on_body(data, size, count, p);
     });
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, +[](char* data, size_t size, size_t count, void* p) -> size_t {
@@ -454,6 +488,7 @@ HttpResponse RegistryClient::perform(const HttpRequest& req, const std::string& 
     });
   }
   CURLcode rc = curl_easy_perform(c);
+  if (t.failure) std::rethrow_exception(t.failure);
   if (t.aborted) throw Error("download from " + registry_ + " aborted");
   if (t.too_big) throw Error(registry_ + ": response to " + req.method + " " + url + " is too large");
   if (rc != CURLE_OK) {
@@ -466,7 +501,8 @@ HttpResponse RegistryClient::perform(const HttpRequest& req, const std::string& 
                                "; if it uses a private CA, put that CA in " + certs_hint_ +
                                (rc == CURLE_SSL_CACERT_BADFILE ? "" : ", or list the registry as insecure"),
                            true);
-    throw TransportError("cannot reach registry " + registry_ + " (" + req.method + " " + url + "): " + why, tls);
+    bool connect = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY;
+    throw TransportError("cannot reach registry " + registry_ + " (" + req.method + " " + url + "): " + why, tls, connect);
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   char* effective = nullptr;
@@ -540,27 +576,50 @@ HttpResponse RegistryClient::send(const HttpRequest& req) {
   bool idempotent = req.method == "GET" || req.method == "HEAD";
   int attempt = 0;
   bool answered_challenge = false;
+  std::string plain_failure;  // why plain http did not do, when an insecure registry moved to https
+  // An insecure registry's first answer decides its scheme for the client's
+  // life: plain http unless http got no answer, or a 400 that is not the
+  // registry's (no Docker-Distribution-API-Version header: a TLS port
+  // refusing a plain request).
+  auto move_to_https = [&](const std::string& base, const std::string& why) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (base_ == base && !scheme_known_) {
+      spdlog::debug("registry {}: plain http failed ({}); trying https without verification", registry_, why);
+      base_ = "https://" + base.substr(7);
+      scheme_known_ = true;
+    }
+    plain_failure = why;
+  };
   for (;;) {
     HttpResponse r;
-    std::string base = base_url();
+    bool probing = false;
+    std::string base;
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      base = base_;
+      probing = !scheme_known_ && req.url.rfind("http", 0) != 0;
+    }
     try {
       r = perform(req, authorization());
     } catch (const TransportError& e) {
-      // An insecure registry that does not speak TLS: plain http from now on.
-      if (insecure_ && base.rfind("https://", 0) == 0 && req.url.rfind("http", 0) != 0) {
-        std::lock_guard<std::mutex> guard(mutex_);
-        if (base_ == base) {
-          spdlog::debug("{}; trying plain http", e.what());
-          base_ = "http://" + base.substr(8);
-        }
+      if (probing && !e.connect_failure) {
+        move_to_https(base, e.what());
         continue;
       }
-      std::string what = e.what();
-      if (e.tls_failure) throw;
-      if (!idempotent || attempt >= 2 || what.find("cannot reach") == std::string::npos) throw;
-      spdlog::debug("{}; retrying", what);
+      if (!plain_failure.empty())
+        throw TransportError(std::string(e.what()) + "; and over plain http: " + plain_failure, e.tls_failure, e.connect_failure);
+      if (e.tls_failure || e.connect_failure || !idempotent || !req.retry_transport || attempt >= 2) throw;
+      spdlog::debug("{}; retrying", e.what());
       std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt++));
       continue;
+    }
+    if (probing) {
+      if (r.status == 400 && r.header("docker-distribution-api-version").empty()) {
+        move_to_https(base, "HTTP 400 from " + base + " (a TLS port?)");
+        continue;
+      }
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (base_ == base) scheme_known_ = true;
     }
     if (r.status == 401 && !answered_challenge) {
       answered_challenge = true;

@@ -32,15 +32,23 @@ struct HttpRequest {
   std::vector<std::string> headers;
   std::string body;            // for PUT/POST when body_file is empty
   std::string body_file;       // upload this file's content
+  uint64_t body_offset = 0;    // from this byte of body_file
+  int64_t body_length = -1;    // this many bytes of it (-1: to the end)
   // Streams the body (status 2xx only); returns false to abort.
   std::function<bool(const char*, size_t)> sink;
+  // Called with the status when a 2xx body starts streaming to sink.
+  std::function<void(long)> on_stream;
+  // Idempotent requests are retried after a transport error unless false.
+  bool retry_transport = true;
   size_t max_body = 8u << 20;  // in-memory body limit
 };
 
 // A request that got no HTTP answer (connection refused, TLS failure, ...).
 struct TransportError : Error {
-  TransportError(const std::string& message, bool tls) : Error(message), tls_failure(tls) {}
+  TransportError(const std::string& message, bool tls, bool connect = false)
+      : Error(message), tls_failure(tls), connect_failure(connect) {}
   bool tls_failure;
+  bool connect_failure;  // no connection at all (refused, unresolvable): retrying will not help
 };
 
 // What certs.d holds for one registry: extra CA files and client key pairs.
@@ -58,7 +66,8 @@ class RegistryClient {
  public:
   RegistryClient(std::string registry, std::string repository, std::string scope_actions, const RegistryOptions& options);
   // Sends req, answering one auth challenge (401) and retrying transport
-  // errors, 429 and 5xx of idempotent requests with backoff.
+  // errors (not a refused connection), 429 and 5xx of idempotent requests
+  // with backoff.
   HttpResponse send(const HttpRequest& req);
   // Throws the clear error for a failed response: 401/403/404/429/5xx.
   [[noreturn]] void fail(const HttpResponse& r, const std::string& what) const;
@@ -76,7 +85,8 @@ class RegistryClient {
 
   std::string registry_, repository_, scope_actions_, base_;
   Credentials credentials_;
-  bool insecure_ = false;  // https without verification, then plain http
+  bool insecure_ = false;  // plain http, or https without verification
+  bool scheme_known_ = true;  // false until an insecure registry's first answer says http or https
   TlsFiles tls_;
   std::vector<std::string> resolve_;
   std::string certs_hint_;  // where a CA for this registry would go

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <stdexcept>
 
 namespace berth::test {
@@ -22,6 +23,26 @@ HttpServer::HttpServer(Handler handler) : handler_(std::move(handler)) {
   thread_ = std::thread([this] { serve(); });
 }
 
+namespace {
+thread_local std::string current;
+}
+
+const std::string& HttpServer::current_request() { return current; }
+
+std::string HttpServer::request_header(const std::string& name) {
+  std::string want = "\r\n" + name + ":";
+  for (auto& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string lower = current;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t at = lower.find(want);
+  if (at == std::string::npos) return "";
+  at += want.size();
+  size_t end = current.find("\r\n", at);
+  std::string v = current.substr(at, end - at);
+  while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+  return v;
+}
+
 HttpServer::~HttpServer() {
   ::shutdown(fd_, SHUT_RDWR);
   ::close(fd_);
@@ -34,10 +55,22 @@ void HttpServer::serve() {
     if (c < 0) return;
     std::string req;
     char buf[4096];
+    bool http = true;
     while (req.find("\r\n\r\n") == std::string::npos) {
       ssize_t n = ::read(c, buf, sizeof buf);
       if (n <= 0) break;
       req.append(buf, static_cast<size_t>(n));
+      // Not HTTP (a TLS ClientHello, ...): answer 400 at once, as real servers do.
+      if (!std::isupper(static_cast<unsigned char>(req[0]))) {
+        http = false;
+        break;
+      }
+    }
+    if (!http) {
+      std::string out = respond(400, "", "Client sent a non-HTTP request\n");
+      [[maybe_unused]] ssize_t n = ::write(c, out.data(), out.size());
+      ::close(c);
+      continue;
     }
     std::string method = req.substr(0, req.find(' '));
     size_t p1 = req.find(' ') + 1;
@@ -47,6 +80,7 @@ void HttpServer::serve() {
       at += 17;
       auth = req.substr(at, req.find("\r\n", at) - at);
     }
+    current = req.substr(0, req.find("\r\n\r\n"));
     std::string out = handler_(method, path, auth);
     size_t off = 0;
     while (off < out.size()) {

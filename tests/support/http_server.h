@@ -21,6 +21,10 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const { return port_; }
+  // The raw request (request line and headers) being handled; valid inside the handler.
+  static const std::string& current_request();
+  // A header of the current request ("" when absent); name as sent, case-insensitive.
+  static std::string request_header(const std::string& name);
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
  private:

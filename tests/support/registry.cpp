@@ -110,4 +110,118 @@ int RegistryServer::blob_gets() const {
   return n;
 }
 
+bool have_nginx() { return ::access("/usr/sbin/nginx", X_OK) == 0 && ::access("/usr/bin/openssl", X_OK) == 0; }
+
+static void must(const Result& r, const std::string& what) {
+  if (r.exit_code != 0) throw std::runtime_error(what + " failed:\n" + r.out + r.err);
+}
+
+TestCertificates::TestCertificates(const std::string& dir, const std::string& name)
+    : ca(dir + "/ca.crt"), cert(dir + "/server.crt"), key(dir + "/server.key") {
+  std::string ca_key = dir + "/ca.key", csr = dir + "/server.csr", ext = dir + "/server.ext";
+  must(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+            "-subj", "/CN=berth test CA"}),
+       "openssl: making the test CA");
+  must(run({"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + name}),
+       "openssl: making the server key");
+  {
+    std::ofstream out(ext);
+    out << "subjectAltName=DNS:" << name << ",IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+  }
+  must(run({"/usr/bin/openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days",
+            "2", "-extfile", ext}),
+       "openssl: signing the server certificate");
+}
+
+TlsProxy::TlsProxy(const std::string& upstream, const std::string& name, const std::string& user, const std::string& password)
+    : name_(name), port_(free_port()), certs_(dir_.path(), name) {
+  Result h = run({"/usr/bin/htpasswd", "-bn", user, password});  // apr1 (MD5), which nginx checks itself
+  must(h, "htpasswd");
+  std::string htpasswd = dir_.write("htpasswd", h.out);
+  std::string d = dir_.path();
+  std::string conf = "user root;\n"
+                     "worker_processes 1;\n"
+                     "pid " + d + "/nginx.pid;\n"
+                     "error_log " + d + "/error.log info;\n"
+                     "events { worker_connections 64; }\n"
+                     "http {\n"
+                     "  access_log " + d + "/access.log;\n"
+                     "  client_body_temp_path " + d + "/body;\n"
+                     "  proxy_temp_path " + d + "/proxy;\n"
+                     "  fastcgi_temp_path " + d + "/fastcgi;\n"
+                     "  uwsgi_temp_path " + d + "/uwsgi;\n"
+                     "  scgi_temp_path " + d + "/scgi;\n"
+                     "  server {\n"
+                     "    listen 127.0.0.1:" + std::to_string(port_) + " ssl;\n"
+                     "    server_name " + name + ";\n"
+                     "    ssl_certificate " + certs_.cert + ";\n"
+                     "    ssl_certificate_key " + certs_.key + ";\n"
+                     "    client_max_body_size 0;\n"
+                     "    chunked_transfer_encoding on;\n"
+                     "    location /v2/ {\n"
+                     "      auth_basic \"berth test registry\";\n"
+                     "      auth_basic_user_file " + htpasswd + ";\n"
+                     "      add_header Docker-Distribution-Api-Version registry/2.0 always;\n"
+                     "      proxy_pass http://" + upstream + ";\n"
+                     "      proxy_set_header Host $http_host;\n"
+                     "      proxy_set_header X-Real-IP $remote_addr;\n"
+                     "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+                     "      proxy_set_header X-Forwarded-Proto $scheme;\n"
+                     "      proxy_read_timeout 900;\n"
+                     "    }\n"
+                     "  }\n"
+                     "}\n";
+  std::string conf_path = dir_.write("nginx.conf", conf);
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    int log = ::open((d + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::execl("/usr/sbin/nginx", "nginx", "-p", d.c_str(), "-c", conf_path.c_str(), "-e", (d + "/error.log").c_str(), "-g",
+            "daemon off;", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // A plain request to the TLS port gets nginx's 400 at once when it is up.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!answers(port_)) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      std::ifstream in(d + "/error.log");
+      std::stringstream ss;
+      ss << in.rdbuf();
+      throw std::runtime_error("nginx exited at startup:\n" + ss.str());
+    }
+    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("nginx did not answer on port " + std::to_string(port_));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+TlsProxy::~TlsProxy() {
+  if (pid_ > 0) {
+    // SIGTERM: nginx's master stops its worker at once and exits.
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
+std::string TlsProxy::access_log() const {
+  std::ifstream in(dir_.path() + "/access.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 }  // namespace berth::test

@@ -39,4 +39,42 @@ class RegistryServer {
   pid_t pid_ = -1;
 };
 
+// True when /usr/sbin/nginx and /usr/bin/openssl are installed.
+bool have_nginx();
+
+// A test CA and a server certificate it signed, made with openssl in dir:
+// <dir>/ca.crt, <dir>/server.crt, <dir>/server.key (SANs: name, 127.0.0.1).
+struct TestCertificates {
+  TestCertificates(const std::string& dir, const std::string& name);
+  std::string ca, cert, key;
+};
+
+// Debian's nginx on 127.0.0.1 as a TLS reverse proxy with Basic auth in
+// front of a registry, as a private registry is usually deployed (the
+// distribution project's nginx recipe). Killed and waited for by the
+// destructor.
+class TlsProxy {
+ public:
+  // upstream: "127.0.0.1:<port>" of the registry; name: the TLS server name.
+  TlsProxy(const std::string& upstream, const std::string& name, const std::string& user, const std::string& password);
+  ~TlsProxy();
+  TlsProxy(const TlsProxy&) = delete;
+  TlsProxy& operator=(const TlsProxy&) = delete;
+
+  int port() const { return port_; }
+  // "<name>:<port>", the registry's name for berth (resolved with BERTH_RESOLVE).
+  std::string address() const { return name_ + ":" + std::to_string(port_); }
+  // "BERTH_RESOLVE=<name>:<port>:127.0.0.1"
+  std::string resolve_env() const { return "BERTH_RESOLVE=" + address() + ":127.0.0.1"; }
+  const std::string& ca_file() const { return certs_.ca; }
+  std::string access_log() const;
+
+ private:
+  TempDir dir_;
+  std::string name_;
+  int port_ = 0;
+  TestCertificates certs_;
+  pid_t pid_ = -1;
+};
+
 }  // namespace berth::test

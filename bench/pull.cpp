@@ -1,0 +1,237 @@
+// bench/pull: pulling a ~200 MB, 5-layer image from a loopback registry
+// (Debian's docker-registry on 127.0.0.1) into an empty store, with berth,
+// `skopeo copy docker://... oci:...` and, when a Docker engine is installed,
+// `docker pull` on a private dockerd, in the same run. The image is pushed
+// by skopeo, so its layers are gzip-compressed as on a real registry.
+// Prints seconds, ratios and berth's peak RSS.
+// Targets: berth faster than skopeo and docker; peak RSS under 30 MiB.
+//
+// Usage: bench_pull [--size-mb N] [--rounds N] [--keep]
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "base/fs.h"
+#include "tests/support/dockerd.h"
+#include "tests/support/registry.h"
+#include "tests/support/run.h"
+
+using berth::test::PrivateDockerd;
+using berth::test::Result;
+using berth::test::run;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string g_work_dir;
+bool g_keep = false;
+void remove_work_dir() {
+  if (!g_keep && !g_work_dir.empty()) run({"/bin/rm", "-rf", g_work_dir});
+}
+
+void must(const Result& r, const std::string& what) {
+  if (r.exit_code != 0) throw std::runtime_error(what + " failed (" + std::to_string(r.exit_code) + "):\n" + r.out + "\n" + r.err);
+}
+
+// Runs argv as a child and returns (seconds, peak RSS in KiB of that child).
+std::pair<double, long> timed(const std::vector<std::string>& argv, const std::string& what) {
+  ::sync();
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  rusage usage{};
+  while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  }
+  double s = seconds_since(start);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error(what + " failed (status " + std::to_string(status) + ")");
+  return {s, usage.ru_maxrss};
+}
+
+void write_file(const std::string& path, const std::string& data) {
+  berth::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd || ::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+    throw std::runtime_error("cannot write " + path);
+}
+
+std::string random_bytes(std::mt19937_64& rng, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, 8);
+  }
+  return s;
+}
+
+std::string text_bytes(std::mt19937_64& rng, size_t n) {
+  static const char* words[] = {"berth ", "layer ", "image ", "compose ", "overlay ", "digest ", "sha256 ", "registry\n"};
+  std::string s;
+  s.reserve(n + 16);
+  while (s.size() < n) s += words[rng() % 8];
+  s.resize(n);
+  return s;
+}
+
+struct LayerSpec {
+  size_t files;
+  size_t file_size;
+  bool random;
+};
+
+}  // namespace
+
+static int run_bench(int argc, char** argv) {
+  size_t total_mb = 200;
+  int rounds = 3;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--size-mb") && i + 1 < argc) total_mb = std::strtoul(argv[++i], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--keep")) g_keep = true;
+    else throw std::runtime_error(std::string("unknown argument ") + argv[i] + " (usage: bench_pull [--size-mb N] [--rounds N] [--keep])");
+  }
+  if (!berth::test::have_docker_registry()) throw std::runtime_error("docker-registry is not installed (scripts/deps test)");
+  if (::access("/usr/bin/skopeo", X_OK) != 0) throw std::runtime_error("skopeo is not installed (scripts/deps test)");
+  char tmpl[] = "/var/tmp/berth-bench-pull-XXXXXX";
+  if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  std::string dir = tmpl;
+  g_work_dir = dir;
+  std::atexit(remove_work_dir);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  std::printf("bench pull: %zu MB, 5-layer image from docker-registry on 127.0.0.1, work dir %s\n", total_mb, dir.c_str());
+
+  // ---- the image: 5 layers, big random files and many small text files ----
+  double scale = static_cast<double>(total_mb) / 200.0;
+  std::vector<LayerSpec> specs = {
+      {static_cast<size_t>(6 * scale) + 1, 10u << 20, true},
+      {static_cast<size_t>(3000 * scale) + 1, 16u << 10, false},
+      {static_cast<size_t>(150 * scale) + 1, 256u << 10, true},
+      {static_cast<size_t>(4000 * scale) + 1, 4u << 10, false},
+      {static_cast<size_t>(2 * scale) + 1, 8u << 20, true},
+  };
+  std::mt19937_64 rng(7);
+  std::string archive_dir = dir + "/archive";
+  berth::make_dirs(archive_dir);
+  nlohmann::json diff_ids = nlohmann::json::array(), layer_names = nlohmann::json::array();
+  uint64_t content = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    std::string src = dir + "/src" + std::to_string(i);
+    for (size_t f = 0; f < specs[i].files; ++f) {
+      std::string sub = src + "/l" + std::to_string(i) + "/d" + std::to_string(f / 500);
+      if (f % 500 == 0) berth::make_dirs(sub);
+      write_file(sub + "/f" + std::to_string(f), specs[i].random ? random_bytes(rng, specs[i].file_size) : text_bytes(rng, specs[i].file_size));
+      content += specs[i].file_size;
+    }
+    std::string name = "layer" + std::to_string(i) + ".tar";
+    must(run({"/bin/tar", "--numeric-owner", "-C", src, "-cf", archive_dir + "/" + name, "."}), "tar");
+    diff_ids.push_back("sha256:" + run({"/usr/bin/sha256sum", archive_dir + "/" + name}).out.substr(0, 64));
+    layer_names.push_back(name);
+    run({"/bin/rm", "-rf", src});
+  }
+  nlohmann::json config = {{"architecture", "amd64"}, {"os", "linux"}, {"created", "2024-01-01T00:00:00Z"},
+                           {"config", {{"Cmd", {"/bin/sh"}}}}, {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+  berth::write_file_atomic(archive_dir + "/config.json", config.dump());
+  berth::write_file_atomic(archive_dir + "/manifest.json",
+                           nlohmann::json::array({{{"Config", "config.json"}, {"RepoTags", {"bench/pull:1"}}, {"Layers", layer_names}}}).dump());
+  std::vector<std::string> tar_args{"/bin/tar", "-C", archive_dir, "-cf", dir + "/image.tar", "manifest.json", "config.json"};
+  for (auto& n : layer_names) tar_args.push_back(n.get<std::string>());
+  must(run(tar_args), "tar");
+  run({"/bin/rm", "-rf", archive_dir});
+
+  berth::test::RegistryServer registry;
+  std::string ref = registry.address() + "/bench/pull:1";
+  must(run({"/usr/bin/skopeo", "copy", "-q", "--dest-tls-verify=false", "docker-archive:" + dir + "/image.tar", "docker://" + ref}),
+       "skopeo copy (push to the registry)");
+  struct stat st {};
+  ::stat((dir + "/image.tar").c_str(), &st);
+  std::printf("image: 5 layers, %.1f MB of layer tars (%.1f MB of file content), gzip layers in the registry\n",
+              static_cast<double>(st.st_size) / 1e6, static_cast<double>(content) / 1e6);
+  std::printf("(best of %d runs each, each into an empty store)\n\n", rounds);
+
+  auto best_of = [&](const std::function<std::pair<double, long>()>& once) {
+    std::pair<double, long> best{1e9, 0};
+    for (int i = 0; i < rounds; ++i) {
+      auto r = once();
+      if (r.first < best.first) best.first = r.first;
+      best.second = std::max(best.second, r.second);
+    }
+    return best;
+  };
+
+  std::string berth_bin = berth::test::berth_binary();
+  std::string root = dir + "/berth-root";
+  auto berth_pull = best_of([&] {
+    run({"/bin/rm", "-rf", root});
+    return timed({berth_bin, "--root", root, "pull", "-q", ref}, "berth pull");
+  });
+  run({"/bin/rm", "-rf", root});
+  std::printf("%-24s %8.2f s   peak RSS %6.1f MiB\n", "berth pull", berth_pull.first, berth_pull.second / 1024.0);
+
+  std::string oci = dir + "/skopeo-oci";
+  auto skopeo = best_of([&] {
+    run({"/bin/rm", "-rf", oci});
+    return timed({"/usr/bin/skopeo", "copy", "-q", "--src-tls-verify=false", "docker://" + ref, "oci:" + oci + ":pull"}, "skopeo copy");
+  });
+  run({"/bin/rm", "-rf", oci});
+  std::printf("%-24s %8.2f s   peak RSS %6.1f MiB\n", "skopeo copy (oci:)", skopeo.first, skopeo.second / 1024.0);
+  std::printf("%-24s %8.2fx  (target > 1x)\n", "berth vs skopeo", skopeo.first / berth_pull.first);
+
+  std::string why = PrivateDockerd::unavailable_reason();
+  if (!why.empty()) {
+    std::printf("docker pull: skipped: %s\n", why.c_str());
+  } else {
+    std::unique_ptr<PrivateDockerd> dockerd;
+    try {
+      dockerd = std::make_unique<PrivateDockerd>();
+    } catch (const std::exception& e) {
+      std::printf("docker pull: skipped: the private dockerd failed to start: %s\n", e.what());
+    }
+    if (dockerd) {
+      std::string client = PrivateDockerd::docker_client();
+      auto docker = best_of([&] {
+        dockerd->docker({"rmi", "-f", ref});
+        return timed({client, "--host", dockerd->docker_host(), "pull", "-q", ref}, "docker pull");
+      });
+      std::printf("%-24s %8.2f s   (client RSS not comparable: dockerd does the work)\n", "docker pull", docker.first);
+      std::printf("%-24s %8.2fx  (target > 1x)\n", "berth vs docker", docker.first / berth_pull.first);
+    }
+  }
+  std::printf("%-24s %8.1f MiB (target < 30 MiB)\n", "berth peak RSS", berth_pull.second / 1024.0);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_bench(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench pull: %s\n", e.what());
+    return 1;
+  }
+}
