@@ -9,8 +9,10 @@
 // stderr. The other verbs select the project's containers by their
 // com.docker.compose.* labels, so they work without the compose file when
 // -p names the project.
+#include <dirent.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,6 +26,7 @@
 #include "base/fs.h"
 #include "cli/cli.h"
 #include "cli/project_flags.h"
+#include "images/images.h"
 #include "net/ports.h"
 #include "reconciler/container_network.h"
 #include "reconciler/driver.h"
@@ -31,6 +34,7 @@
 #include "reconciler/observe.h"
 #include "reconciler/reconciler.h"
 #include "runtime/logfile.h"
+#include "supervisor/client.h"
 
 namespace berth::cli {
 
@@ -188,6 +192,22 @@ std::string ports_text(const runtime::Runtime& rt, const runtime::Container& c) 
   return out;
 }
 
+// compose's ps --format json "Publishers".
+json publishers_json(const runtime::Runtime& rt, const runtime::Container& c) {
+  json out = json::array();
+  if (c.state.status != runtime::Status::Running && c.state.status != runtime::Status::Paused) return out;
+  try {
+    for (const auto& j : reconciler::container_endpoints(rt, c))
+      for (const auto& p : j.endpoint.ports)
+        out.push_back({{"URL", p.host_ip.empty() ? "0.0.0.0" : p.host_ip},
+                       {"TargetPort", p.container_port},
+                       {"PublishedPort", p.host_port},
+                       {"Protocol", p.protocol}});
+  } catch (const Error&) {
+  }
+  return out;
+}
+
 void print_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> width;
   for (const auto& r : rows)
@@ -209,12 +229,17 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 // ------------------------------------------------------------------ logs
 
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_interrupt(int) { g_interrupted = true; }
+std::atomic<int> g_interrupts{0};
+extern "C" void on_interrupt(int) {
+  g_interrupted = true;
+  g_interrupts.fetch_add(1);
+}
 
 struct InterruptGuard {
   struct sigaction old_int {}, old_term {};
   InterruptGuard() {
     g_interrupted = false;
+    g_interrupts = 0;
     struct sigaction sa {};
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
@@ -227,60 +252,105 @@ struct InterruptGuard {
   }
 };
 
+// --since/--until: an RFC 3339 time ("2026-01-02T15:04:05Z", a date alone
+// too), a Unix timestamp ("1700000000.5"), or a duration before now ("10m",
+// "1h30m", "90s"), as docker accepts them. Returns seconds since the epoch.
+double parse_log_time(const std::string& flag, const std::string& v) {
+  if (v.empty()) return 0;
+  char* end = nullptr;
+  double n = std::strtod(v.c_str(), &end);
+  if (end && *end == '\0' && v.find_first_not_of("0123456789.") == std::string::npos) return n;
+  // A duration: digits and units only.
+  if (v.find_first_not_of("0123456789.hms") == std::string::npos && std::isalpha(static_cast<unsigned char>(v.back()))) {
+    double total = 0;
+    std::size_t i = 0;
+    while (i < v.size()) {
+      std::size_t used = 0;
+      double x = 0;
+      try {
+        x = std::stod(v.substr(i), &used);
+      } catch (const std::exception&) {
+        throw UsageError(flag + ": invalid duration \"" + v + "\"");
+      }
+      i += used;
+      if (i >= v.size()) throw UsageError(flag + ": invalid duration \"" + v + "\" (missing unit)");
+      std::string unit(1, v[i]);
+      if (v.compare(i, 2, "ms") == 0) unit = "ms";
+      i += unit.size();
+      total += unit == "h" ? x * 3600 : unit == "m" ? x * 60 : unit == "s" ? x : x / 1000;
+    }
+    return now_seconds() - total;
+  }
+  struct tm tm {};
+  const char* rest = ::strptime(v.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) {
+    tm = {};
+    rest = ::strptime(v.c_str(), "%Y-%m-%d", &tm);
+    if (!rest || *rest) throw UsageError(flag + ": invalid time \"" + v + "\" (want RFC 3339, a Unix time or a duration like 10m)");
+    return static_cast<double>(::timegm(&tm));
+  }
+  double t = static_cast<double>(::timegm(&tm));
+  if (*rest == '.') t += std::strtod(rest, const_cast<char**>(&rest));
+  if (*rest == '+' || *rest == '-') {  // a zone offset: +02:00
+    int hh = 0, mm = 0;
+    if (std::sscanf(rest + 1, "%d:%d", &hh, &mm) >= 1) t -= (*rest == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
+  } else if (*rest != 'Z' && *rest != '\0') {
+    throw UsageError(flag + ": invalid time \"" + v + "\"");
+  }
+  return t;
+}
+
 struct LogOptions {
   bool follow = false;
   bool timestamps = false;
   bool no_prefix = false;
+  bool color = false;  // ANSI colours on the prefixes (only on a tty)
   std::string tail = "all";
+  double since = 0, until = 0;  // seconds since the epoch; 0 = unbounded
 };
 
-// Follows the logs of a set of containers (picked again every round, so a
-// follow sees containers created later), prefixing "web-1  | ", merged in
-// time order. Returns when not following, on ctrl-c, or when `until` says so.
-void stream_logs(const runtime::Runtime& rt, const std::string& project, const std::vector<std::string>& services,
-                 const LogOptions& o, const std::function<bool()>& until = {}) {
-  struct Source {
-    std::string prefix;
-    std::string path;
-    std::size_t offset = 0;
-  };
-  std::map<std::string, Source> sources;  // by container id
-  std::size_t width = 0;
-  auto prefix_of = [&](const std::string& name) {
+// compose's prefix colours, in the order services first appear.
+const char* const kColours[] = {"36", "33", "32", "35", "34", "96", "93", "92", "95", "94"};
+
+// Prints the logs of a set of containers with "web-1  | " prefixes, each
+// poll() printing what was logged since the previous one, merged in time
+// order. The first poll of a container honours --tail/--since.
+class LogPrinter {
+ public:
+  LogPrinter(const runtime::Runtime& rt, LogOptions o) : rt_(rt), o_(std::move(o)) {}
+
+  std::string prefix(const std::string& name) {
+    if (o_.no_prefix) return "";
     std::string p = name;
-    if (p.size() < width) p += std::string(width - p.size(), ' ');
-    return p + "  | ";
-  };
-  auto print = [&](std::vector<std::pair<runtime::LogEntry, std::string>>& lines) {
-    std::stable_sort(lines.begin(), lines.end(),
-                     [](const auto& a, const auto& b) { return a.first.time < b.first.time; });
-    for (auto& [e, name] : lines) {
-      std::string text = e.log;
-      if (!text.empty() && text.back() != '\n') text += '\n';
-      std::string out = (o.no_prefix ? "" : prefix_of(name)) + (o.timestamps ? e.time + " " : "") + text;
-      std::cout << out;
-    }
-    std::cout.flush();
-  };
-  bool first = true;
-  for (;;) {
+    if (p.size() < width_) p += std::string(width_ - p.size(), ' ');
+    p += "  | ";
+    if (!o_.color) return p;
+    auto [it, added] = colour_.emplace(name, kColours[colour_.size() % std::size(kColours)]);
+    return "\033[" + it->second + "m" + p + "\033[0m";
+  }
+
+  void poll(const std::vector<runtime::Container>& containers) {
     std::vector<std::pair<runtime::LogEntry, std::string>> lines;
-    auto containers = project_containers(rt, project, services);
-    for (const auto& c : containers) width = std::max(width, short_name(c).size());
+    for (const auto& c : containers) width_ = std::max(width_, short_name(c).size());
     for (const auto& c : containers) {
       if (c.spec.log.driver == "none") continue;
-      auto [it, added] = sources.emplace(c.id, Source{short_name(c), rt.log_path(c)});
+      auto [it, added] = sources_.emplace(c.id, Source{short_name(c), rt_.log_path(c)});
       Source& s = it->second;
       if (added) {
         std::size_t end = 0;
         auto entries = runtime::read_json_log(s.path, c.spec.log.max_file, &end);
         s.offset = end;
+        std::vector<runtime::LogEntry> kept;
+        for (auto& e : entries)
+          if (wanted(e)) kept.push_back(std::move(e));
         std::size_t from = 0;
-        if (first && o.tail != "all") {
-          long n = std::strtol(o.tail.c_str(), nullptr, 10);
-          if (n >= 0 && static_cast<std::size_t>(n) < entries.size()) from = entries.size() - static_cast<std::size_t>(n);
+        if (o_.tail != "all") {
+          char* rest = nullptr;
+          long n = std::strtol(o_.tail.c_str(), &rest, 10);
+          if (rest && *rest == '\0' && n >= 0 && static_cast<std::size_t>(n) < kept.size())
+            from = kept.size() - static_cast<std::size_t>(n);
         }
-        for (std::size_t i = from; i < entries.size(); ++i) lines.emplace_back(entries[i], s.prefix);
+        for (std::size_t i = from; i < kept.size(); ++i) lines.emplace_back(kept[i], s.name);
         continue;
       }
       std::string cur;
@@ -291,15 +361,51 @@ void stream_logs(const runtime::Runtime& rt, const std::string& project, const s
       std::istringstream in(cur.substr(s.offset, end + 1 - s.offset));
       for (std::string line; std::getline(in, line);) {
         runtime::LogEntry e;
-        if (runtime::parse_log_line(line, e)) lines.emplace_back(e, s.prefix);
+        if (runtime::parse_log_line(line, e) && wanted(e)) lines.emplace_back(e, s.name);
       }
       s.offset = end + 1;
     }
-    print(lines);
-    first = false;
+    std::stable_sort(lines.begin(), lines.end(),
+                     [](const auto& a, const auto& b) { return a.first.time < b.first.time; });
+    std::string out;
+    for (auto& [e, name] : lines) {
+      std::string text = e.log;
+      if (!text.empty() && text.back() != '\n') text += '\n';
+      out += prefix(name) + (o_.timestamps ? e.time + " " : "") + text;
+    }
+    if (!out.empty()) std::cout << out << std::flush;
+  }
+
+ private:
+  bool wanted(const runtime::LogEntry& e) const {
+    if (o_.since <= 0 && o_.until <= 0) return true;
+    double t = parse_time(e.time);
+    return (o_.since <= 0 || t >= o_.since) && (o_.until <= 0 || t < o_.until);
+  }
+
+  struct Source {
+    std::string name;
+    std::string path;
+    std::size_t offset = 0;
+  };
+  const runtime::Runtime& rt_;
+  LogOptions o_;
+  std::map<std::string, Source> sources_;  // by container id
+  std::map<std::string, std::string> colour_;
+  std::size_t width_ = 0;
+};
+
+// Follows the logs of a project's containers (picked again every round, so
+// a follow sees containers created later). Returns when not following, on
+// ctrl-c, or when `until` says so.
+void stream_logs(const runtime::Runtime& rt, const std::string& project, const std::vector<std::string>& services,
+                 const LogOptions& o, const std::function<bool()>& until = {}) {
+  LogPrinter printer(rt, o);
+  for (;;) {
+    printer.poll(project_containers(rt, project, services));
     if (!o.follow || g_interrupted) return;
     if (until && until()) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (g_interrupted) return;
   }
 }
@@ -319,10 +425,14 @@ struct UpFlags {
   bool wait = false;
   int wait_timeout = 0;  // seconds; 0 = no limit beyond the driver's
   int timeout = -1;      // -t; -1 = not given
+  bool abort_on_exit = false;
+  std::string exit_code_from;
+  bool no_color = false, no_log_prefix = false;
 };
 
 struct DownFlags {
   ProjectFlags project;
+  std::string rmi;  // "", local, all
   bool dry_run = false;
   bool volumes = false;
   bool remove_orphans = false;
@@ -355,10 +465,108 @@ void wait_running(const runtime::Paths& paths, const std::string& project, const
 void stop_project(const runtime::Paths& paths, const std::string& project, const std::vector<std::string>& services,
                   std::optional<int> timeout);
 
+bool is_up(const runtime::Container& c) {
+  return c.state.status == runtime::Status::Running || c.state.status == runtime::Status::Paused ||
+         c.state.status == runtime::Status::Restarting;
+}
+
+// `up` without -d: streams the selected services' logs with prefixes until
+// every container has exited, ctrl-c (which stops the app, as compose does:
+// exit 130), or with --abort-on-container-exit/--exit-code-from the first
+// container that exits (which stops the others). Returns the exit code.
+int attach_up(const UpFlags& f, const runtime::Paths& paths, const std::string& project,
+              const std::vector<std::string>& selected) {
+  InterruptGuard guard;
+  runtime::Runtime rt(paths);
+  LogOptions lo;
+  lo.follow = true;
+  lo.no_prefix = f.no_log_prefix;
+  lo.color = !f.no_color && ::isatty(STDOUT_FILENO);
+  LogPrinter printer(rt, lo);
+  auto attached = project_containers(rt, project, selected);
+  {
+    std::string names;
+    for (const auto& c : attached) names += (names.empty() ? "" : ", ") + short_name(c);
+    std::cout << "Attaching to " << names << "\n" << std::flush;
+  }
+  bool abort = f.abort_on_exit || !f.exit_code_from.empty();
+  // Containers that were already exited when we attached are not news.
+  std::map<std::string, std::string> reported;  // id -> finished_at
+  for (const auto& c : attached)
+    if (!is_up(c)) reported[c.id] = c.state.finished_at;
+  int rc = 0;
+  bool aborting = false;
+  for (;;) {
+    auto containers = project_containers(rt, project, selected);
+    printer.poll(containers);
+    bool any_up = false;
+    for (const auto& c : containers) {
+      if (is_up(c)) {
+        any_up = true;
+        continue;
+      }
+      if (c.state.status == runtime::Status::Created) continue;
+      auto it = reported.find(c.id);
+      if (it != reported.end() && it->second == c.state.finished_at) continue;
+      reported[c.id] = c.state.finished_at;
+      std::cout << short_name(c) << " exited with code "
+                << c.state.exit_code << "\n" << std::flush;
+      if (abort && !aborting) {
+        aborting = true;
+        rc = c.state.exit_code;
+      }
+    }
+    if (aborting || g_interrupted || !any_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (g_interrupted) {
+    std::cerr << "Gracefully stopping... (press Ctrl+C again to force)\n";
+    stop_project(paths, project, {}, given(f.timeout));
+    return 130;
+  }
+  if (aborting) {
+    std::cout << "Aborting on container exit...\n" << std::flush;
+    stop_project(paths, project, {}, given(f.timeout));
+    printer.poll(project_containers(rt, project, selected));
+  }
+  if (!f.exit_code_from.empty()) {
+    rc = 0;
+    for (const auto& c : project_containers(rt, project, {f.exit_code_from})) {
+      if (is_up(c)) continue;
+      rc = c.state.exit_code;
+      break;
+    }
+  }
+  return rc;
+}
+
+// Whether a project needs `berth serve`: a restart policy, a healthcheck
+// (its own or its image's), or a container on a berth network (its DNS).
+bool needs_supervisor(const spec::Project& project, const std::string& root) {
+  for (const auto& [name, s] : project.services) {
+    if (!s.restart.empty() && s.restart != "no") return true;
+    if (s.deploy && s.deploy->restart_policy && s.deploy->restart_policy->condition != "none") return true;
+    if (s.healthcheck && !s.healthcheck->disable) return true;
+    const std::string& mode = s.network_mode;
+    if (mode != "none" && mode != "host" && mode.rfind("container:", 0) != 0 && mode.rfind("service:", 0) != 0)
+      return true;
+    try {
+      auto cfg = reconciler::resolve_image(root, s.image).config;
+      if (cfg.contains("Healthcheck") && cfg["Healthcheck"].is_object()) return true;
+    } catch (const Error&) {
+    }
+  }
+  return false;
+}
+
 void run_up(const UpFlags& f, const GlobalOptions& g) {
   if (f.force_recreate && f.no_recreate) throw UsageError("--force-recreate and --no-recreate are incompatible");
+  if (f.detach && (f.abort_on_exit || !f.exit_code_from.empty()))
+    throw UsageError("--abort-on-container-exit and --exit-code-from cannot be combined with -d");
   auto scale = parse_scale(f.scale);
   spec::Project project = load_project_or_exit(f.project, f.services);
+  if (!f.exit_code_from.empty() && !project.services.count(f.exit_code_from))
+    throw UsageError("--exit-code-from: no such service: " + f.exit_code_from);
   runtime::Paths paths = paths_of(g);
   reconciler::DesiredOptions desired_options;
   desired_options.scale = scale;
@@ -410,8 +618,10 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   eopts.max_parallel = 1;  // the driver blocks; one at a time keeps progress readable
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
-  // TODO(supervisor): once supervisor::ensure_daemon() lands, call it here
-  // so that `berth serve` enforces restart policies and runs healthchecks.
+  // `berth serve` enforces restart policies, runs healthchecks (which
+  // service_healthy waits on) and answers DNS on berth networks: make sure
+  // one runs for these roots when the app needs any of that.
+  if (!plan.operations.empty() && needs_supervisor(project, g.root)) supervisor::ensure_daemon(paths);
   auto result = reconciler::run_plan(plan, driver, eopts);
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << "Error " << e << "\n";
@@ -420,41 +630,28 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   std::vector<std::string> selected = f.services;
   if (f.wait) wait_running(paths, project.name, selected, f.wait_timeout);
   if (f.detach || f.wait) return;
-  // Attached: stream the logs until ctrl-c (which stops the app, as
-  // compose does) or until every container has exited.
-  InterruptGuard guard;
-  runtime::Runtime rt(paths);
-  LogOptions lo;
-  lo.follow = true;
-  stream_logs(rt, project.name, selected, lo, [&] {
-    for (const auto& c : project_containers(rt, project.name, selected))
-      if (c.state.status == runtime::Status::Running || c.state.status == runtime::Status::Paused ||
-          c.state.status == runtime::Status::Restarting)
-        return false;
-    return true;
-  });
-  if (g_interrupted) {
-    std::cerr << "Gracefully stopping... (press Ctrl+C again to force)\n";
-    stop_project(paths, project.name, selected, given(f.timeout));
-  }
+  exit_with(attach_up(f, paths, project.name, selected));
 }
 
 void run_down(const DownFlags& f, const GlobalOptions& g) {
+  if (!f.rmi.empty() && f.rmi != "local" && f.rmi != "all")
+    throw UsageError("--rmi: want \"local\" or \"all\", got \"" + f.rmi + "\"");
   reconciler::DownOptions options;
+  std::optional<spec::Project> project;
   if (!f.project.project_name.empty() && f.project.files.empty()) {
     // -p alone: the project need not have a compose file here.
     options.project = f.project.project_name;
     try {
-      spec::Project project = load_project_or_exit(f.project);
-      options.services.emplace();
-      for (const auto& [name, _] : project.services) options.services->insert(name);
+      project = load_project_or_exit(f.project);
     } catch (const Error&) {
     }
   } else {
-    spec::Project project = load_project_or_exit(f.project);
-    options.project = project.name;
+    project = load_project_or_exit(f.project);
+    options.project = project->name;
+  }
+  if (project) {
     options.services.emplace();
-    for (const auto& [name, _] : project.services) options.services->insert(name);
+    for (const auto& [name, _] : project->services) options.services->insert(name);
   }
   options.remove_volumes = f.volumes;
   options.remove_orphans = f.remove_orphans;
@@ -462,8 +659,25 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
   reconciler::ObservedState observed =
       is_directory(g.root) ? reconciler::observe(paths, options.project) : reconciler::ObservedState{};
   reconciler::Plan plan = reconciler::plan_down(observed, options);
+  // --rmi: all = every image the services (or the project's containers)
+  // use; local = only those without a custom tag, i.e. the images compose
+  // would have built as <project>-<service>.
+  std::vector<std::string> images;
+  auto add_image = [&](const std::string& ref) {
+    if (!ref.empty() && std::find(images.begin(), images.end(), ref) == images.end()) images.push_back(ref);
+  };
+  if (!f.rmi.empty()) {
+    if (project)
+      for (const auto& [name, s] : project->services)
+        if (f.rmi == "all" ? !s.image.empty() : s.image.empty()) add_image(f.rmi == "all" ? s.image : project->name + "-" + name);
+    if (f.rmi == "all" && is_directory(g.root)) {
+      runtime::Runtime rt(paths);
+      for (const auto& c : project_containers(rt, options.project)) add_image(c.spec.image);
+    }
+  }
   if (f.dry_run) {
     std::cout << reconciler::render(plan);
+    for (const auto& i : images) std::cout << "remove image " << i << "\n";
     return;
   }
   for (const auto& w : plan.warnings) std::cerr << "WARN " << w << "\n";
@@ -476,10 +690,31 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
   auto result = reconciler::run_plan(plan, driver, eopts);
+  int rc = 0;
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << "Error " << e << "\n";
-    exit_with(1);
+    rc = 1;
   }
+  if (!images.empty() && is_directory(g.root)) {
+    reconciler::release_stale_holds(g.root);
+    images::Store store(g.root);
+    for (const auto& ref : images) {
+      try {
+        store.resolve(ref);
+      } catch (const Error&) {
+        continue;  // not here (never pulled, or already gone): nothing to do
+      }
+      try {
+        std::cerr << "Image " << ref << "  Removing\n";
+        store.remove(ref, false);
+        std::cerr << "Image " << ref << "  Removed\n";
+      } catch (const Error& e) {
+        std::cerr << "Error image " << ref << ": " << e.what() << "\n";
+        rc = 1;
+      }
+    }
+  }
+  if (rc) exit_with(rc);
 }
 
 void add_up(CLI::App& parent, const GlobalOptions& g, const std::shared_ptr<ProjectFlags>& outer) {
@@ -497,6 +732,10 @@ void add_up(CLI::App& parent, const GlobalOptions& g, const std::shared_ptr<Proj
   cmd->add_flag("--no-deps", up->no_deps, "Do not start the named services' dependencies");
   cmd->add_option("--scale", up->scale, "Scale SERVICE to NUM instances (SERVICE=NUM, repeatable)")->allow_extra_args(false);
   cmd->add_option("-t,--timeout", up->timeout, "Shutdown timeout in seconds (default: each service's stop_grace_period, else 10)");
+  cmd->add_flag("--abort-on-container-exit", up->abort_on_exit, "Stop all containers if any container was stopped (not with -d)");
+  cmd->add_option("--exit-code-from", up->exit_code_from, "Return the exit code of the selected service container (implies --abort-on-container-exit)");
+  cmd->add_flag("--no-color", up->no_color, "Produce monochrome output");
+  cmd->add_flag("--no-log-prefix", up->no_log_prefix, "Don't print prefix in logs");
   cmd->callback([up, outer, &g] {
     UpFlags f = *up;
     if (outer) f.project = merged(*outer, f.project);
@@ -512,6 +751,7 @@ void add_down(CLI::App& parent, const GlobalOptions& g, const std::shared_ptr<Pr
   cmd->add_flag("-v,--volumes", down->volumes, "Remove the project's named volumes and containers' anonymous volumes");
   cmd->add_flag("--remove-orphans", down->remove_orphans, "Remove containers of services not in the project");
   cmd->add_option("-t,--timeout", down->timeout, "Shutdown timeout in seconds");
+  cmd->add_option("--rmi", down->rmi, "Remove images used by services: \"local\" (only those without a custom tag) or \"all\"");
   cmd->callback([down, outer, &g] {
     DownFlags f = *down;
     if (outer) f.project = merged(*outer, f.project);
@@ -532,7 +772,8 @@ void stop_project(const runtime::Paths& paths, const std::string& project, const
   for (const auto& c : containers) {
     if (c.state.status != runtime::Status::Running && c.state.status != runtime::Status::Paused) continue;
     std::cerr << "Container " << c.spec.name << "  Stopping\n";
-    driver.stop(c.id, std::nullopt);
+    // A second ctrl-c while stopping: kill the rest at once, as compose does.
+    driver.stop(c.id, g_interrupts >= 2 ? std::optional<int>(0) : std::nullopt);
     std::cerr << "Container " << c.spec.name << "  Stopped\n";
   }
 }
@@ -702,7 +943,8 @@ void add_ps(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pro
                        {"Health", c.state.health.status},
                        {"ExitCode", c.state.exit_code},
                        {"Status", status_text(c)},
-                       {"Publishers", ports_text(rt, c)},
+                       {"Ports", ports_text(rt, c)},
+                       {"Publishers", publishers_json(rt, c)},
                        {"Labels", c.spec.labels}});
       }
       std::cout << arr.dump() << "\n";
@@ -721,6 +963,8 @@ struct LogsFlags {
   ProjectFlags project;
   std::vector<std::string> services;
   LogOptions options;
+  std::string since, until;
+  bool no_color = false;
 };
 
 void add_logs(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<ProjectFlags>& outer) {
@@ -732,12 +976,25 @@ void add_logs(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<P
   cmd->add_flag("-t,--timestamps", f->options.timestamps, "Show timestamps");
   cmd->add_flag("--no-log-prefix", f->options.no_prefix, "Don't print prefix in logs");
   cmd->add_option("-n,--tail", f->options.tail, "Number of lines to show from the end of the logs for each container");
+  cmd->add_option("--since", f->since, "Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)");
+  cmd->add_option("--until", f->until, "Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)");
+  cmd->add_flag("--no-color", f->no_color, "Produce monochrome output");
   cmd->callback([f, outer, &g] {
     ProjectFlags pf = outer ? merged(*outer, f->project) : f->project;
     std::string project = project_name(pf);
+    LogOptions o = f->options;
+    o.since = parse_log_time("--since", f->since);
+    o.until = parse_log_time("--until", f->until);
+    o.color = !f->no_color && ::isatty(STDOUT_FILENO);
+    if (o.tail != "all") {
+      char* rest = nullptr;
+      long n = std::strtol(o.tail.c_str(), &rest, 10);
+      if (o.tail.empty() || *rest || n < 0) throw UsageError("--tail: want a number or \"all\", got \"" + o.tail + "\"");
+    }
     runtime::Runtime rt(paths_of(g));
     InterruptGuard guard;
-    stream_logs(rt, project, f->services, f->options);
+    // --until ends a follow once that time has passed, as docker does.
+    stream_logs(rt, project, f->services, o, [&] { return o.until > 0 && now_seconds() >= o.until; });
   });
 }
 
@@ -781,6 +1038,271 @@ void add_exec(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<P
       else if (const char* v = std::getenv(e.c_str())) p.env.push_back(e + "=" + v);
     }
     exit_with(rt.exec(target->id, p, f->detach));
+  });
+}
+
+struct RunFlags {
+  ProjectFlags project;
+  bool detach = false, rm = false, no_deps = false, no_tty = false, service_ports = false;
+  bool interactive = true;
+  std::string name, entrypoint, user, workdir;
+  std::vector<std::string> env, labels;
+};
+
+// `compose run SERVICE [COMMAND...]`: a one-off container of the service
+// (com.docker.compose.oneoff=True, named <project>-<service>-run-<hex>),
+// after `up -d` of its dependencies unless --no-deps. Its ports are not
+// published (unless --service-ports) and its restart policy does not apply.
+void add_run(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<ProjectFlags>& outer) {
+  auto f = std::make_shared<RunFlags>();
+  auto* cmd = add_command(compose, "run", "Run a one-off command on a service");
+  cmd->add_flag("-d,--detach", f->detach, "Run container in background and print its name");
+  cmd->add_flag("--rm", f->rm, "Automatically remove the container when it exits");
+  cmd->add_flag("--no-deps", f->no_deps, "Don't start linked services");
+  cmd->add_option("--name", f->name, "Assign a name to the container");
+  cmd->add_option("--entrypoint", f->entrypoint, "Override the entrypoint of the image");
+  cmd->add_option("-e,--env", f->env, "Set environment variables")->allow_extra_args(false);
+  cmd->add_option("-l,--label", f->labels, "Add or override a label")->allow_extra_args(false);
+  cmd->add_option("-u,--user", f->user, "Run as specified username or uid");
+  cmd->add_option("-w,--workdir", f->workdir, "Working directory inside the container");
+  cmd->add_flag("-T,--no-TTY", f->no_tty, "Disable pseudo-TTY allocation (berth allocates none yet)");
+  cmd->add_flag("-i,--interactive,!--no-interactive", f->interactive, "Keep STDIN open (default true)");
+  cmd->add_flag("-P,--service-ports", f->service_ports, "Run with the service's ports published");
+  cmd->prefix_command();
+  cmd->callback([cmd, f, outer, &g] {
+    auto rest = cmd->remaining();
+    if (rest.empty()) throw UsageError("\"compose run\" requires at least 1 argument: SERVICE [COMMAND] [ARGS...]");
+    std::string service = rest[0];
+    ProjectFlags pf = outer ? merged(*outer, f->project) : f->project;
+    spec::Project project = load_project_or_exit(pf, {service});
+    if (!project.services.count(service)) throw Error("no such service: " + service, 0, 1);
+    runtime::Paths paths = paths_of(g);
+    reconciler::DesiredOptions dopt;
+    dopt.scale[service] = 1;
+    const auto& svc = project.services.at(service);
+    if (svc.image.empty()) throw Error("service " + service + ": no image (berth cannot build images yet)", 0, 1);
+    try {
+      dopt.image_ids[service] = reconciler::resolve_image(g.root, svc.image).id;
+    } catch (const Error& e) {
+      std::cerr << "Error service " << service << ": " << e.what() << "\n";
+      exit_with(1);
+    }
+    reconciler::DesiredState desired = reconciler::desired_state(project, dopt);
+    const auto& ds = desired.services.at(service);
+    if (!f->no_deps && !ds.depends_on.empty()) {
+      UpFlags up;
+      up.project = pf;
+      up.detach = true;
+      for (const auto& [dep, _] : ds.depends_on) up.services.push_back(dep);
+      run_up(up, g);
+    }
+    reconciler::ContainerSpec c = ds.containers.at(0);
+    std::string slug = runtime::new_container_id();
+    c.name = f->name.empty() ? project.name + "-" + service + "-run-" + slug.substr(0, 12) : f->name;
+    c.labels[label::oneoff] = "True";
+    c.labels["com.docker.compose.slug"] = slug;
+    for (const auto& l : f->labels) {
+      auto eq = l.find('=');
+      c.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
+    }
+    auto& s = c.service_spec;
+    s.container_name.clear();
+    s.restart.clear();
+    if (s.deploy) s.deploy->restart_policy.reset();
+    if (!f->service_ports) s.ports.clear();
+    if (rest.size() > 1) s.command = std::vector<std::string>(rest.begin() + 1, rest.end());
+    if (!f->entrypoint.empty()) s.entrypoint = std::vector<std::string>{f->entrypoint};
+    if (!f->user.empty()) s.user = f->user;
+    if (!f->workdir.empty()) s.working_dir = f->workdir;
+    for (const auto& e : f->env) {
+      auto eq = e.find('=');
+      if (eq != std::string::npos) s.environment[e.substr(0, eq)] = e.substr(eq + 1);
+      else if (const char* v = std::getenv(e.c_str())) s.environment[e] = std::string(v);
+    }
+    s.tty = false;
+    s.stdin_open = f->interactive && !f->detach;
+    reconciler::DriverOptions o;
+    o.warn = [](const std::string& w) { std::cerr << "WARN " << w << "\n"; };
+    reconciler::RuntimeDriver driver(paths, o);
+    std::string id = driver.create(c);
+    runtime::Runtime rt(paths);
+    runtime::Attach attach;
+    attach.attach = !f->detach;
+    attach.stdin = f->interactive && !f->detach;
+    int code = 0;
+    try {
+      code = rt.start(id, attach);
+    } catch (const Error&) {
+      if (f->rm) {
+        try {
+          driver.remove(id);
+        } catch (const Error&) {
+        }
+      }
+      throw;
+    }
+    if (f->detach) {
+      std::cout << c.name << "\n";
+      return;
+    }
+    if (f->rm) driver.remove(id);
+    exit_with(code);
+  });
+}
+
+// stdout of a fixed command line (no shell).
+std::string run_capture(const std::vector<std::string>& argv) {
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + std::string("'") + a + "'";
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+// The processes of a running container: every process in its init's cgroup.
+std::vector<pid_t> container_pids(const runtime::Container& c) {
+  std::vector<pid_t> out;
+  if (c.state.pid <= 0) return out;
+  std::string init_cg;
+  if (!read_file_if_exists("/proc/" + std::to_string(c.state.pid) + "/cgroup", init_cg) || init_cg.empty()) return out;
+  if (DIR* d = ::opendir("/proc")) {
+    while (auto* e = ::readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::string cg;
+      try {
+        if (!read_file_if_exists(std::string("/proc/") + e->d_name + "/cgroup", cg)) continue;
+      } catch (const Error&) {
+        continue;
+      }
+      if (cg == init_cg) out.push_back(static_cast<pid_t>(std::atoi(e->d_name)));
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct TopFlags {
+  ProjectFlags project;
+  std::vector<std::string> services;
+};
+
+// `compose top`: per running container, its name and then its processes
+// (docker top's default `ps -ef` columns).
+void add_top(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<ProjectFlags>& outer) {
+  auto f = std::make_shared<TopFlags>();
+  auto* cmd = add_command(compose, "top", "Display the running processes");
+  cmd->add_option("services", f->services, "Services (default: all)");
+  cmd->callback([f, outer, &g] {
+    ProjectFlags pf = outer ? merged(*outer, f->project) : f->project;
+    std::string project = project_name(pf);
+    runtime::Runtime rt(paths_of(g));
+    auto containers = project_containers(rt, project, f->services);
+    std::sort(containers.begin(), containers.end(), [](const auto& a, const auto& b) { return a.spec.name < b.spec.name; });
+    bool first = true;
+    for (const auto& c : containers) {
+      if (c.state.status != runtime::Status::Running && c.state.status != runtime::Status::Paused) continue;
+      auto pids = container_pids(c);
+      if (pids.empty()) continue;
+      std::string list;
+      for (pid_t p : pids) list += (list.empty() ? "" : ",") + std::to_string(p);
+      auto r = run_capture({"ps", "-o", "user=,pid=,ppid=,c=,stime=,tty=,time=,args=", "-p", list});
+      std::vector<std::vector<std::string>> rows{{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}};
+      std::istringstream in(r);
+      for (std::string line; std::getline(in, line);) {
+        std::istringstream fields(line);
+        std::vector<std::string> row;
+        std::string w;
+        for (int i = 0; i < 7 && fields >> w; ++i) row.push_back(w);
+        if (row.size() < 7) continue;
+        std::string args;
+        std::getline(fields, args);
+        auto start = args.find_first_not_of(' ');
+        row.push_back(start == std::string::npos ? "" : args.substr(start));
+        rows.push_back(std::move(row));
+      }
+      if (!first) std::cout << "\n";
+      first = false;
+      std::cout << c.spec.name << "\n";
+      print_table(rows);
+    }
+  });
+}
+
+// Go's units.HumanSize as docker prints image sizes: 3 significant digits, decimal units.
+std::string image_size(double size) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  int i = 0;
+  while (size >= 1000 && i < 4) {
+    size /= 1000;
+    ++i;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g%s", size, units[i]);
+  return buf;
+}
+
+struct ImagesFlags {
+  ProjectFlags project;
+  std::vector<std::string> services;
+  bool quiet = false;
+  std::string format = "table";
+};
+
+// `compose images`: the image of each of the project's containers.
+void add_images(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<ProjectFlags>& outer) {
+  auto f = std::make_shared<ImagesFlags>();
+  auto* cmd = add_command(compose, "images", "List images used by the created containers");
+  cmd->add_option("services", f->services, "Services (default: all)");
+  cmd->add_flag("-q,--quiet", f->quiet, "Only display IDs");
+  cmd->add_option("--format", f->format, "Format the output: table or json");
+  cmd->callback([f, outer, &g] {
+    if (f->format != "table" && f->format != "json") throw UsageError("--format: want table or json, got \"" + f->format + "\"");
+    ProjectFlags pf = outer ? merged(*outer, f->project) : f->project;
+    std::string project = project_name(pf);
+    runtime::Runtime rt(paths_of(g));
+    auto containers = project_containers(rt, project, f->services);
+    std::sort(containers.begin(), containers.end(), [](const auto& a, const auto& b) { return a.spec.name < b.spec.name; });
+    std::optional<images::Store> store;
+    if (is_directory(g.root)) store.emplace(g.root);
+    std::vector<std::vector<std::string>> rows{{"CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"}};
+    json arr = json::array();
+    std::set<std::string> ids;
+    for (const auto& c : containers) {
+      std::string id;
+      auto a = c.spec.annotations.find(reconciler::kImageIdAnnotation);
+      if (a != c.spec.annotations.end()) id = a->second;
+      uint64_t size = 0;
+      if (store && !id.empty()) {
+        try {
+          size = store->summary(id).size;
+        } catch (const Error&) {
+        }
+      }
+      std::string repo = c.spec.image, tag = "latest";
+      auto slash = repo.rfind('/');
+      auto colon = repo.rfind(':');
+      if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+        tag = repo.substr(colon + 1);
+        repo = repo.substr(0, colon);
+      }
+      std::string hex = id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
+      ids.insert(id);
+      rows.push_back({c.spec.name, repo, tag, hex.substr(0, 12), image_size(static_cast<double>(size))});
+      arr.push_back({{"ID", id}, {"ContainerName", c.spec.name}, {"Repository", repo}, {"Tag", tag}, {"Size", size}});
+    }
+    if (f->quiet) {
+      for (const auto& id : ids) std::cout << id << "\n";
+    } else if (f->format == "json") {
+      std::cout << arr.dump() << "\n";
+    } else {
+      print_table(rows);
+    }
   });
 }
 
@@ -855,6 +1377,10 @@ static void register_compose(CLI::App& app, GlobalOptions& global) {
   add_logs(*compose, global, outer);
   add_exec(*compose, global, outer);
   add_verbs(*compose, global, outer);
+  add_run(*compose, global, outer);
+  add_top(*compose, global, outer);
+  add_images(*compose, global, outer);
+  add_config_command(*compose, outer);
   add_ls(*compose, global);
 }
 

@@ -73,7 +73,7 @@ void run_config(const ConfigOptions& o) {
 
 }  // namespace
 
-static void register_config(CLI::App& app, GlobalOptions&) {
+void add_config_command(CLI::App& app, const std::shared_ptr<ProjectFlags>& outer) {
   auto opts = std::make_shared<ConfigOptions>();
   auto* cmd = add_command(app, "config", "Parse, resolve and render the compose file in canonical format");
   add_project_flags(cmd, opts->project);
@@ -84,8 +84,21 @@ static void register_config(CLI::App& app, GlobalOptions&) {
   cmd->add_flag("--profiles", opts->list_profiles, "Print the profile names, one per line");
   cmd->add_option("--hash", opts->hash, "Print \"service hash\" for '*' or svc1,svc2");
   cmd->add_flag("-q,--quiet", opts->quiet, "Only validate the configuration, print nothing");
-  cmd->callback([opts] { run_config(*opts); });
+  cmd->callback([opts, outer] {
+    ConfigOptions o = *opts;
+    if (outer) {
+      ProjectFlags& p = o.project;
+      if (p.files.empty()) p.files = outer->files;
+      if (p.project_name.empty()) p.project_name = outer->project_name;
+      if (p.project_directory.empty()) p.project_directory = outer->project_directory;
+      if (p.env_files.empty()) p.env_files = outer->env_files;
+      if (p.profiles.empty()) p.profiles = outer->profiles;
+    }
+    run_config(o);
+  });
 }
+
+static void register_config(CLI::App& app, GlobalOptions&) { add_config_command(app, nullptr); }
 
 BERTH_REGISTER_COMMANDS(100, register_config);
 

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,10 @@ std::map<std::string, std::string> process_environment();
 // to the log. `services` are named on the command line (enabled despite
 // profiles).
 spec::Project load_project_or_exit(const ProjectFlags& flags, const std::vector<std::string>& services = {});
+
+// Adds `config` (as `berth config`) under `parent` (`berth compose config`);
+// project flags given to `parent` (`outer`, may be null) apply when the
+// subcommand gives none.
+void add_config_command(CLI::App& parent, const std::shared_ptr<ProjectFlags>& outer);
 
 }  // namespace berth::cli
