@@ -22,8 +22,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <iterator>
 #include <memory>
 
 #include "base/error.h"
@@ -91,13 +93,53 @@ std::string registry_argument(std::string text) {
   return text;
 }
 
-// Plain lines, the way docker prints them when stdout is not a terminal:
-// "<short id>: Pull complete". Downloading progress is not shown.
-images::ProgressFn line_printer(bool quiet) {
+// Go's units.HumanSize (what docker's progress bars show): decimal units,
+// 4 significant digits.
+std::string human_size(uint64_t bytes) {
+  static const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1000 && u + 1 < std::size(units)) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g%s", v, units[u]);
+  return buf;
+}
+
+// docker's progress bar: "[====>      ]  1.2MB/3.4MB" (50 columns).
+std::string progress_bar(uint64_t done, uint64_t total) {
+  if (total == 0) return human_size(done);
+  size_t width = 50, filled = static_cast<size_t>(width * std::min<uint64_t>(done, total) / total);
+  std::string bar = "[" + std::string(filled ? filled - 1 : 0, '=') + (filled ? ">" : "") + std::string(width - filled, ' ') + "]";
+  return bar + " " + human_size(done) + "/" + human_size(total);
+}
+
+// On a terminal, docker's live view: one line per layer, rewritten in place
+// (cursor up, clear line) as its state changes, with progress bars.
+// Otherwise plain lines, the way docker prints them when stdout is not a
+// terminal: "<short id>: Pull complete"; Downloading progress is not shown.
+images::ProgressFn progress_printer(bool quiet) {
   if (quiet) return {};
-  return [](const ProgressEvent& ev) {
-    if (ev.kind == ProgressEvent::Kind::Advance && ev.action == "Downloading") return;
-    std::cout << ev.id << ": " << ev.action << "\n" << std::flush;
+  if (!::isatty(STDOUT_FILENO))
+    return [](const ProgressEvent& ev) {
+      if (ev.kind == ProgressEvent::Kind::Advance && (ev.action == "Downloading" || ev.action == "Pushing")) return;
+      std::cout << ev.id << ": " << ev.action << "\n" << std::flush;
+    };
+  auto lines = std::make_shared<std::vector<std::string>>();  // ids, in order of appearance
+  return [lines](const ProgressEvent& ev) {
+    std::string text = ev.id + ": " + ev.action;
+    if (ev.kind == ProgressEvent::Kind::Advance && (ev.action == "Downloading" || ev.action == "Pushing"))
+      text += " " + progress_bar(ev.done, ev.total);
+    auto it = std::find(lines->begin(), lines->end(), ev.id);
+    if (it == lines->end()) {
+      lines->push_back(ev.id);
+      std::cout << text << "\n" << std::flush;
+      return;
+    }
+    size_t up = static_cast<size_t>(lines->end() - it);
+    std::cout << "\033[" << up << "A\r\033[2K" << text << "\033[" << up << "B\r" << std::flush;
   };
 }
 
@@ -126,7 +168,7 @@ void register_registry_commands(CLI::App& app, GlobalOptions& global) {
         r = candidates[i];
         if (!*quiet) std::cout << (r.tag.empty() ? r.digest : r.tag) << ": Pulling from " << (candidates.size() > 1 ? r.repository() : r.path) << "\n" << std::flush;
         try {
-          result = images::pull_image(store, r, options, line_printer(*quiet));
+          result = images::pull_image(store, r, options, progress_printer(*quiet));
           break;
         } catch (const Error& e) {
           if (candidates.size() == 1) throw;
@@ -155,7 +197,7 @@ void register_registry_commands(CLI::App& app, GlobalOptions& global) {
       images::Reference r = images::parse_reference(*ref);
       images::Store store(global.root);
       if (!*quiet) std::cout << "The push refers to repository [" << r.familiar_repository() << "]\n" << std::flush;
-      images::PushResult result = images::push_image(store, r, options, line_printer(*quiet));
+      images::PushResult result = images::push_image(store, r, options, progress_printer(*quiet));
       if (!*quiet)
         std::cout << (r.tag.empty() ? r.digest : r.tag) << ": digest: " << result.manifest_digest << " size: " << result.manifest_size
                   << "\n";

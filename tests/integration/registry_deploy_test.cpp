@@ -247,6 +247,28 @@ TEST_F(RegistryDeployTest, SearchListsTheCatalogsMatchingRepositories) {
   EXPECT_EQ(count(none.out, "\n"), 1) << none.out;
 }
 
+// On a terminal (script(1) gives berth a pty), pull shows docker's live view:
+// layer lines rewritten in place, with progress bars.
+TEST_F(RegistryDeployTest, PullOnATerminalShowsProgressBars) {
+  if (::access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "script (bsdutils) is not installed";
+  RegistryServer registry;
+  std::string root1 = dir.path() + "/root1", root2 = dir.path() + "/root2";
+  std::string ref = registry.address() + "/berth/tty:1";
+  import_busybox(root1, ref);
+  ASSERT_EQ(run_berth({"--root", root1, "push", ref}).exit_code, 0);
+  Result r = run({"/usr/bin/script", "-qefc", berth_binary() + " --root " + root2 + " pull " + ref, "/dev/null"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(": Downloading ["), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("MB/"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\x1b[1A\r\x1b[2K"), std::string::npos) << r.out;  // a line rewritten in place
+  EXPECT_NE(r.out.find(": Pull complete"), std::string::npos) << r.out;
+  // Not a terminal: plain lines, no escapes.
+  Result plain = run_berth({"--root", dir.path() + "/root3", "pull", ref});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out.find("\x1b["), std::string::npos) << plain.out;
+  EXPECT_EQ(plain.out.find("Downloading"), std::string::npos) << plain.out;
+}
+
 // A server that drops the layer download halfway once, then answers the
 // Range request with the rest (or, when honour_range is false, ignores it
 // and sends the whole blob again, as some servers do).
