@@ -482,7 +482,8 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
       if (!v || !v->anonymous) binds.push_back(m.source + ":" + m.destination + (m.read_only ? ":ro" : ""));
       mounts.push_back({{"Type", "volume"}, {"Name", m.source},
                         {"Source", v ? v->mountpoint : rt.paths().root + "/volumes/" + m.source + "/_data"},
-                        {"Destination", m.destination}, {"Driver", "local"}, {"Mode", m.read_only ? "ro" : "z"},
+                        {"Destination", m.destination}, {"Driver", "local"},
+                        {"Mode", m.read_only ? "ro" : v && v->anonymous ? "" : "z"},
                         {"RW", !m.read_only}, {"Propagation", ""}});
     }
     if (m.type == runtime::MountSpec::Type::Bind) {

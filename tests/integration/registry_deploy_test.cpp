@@ -111,6 +111,17 @@ TEST_F(RegistryDeployTest, TlsRegistryBehindNginxWithBasicAuthTrustedThroughCert
   // Everything went through nginx over TLS with the credentials.
   EXPECT_GE(count(proxy.access_log(), "GET /v2/team/busybox/blobs/sha256:"), 2) << proxy.access_log();
 
+  // Listed as insecure instead of trusted: plain http first, which nginx's
+  // TLS port refuses with a 400, then TLS without verification.
+  std::string root3 = dir.path() + "/root3";
+  Result insecure = run_berth({"--root", root3, "login", "--insecure-registry", proxy.address(), "-u", "alice", "--password-stdin",
+                               proxy.address()},
+                              "tls-s3cret\n", env);
+  EXPECT_EQ(insecure.exit_code, 0) << insecure.err;
+  Result insecure_pull = run_berth({"--root", root3, "pull", "--insecure-registry", proxy.address(), ref}, "", env);
+  ASSERT_EQ(insecure_pull.exit_code, 0) << insecure_pull.out << insecure_pull.err;
+  EXPECT_EQ(image_id(root3, ref), id);
+
   // The pulled image runs.
   Result ran = run_berth({"--root", root2, "--run-root", dir.path() + "/run2", "run", "--rm", "--network", "none", ref,
                           "/bin/busybox", "echo", "pulled over tls"});
@@ -245,6 +256,33 @@ TEST_F(RegistryDeployTest, SearchListsTheCatalogsMatchingRepositories) {
   Result none = run_berth({"--root", root, "search", registry.address() + "/nothing-like-this"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(count(none.out, "\n"), 1) << none.out;
+}
+
+// A catalog served in pages (Link: <...>; rel="next"), as large registries do.
+TEST_F(RegistryDeployTest, SearchFollowsCatalogPages) {
+  std::vector<std::string> seen;
+  std::mutex m;
+  HttpServer server([&](const std::string&, const std::string& path, const std::string&) {
+    {
+      std::lock_guard<std::mutex> g(m);
+      seen.push_back(path);
+    }
+    if (path == "/v2/_catalog?n=1000")
+      return respond(200, "Content-Type: application/json\r\nLink: </v2/_catalog?last=b%2Fapp&n=1000>; rel=\"next\"\r\n",
+                     R"({"repositories":["a/app","a/db","b/app"]})");
+    if (path == "/v2/_catalog?last=b%2Fapp&n=1000") return respond(200, "Content-Type: application/json\r\n", R"({"repositories":["c/app"]})");
+    return respond(404, "", "{}");
+  });
+  Result r = run_berth({"--root", dir.path() + "/root", "search", server.address() + "/app"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count(r.out, server.address() + "/"), 3) << r.out;
+  EXPECT_NE(r.out.find(server.address() + "/c/app"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("a/db"), std::string::npos) << r.out;
+
+  HttpServer no_catalog([](const std::string&, const std::string&, const std::string&) { return respond(404, "", "404 page not found\n"); });
+  Result none = run_berth({"--root", dir.path() + "/root", "search", no_catalog.address() + "/app"});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.err.find("does not offer the catalog API"), std::string::npos) << none.err;
 }
 
 // On a terminal (script(1) gives berth a pty), pull shows docker's live view:
