@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/template.h"
 #include "cli/cli.h"
 #include "runtime/volume.h"
 
@@ -40,37 +41,6 @@ nlohmann::json inspect_json(const Volume& v) {
           {"Scope", "local"}};
 }
 
-// {{.Field}} and {{json .Field}} over one object, with text around them.
-std::string render(const std::string& format, const nlohmann::json& j) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < format.size()) {
-    size_t open = format.find("{{", pos);
-    if (open == std::string::npos) {
-      out += format.substr(pos);
-      break;
-    }
-    out += format.substr(pos, open - pos);
-    size_t close = format.find("}}", open);
-    if (close == std::string::npos) throw Error("template: unclosed action in " + format, 0, 1);
-    std::istringstream words(format.substr(open + 2, close - open - 2));
-    std::string a, b;
-    words >> a >> b;
-    bool as_json = a == "json";
-    std::string field = as_json ? b : a;
-    if (field == ".") {
-      out += j.dump();
-    } else {
-      if (field.size() < 2 || field[0] != '.' || !j.contains(field.substr(1)))
-        throw Error("template: unsupported field \"" + field + "\"", 0, 1);
-      auto& v = j[field.substr(1)];
-      out += v.is_string() && !as_json ? v.get<std::string>() : v.dump();
-    }
-    pos = close + 2;
-  }
-  return out;
-}
-
 // Go's units.HumanSize: decimal units, 4 significant digits.
 std::string human_size(uint64_t bytes) {
   static const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
@@ -98,6 +68,14 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
       line += i + 1 == row.size() ? row[i] : row[i] + std::string(widths[i] - row[i].size(), ' ');
     std::cout << line << "\n";
   }
+}
+
+std::vector<std::string> split_cells(const std::string& line) {
+  std::vector<std::string> cells;
+  size_t pos = 0;
+  for (size_t tab; (tab = line.find('\t', pos)) != std::string::npos; pos = tab + 1) cells.push_back(line.substr(pos, tab - pos));
+  cells.push_back(line.substr(pos));
+  return cells;
 }
 
 bool has_label(const Volume& v, const std::string& filter) {
@@ -156,9 +134,9 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
       if (eq == std::string::npos) throw Error("bad format of filter (expected name=value): " + f, 0, 1);
       std::string key = f.substr(0, eq), value = f.substr(eq + 1);
       if (key != "name" && key != "driver" && key != "label" && key != "dangling")
-        throw Error("invalid filter '" + key + "'", 0, 1);
+        throw Error("Invalid filter '" + key + "'", 0, 1);
       if (key == "dangling" && value != "true" && value != "false" && value != "1" && value != "0")
-        throw Error("invalid filter 'dangling=" + value + "'", 0, 1);
+        throw Error("Invalid filter 'dangling=[" + value + "]'", 0, 1);
       filters[key].push_back(value);
     }
     std::vector<Volume> shown;
@@ -186,6 +164,25 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
       print_table(rows);
       return;
     }
+    // "table TEMPLATE": a header of the fields' docker names, then one
+    // row per volume, cells split at tabs and aligned as docker's tabwriter.
+    bool table = lf->format.starts_with("table ");
+    std::string tmpl = table ? lf->format.substr(6) : lf->format;
+    // docker's formatter: surrounding spaces trimmed, \t and \n unescaped.
+    tmpl.erase(0, tmpl.find_first_not_of(' '));
+    while (!tmpl.empty() && tmpl.back() == ' ') tmpl.pop_back();
+    for (auto [esc, ch] : {std::pair{"\\t", '\t'}, std::pair{"\\n", '\n'}})
+      for (size_t at; (at = tmpl.find(esc)) != std::string::npos;) tmpl.replace(at, 2, 1, ch);
+    std::vector<std::vector<std::string>> rows;
+    if (table) {
+      static const std::map<std::string, std::string> headers = {
+          {"Name", "VOLUME NAME"}, {"Driver", "DRIVER"},   {"Scope", "SCOPE"},   {"Mountpoint", "MOUNTPOINT"},
+          {"Labels", "LABELS"},    {"Links", "LINKS"},     {"Size", "SIZE"},     {"Group", "GROUP"},
+          {"Status", "STATUS"},    {"Availability", "AVAILABILITY"}};
+      nlohmann::json names = nlohmann::json::object();
+      for (auto& [field, header] : headers) names[field] = header;
+      rows.push_back(split_cells(render_template(tmpl, names)));
+    }
     for (auto& v : shown) {
       std::string labels;
       for (auto& [k, val] : v.labels) labels += (labels.empty() ? "" : ",") + k + "=" + val;
@@ -193,8 +190,11 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
                           {"Labels", labels},      {"Links", "N/A"},            {"Mountpoint", v.mountpoint},
                           {"Name", v.name},        {"Scope", "local"},          {"Size", "N/A"},
                           {"Status", "N/A"}};
-      std::cout << (lf->format == "json" ? j.dump() : render(lf->format, j)) << "\n";
+      std::string line = lf->format == "json" ? j.dump() : render_template(tmpl, j);
+      if (table) rows.push_back(split_cells(line));
+      else std::cout << line << "\n";
     }
+    if (table) print_table(rows);
   });
 
   auto inspect_names = std::make_shared<std::vector<std::string>>();
@@ -217,7 +217,7 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
     if (f.empty() || f == "json") {
       std::cout << out.dump(4) << "\n";
     } else {
-      for (auto& j : out) std::cout << render(f, j) << "\n";
+      for (auto& j : out) std::cout << render_template(f, j) << "\n";
     }
     for (auto& e : errors) std::cerr << "Error response from daemon: " << e << "\n";
     if (!errors.empty()) exit_with(1);

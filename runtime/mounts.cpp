@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "base/error.h"
@@ -298,6 +299,18 @@ void setup_rootfs(const InitConfig& cfg) {
   if (!root) throw_errno("cannot open " + merged);
   int r = root.get();
 
+  // docker's copy-up reads the image's content: done before anything is
+  // mounted over the rootfs, so a volume gets exactly what the image has.
+  for (auto& vm : cfg.volume_mounts) {
+    if (!vm.copy_up) continue;
+    const MountSpec& m = spec.mounts[vm.index];
+    try {
+      copy_up(r, m.destination, m.source);
+    } catch (const Error& e) {
+      throw Error("cannot copy " + m.destination + " into volume " + vm.name + ": " + e.what(), 0, 125);
+    }
+  }
+
   const unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
   mount_in_root(r, "/proc", true, "proc", "proc", kNoSuidDevExec, "");
   mount_in_root(r, "/dev", true, "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
@@ -311,21 +324,21 @@ void setup_rootfs(const InitConfig& cfg) {
 
   mount_cgroups(r, cfg);
 
-  for (const char* f : {"hosts", "hostname", "resolv.conf"})
-    mount_in_root(r, std::string("/etc/") + f, false, cfg.container_dir + "/" + f, nullptr, MS_BIND, "");
-
-  for (size_t i = 0; i < spec.mounts.size(); ++i) {
+  // The user's mounts, parents before children (docker sorts them by the
+  // number of path components), then the generated /etc files on top: a
+  // volume on /etc still shows the container's hosts. A user mount of one
+  // of those files replaces the generated one, as in docker.
+  auto depth = [](const std::string& p) { return components(p).size(); };
+  std::vector<size_t> order(spec.mounts.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return depth(spec.mounts[a].destination) < depth(spec.mounts[b].destination);
+  });
+  for (size_t i : order) {
     const MountSpec& m = spec.mounts[i];
     const VolumeMount* vm = nullptr;
     for (auto& v : cfg.volume_mounts)
       if (v.index == i) vm = &v;
-    if (vm && vm->copy_up) {
-      try {
-        copy_up(r, m.destination, m.source);
-      } catch (const Error& e) {
-        throw Error("cannot copy " + m.destination + " into volume " + vm->name + ": " + e.what(), 0, 125);
-      }
-    }
     if (vm && !vm->fstype.empty()) {
       mount_in_root(r, m.destination, true, vm->device, vm->fstype.c_str(), m.read_only ? MS_RDONLY : 0, vm->data);
     } else if (m.type == MountSpec::Type::Bind) {
@@ -339,6 +352,14 @@ void setup_rootfs(const InitConfig& cfg) {
       if (m.read_only) flags |= MS_RDONLY;
       mount_in_root(r, m.destination, true, "tmpfs", "tmpfs", flags, data);
     }
+  }
+
+  for (const char* f : {"hosts", "hostname", "resolv.conf"}) {
+    std::string dest = std::string("/etc/") + f;
+    bool user_mounted = std::any_of(spec.mounts.begin(), spec.mounts.end(), [&](const MountSpec& m) {
+      return components(m.destination) == components(dest);
+    });
+    if (!user_mounted) mount_in_root(r, dest, false, cfg.container_dir + "/" + f, nullptr, MS_BIND, "");
   }
 
   // pivot_root(".", ".") stacks the old root under the new one; detaching

@@ -37,7 +37,7 @@ std::string now_rfc3339_seconds() {
 void validate_options(const std::string& name, const std::map<std::string, std::string>& options) {
   for (auto& [k, v] : options)
     if (k != "type" && k != "device" && k != "o")
-      throw Error("create " + name + ": invalid option key: \"" + k + "\"", 0, 1);
+      throw Error("create " + name + ": invalid option: \"" + k + "\"", 0, 1);
   bool has_type = options.count("type") > 0, has_device = options.count("device") > 0;
   if (!options.empty() && (!has_type || !has_device))
     throw Error("create " + name + ": missing required option: \"" + std::string(has_type ? "device" : "type") + "\"",
@@ -53,6 +53,9 @@ json to_json(const Volume& v) {
 
 void validate_volume_name(const std::string& name) {
   static const std::regex re("^[a-zA-Z0-9][a-zA-Z0-9_.-]+$");
+  if (name.size() == 1)
+    throw Error("create " + name + ": volume name is too short, names should be at least two alphanumeric characters",
+                0, 1);
   if (!std::regex_match(name, re))
     throw Error("create " + name + ": \"" + name +
                     "\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are "
@@ -68,6 +71,8 @@ MountSpec parse_volume_flag(const std::string& spec) {
   std::istringstream in(spec);
   for (std::string p; std::getline(in, p, ':');) parts.push_back(p);
   if (!spec.empty() && spec.back() == ':') parts.push_back("");
+  for (auto& p : parts)
+    if (p.empty()) throw Error("invalid spec: " + spec + ": empty section between colons", 0, 125);
   if (parts.empty() || parts.size() > 3) throw bad("");
   MountSpec m;
   std::string opts;
@@ -82,7 +87,6 @@ MountSpec parse_volume_flag(const std::string& spec) {
     m.destination = parts[0];
     opts = parts[1];
   } else {
-    if (parts[0].empty()) throw bad("empty source");
     m.destination = parts[1];
     if (parts.size() == 3) opts = parts[2];
     if (parts[0][0] == '/') {
@@ -98,9 +102,12 @@ MountSpec parse_volume_flag(const std::string& spec) {
       }
     }
   }
-  if (m.destination.empty() || m.destination[0] != '/') throw bad("the destination must be an absolute path");
-  if (path_absolute(m.destination) == "/") throw bad("invalid mount destination \"/\"");
-  if (parts.size() == 3 && opts.empty()) throw bad("empty mode");
+  const char* type = m.type == MountSpec::Type::Bind ? "bind" : "volume";
+  if (m.destination.empty() || m.destination[0] != '/')
+    throw bad("invalid mount config for type \"" + std::string(type) + "\": invalid mount path: '" + m.destination +
+              "' mount path must be absolute");
+  if (path_absolute(m.destination) == "/")
+    throw bad("invalid mount config for type \"" + std::string(type) + "\": invalid specification: destination can't be '/'");
   std::istringstream os(opts);
   for (std::string o; std::getline(os, o, ',');) {
     if (o == "ro") m.read_only = true;
@@ -109,7 +116,7 @@ MountSpec parse_volume_flag(const std::string& spec) {
              o == "slave" || o == "rshared" || o == "shared")
       continue;
     else
-      throw bad("invalid mode: " + o);
+      throw Error("invalid mode: " + o, 0, 125);
   }
   return m;
 }
@@ -134,7 +141,7 @@ MountSpec parse_mount_flag(const std::string& spec) {
       if (value == "volume") m.type = MountSpec::Type::Volume;
       else if (value == "bind") m.type = MountSpec::Type::Bind;
       else if (value == "tmpfs") m.type = MountSpec::Type::Tmpfs;
-      else throw bad("unsupported mount type \"" + value + "\"");
+      else throw Error("invalid mount config for type \"" + value + "\": mount type unknown", 0, 125);
     } else if (key == "source" || key == "src") {
       m.source = value;
     } else if (key == "target" || key == "destination" || key == "dst") {
@@ -153,8 +160,16 @@ MountSpec parse_mount_flag(const std::string& spec) {
       throw bad("unexpected key '" + key + "' in '" + field + "'");
     }
   }
-  if (m.destination.empty() || m.destination[0] != '/') throw bad("target is required and must be an absolute path");
-  if (path_absolute(m.destination) == "/") throw bad("invalid mount destination \"/\"");
+  const char* type = m.type == MountSpec::Type::Bind ? "bind" : m.type == MountSpec::Type::Tmpfs ? "tmpfs" : "volume";
+  if (m.destination.empty()) throw bad("target is required");
+  if (m.destination[0] != '/')
+    throw Error("invalid mount config for type \"" + std::string(type) + "\": invalid mount path: '" + m.destination +
+                    "' mount path must be absolute",
+                0, 125);
+  if (path_absolute(m.destination) == "/")
+    throw Error("invalid mount config for type \"" + std::string(type) +
+                    "\": invalid specification: destination can't be '/'",
+                0, 125);
   switch (m.type) {
     case MountSpec::Type::Bind:
       if (m.source.empty()) throw bad("source is required when specifying bind mount");
