@@ -90,6 +90,78 @@ TEST(ImagesRegistry, AuthFileIsDockerCompatibleAndPrivate) {
   EXPECT_TRUE(file.get("reg:5000").empty());
 }
 
+TEST(ImagesRegistry, LoadsRegistryConfig) {
+  test::TempDir dir;
+  RegistryOptions o;
+  load_registry_config(dir.path() + "/absent.json", o);  // a missing file changes nothing
+  EXPECT_TRUE(o.search.empty());
+  EXPECT_EQ(o.config_path, "");
+  std::string path = dir.write("registries.json", R"({
+    "registries": {"search": ["reg.lan:5000", "docker.io"], "block": ["*.bad.example", "evil:1"], "insecure": ["10.0.0.0/8"]},
+    "mirrors": {"docker.io": ["https://mirror.lan:5000/", "mirror2.lan"]},
+    "certs.d": ["/opt/certs.d"]})");
+  load_registry_config(path, o);
+  EXPECT_EQ(o.search, (std::vector<std::string>{"reg.lan:5000", "docker.io"}));
+  EXPECT_EQ(o.blocked, (std::vector<std::string>{"*.bad.example", "evil:1"}));
+  EXPECT_EQ(o.insecure, (std::vector<std::string>{"10.0.0.0/8"}));
+  EXPECT_EQ(o.mirrors["docker.io"], (std::vector<std::string>{"mirror.lan:5000", "mirror2.lan"}));
+  EXPECT_EQ(o.certs_dirs, (std::vector<std::string>{"/opt/certs.d"}));
+  EXPECT_EQ(o.config_path, path);
+  EXPECT_TRUE(is_insecure_registry("10.1.2.3:5000", o.insecure));
+
+  for (auto [text, want] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"registry": {}})", "unknown key \"registry\""},
+           {R"({"registries": {"search": "a"}})", "\"registries.search\" must be a list"},
+           {R"({"registries": {"block": [1]}})", "list of non-empty strings"},
+           {R"({"registries": {"allow": []}})", "unknown key \"registries.allow\""},
+           {R"({"mirrors": ["x"]})", "\"mirrors\" must be an object"},
+           {"{not json", "malformed JSON"}}) {
+    std::string bad = dir.write("bad.json", text);
+    RegistryOptions b;
+    try {
+      load_registry_config(bad, b);
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const Error& e) {
+      std::string what = e.what();
+      EXPECT_NE(what.find(bad), std::string::npos) << what;
+      EXPECT_NE(what.find(want), std::string::npos) << what;
+    }
+  }
+}
+
+TEST(ImagesRegistry, BlockedRegistries) {
+  RegistryOptions o;
+  o.blocked = {"evil:1", "plain.example", "*.bad.example"};
+  o.config_path = "/etc/berth/registries.json";
+  EXPECT_NO_THROW(check_not_blocked("evil:2", o));
+  EXPECT_NO_THROW(check_not_blocked("bad.example", o));  // "*.x" is the subdomains only
+  EXPECT_NO_THROW(check_not_blocked("notbad.example", o));
+  EXPECT_NO_THROW(check_not_blocked("docker.io", o));
+  for (std::string r : {"evil:1", "plain.example", "plain.example:5000", "a.bad.example", "x.y.bad.example:443"}) {
+    try {
+      check_not_blocked(r, o);
+      ADD_FAILURE() << r << " not blocked";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("registry " + r + " is blocked by registries.block in /etc/berth/registries.json"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(ImagesRegistry, SearchReferences) {
+  RegistryOptions o;
+  EXPECT_EQ(search_references("app:1", o).at(0).full(), "docker.io/library/app:1");
+  o.search = {"reg.lan:5000", "docker.io"};
+  auto refs = search_references("team/app:1", o);
+  ASSERT_EQ(refs.size(), 2u);
+  EXPECT_EQ(refs[0].full(), "reg.lan:5000/team/app:1");
+  EXPECT_EQ(refs[1].full(), "docker.io/team/app:1");
+  // A name that names its registry is looked up there only.
+  for (std::string qualified : {"other:5000/app:1", "localhost/app", "docker.io/library/app"})
+    EXPECT_EQ(search_references(qualified, o).size(), 1u) << qualified;
+}
+
 using berth::test::respond;
 
 TEST(ImagesRegistry, BearerTokenFlowSendsCredentialsToRealmAndTokenToRegistry) {
