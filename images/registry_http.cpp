@@ -545,7 +545,16 @@ bool RegistryClient::authenticate(const HttpResponse& challenge) {
       }
       std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
       if (ch.params.count("service")) url += "service=" + url_escape(ch.params["service"]) + "&";
-      if (!scope.empty()) url += "scope=" + url_escape(scope) + "&";
+      // Several scopes (a cross-repository mount also needs pull on the
+      // source) are space separated in the challenge, repeated parameters
+      // in the token request.
+      for (size_t start = 0; start < scope.size();) {
+        size_t space = scope.find(' ', start);
+        std::string one = scope.substr(start, space == std::string::npos ? std::string::npos : space - start);
+        if (!one.empty()) url += "scope=" + url_escape(one) + "&";
+        if (space == std::string::npos) break;
+        start = space + 1;
+      }
       if (!credentials_.empty()) url += "account=" + url_escape(credentials_.username);
       HttpRequest req;
       req.url = url;

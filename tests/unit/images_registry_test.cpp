@@ -210,3 +210,33 @@ TEST(ImagesRegistry, BearerTokenFlowSendsCredentialsToRealmAndTokenToRegistry) {
 
 }  // namespace
 }  // namespace berth::images
+
+namespace berth::images {
+namespace {
+
+// A challenge naming several scopes (as for a cross-repository mount) asks
+// the token server for each, as repeated scope parameters.
+TEST(ImagesRegistry, BearerChallengeWithSeveralScopesRequestsEach) {
+  std::mutex m;
+  std::string token_path;
+  int port = 0;
+  berth::test::HttpServer server([&](const std::string&, const std::string& path, const std::string& auth) {
+    if (path.rfind("/token?", 0) == 0) {
+      std::lock_guard<std::mutex> g(m);
+      token_path = path;
+      return berth::test::respond(200, "", R"({"access_token":"t2"})");
+    }
+    if (auth == "Bearer t2") return berth::test::respond(200, "", "{}");
+    return berth::test::respond(401,
+                                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:" + std::to_string(port) +
+                                    "/token\",service=\"s\",scope=\"repository:x/a:pull,push repository:x/b:pull\"\r\n",
+                                "{}");
+  });
+  port = server.port();
+  EXPECT_NO_THROW(check_login("127.0.0.1:" + std::to_string(port), {"u", "p"}, RegistryOptions{}));
+  std::lock_guard<std::mutex> g(m);
+  EXPECT_NE(token_path.find("scope=repository%3Ax%2Fa%3Apull%2Cpush&scope=repository%3Ax%2Fb%3Apull&"), std::string::npos) << token_path;
+}
+
+}  // namespace
+}  // namespace berth::images
