@@ -23,6 +23,7 @@
 #include "base/fs.h"
 #include "base/template.h"
 #include "cli/cli.h"
+#include "cli/network_flags.h"
 #include "reconciler/image_rootfs.h"
 #include "runtime/logfile.h"
 #include "runtime/runtime.h"
@@ -122,7 +123,8 @@ runtime::MountSpec parse_tmpfs(const std::string& spec) {
 struct RunOptions {
   bool detach = false, interactive = false, tty = false, rm = false;
   bool privileged = false, read_only = false;
-  std::string name, rootfs, workdir, user, hostname, entrypoint, network = "none";
+  std::string name, rootfs, workdir, user, hostname, entrypoint;
+  NetworkFlags net;  // --network, -p, --dns, ... (cli/network_flags.h)
   bool entrypoint_set = false;
   std::vector<std::string> env, env_files, volumes, mounts, tmpfs, cap_add, cap_drop, security_opts, log_opts, labels, ulimits;
   std::string shm_size, stop_signal;
@@ -154,7 +156,7 @@ void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
   cmd->add_option("-h,--hostname", o.hostname, "Container host name");
   cmd->add_option("--entrypoint", o.entrypoint, "Overwrite the default ENTRYPOINT of the image")
       ->each([&o](const std::string&) { o.entrypoint_set = true; });
-  cmd->add_option("--network,--net", o.network, "Connect a container to a network (none|host)");
+  add_network_flags(cmd, o.net);
   cmd->add_option("-m,--memory", o.memory, "Memory limit");
   cmd->add_option("--memory-swap", o.memory_swap, "Swap limit equal to memory plus swap: '-1' for unlimited");
   cmd->add_option("--cpus", o.cpus, "Number of CPUs");
@@ -269,9 +271,7 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
       m.destination = path;
       s.mounts.push_back(m);
     }
-  if (o.network == "host") s.network = runtime::NetworkMode::Host;
-  else if (o.network == "none") s.network = runtime::NetworkMode::None;
-  else throw Error("network " + o.network + " not found (only none and host are supported yet)", 0, 125);
+  // The network mode is set by create_with_network (cli/network_flags.h).
   if (!o.memory.empty()) s.limits.memory_bytes = parse_bytes("--memory", o.memory);
   if (!o.memory_swap.empty()) s.limits.memory_swap_bytes = parse_bytes("--memory-swap", o.memory_swap);
   if (s.limits.memory_bytes > 0 && s.limits.memory_bytes < 6 * 1024 * 1024)
@@ -532,7 +532,6 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
       {"Platform", "linux"},
       {"HostConfig",
        {{"Binds", binds},
-        {"NetworkMode", s.network == runtime::NetworkMode::Host ? "host" : "none"},
         {"RestartPolicy", {{"Name", s.restart_policy.substr(0, s.restart_policy.find(':'))}}},
         {"AutoRemove", s.auto_remove},
         {"LogConfig", log_config},
@@ -571,6 +570,7 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         {"StopSignal", s.stop_signal},
         {"Labels", s.labels}}},
   };
+  j["NetworkSettings"] = network_settings_json(rt, c, j["HostConfig"]);
   if (auto it = s.annotations.find(reconciler::kConfigAnnotation); it != s.annotations.end()) {
     auto cfg = nlohmann::json::parse(it->second, nullptr, false);
     if (cfg.is_object()) {
@@ -641,7 +641,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       Container c;
       as_daemon_error([&] {
         spec = spec_from(*o, cmd->remaining(), global, is_run);
-        c = rt.create(spec);
+        c = create_with_network(rt, spec, o->net);
         // The container holds its image from now on; without the hold, no container.
         if (auto it = spec.annotations.find(reconciler::kImageIdAnnotation); it != spec.annotations.end()) {
           try {
@@ -649,6 +649,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
           } catch (const Error&) {
             try {
               rt.remove(c.id, true, true);
+              release_network(rt, c.id);
             } catch (const Error&) {
             }
             throw;
@@ -671,6 +672,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
         if (o->rm) {
           try {
             rt.remove(c.id, true, true);
+            release_network(rt, c.id);
             reconciler::release_image(global.root, c.id);
           } catch (const Error&) {
           }
@@ -685,6 +687,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       // --rm: the monitor has removed the container by now; drop its hold.
       if (o->rm && !path_exists(c.dir)) {
         try {
+          release_network(rt, c.id);
           reconciler::release_image(global.root, c.id);
         } catch (const Error&) {
         }
@@ -770,6 +773,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       } catch (const Error&) {
       }
       rt.remove(r, *rm_force, *rm_volumes);
+      release_network(rt, id);
       // Left behind if this fails: reconciler::release_stale_holds() drops it later.
       try {
         reconciler::release_image(global.root, id);
@@ -866,12 +870,12 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
                             {"RunningFor", created},
                             {"State", runtime::to_string(c.state.status)},
                             {"Status", status_text(c)},
-                            {"Ports", ""},     {"Names", c.spec.name},
+                            {"Ports", ports_text(rt, c)},     {"Names", c.spec.name},
                             {"Labels", labels}};
         std::cout << j.dump() << "\n";
         continue;
       }
-      rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created, status_text(c), "", c.spec.name});
+      rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created, status_text(c), ports_text(rt, c), c.spec.name});
     }
     if (*ps_quiet || as_json) return;
     std::vector<size_t> width(rows[0].size(), 0);

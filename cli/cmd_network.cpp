@@ -1,6 +1,6 @@
 // `berth network create|ls|inspect|rm|prune|connect|disconnect`, docker's
-// flags and output. connect/disconnect take a network namespace (a path or
-// a pid) until the runtime can name containers.
+// flags and output. connect/disconnect take a container (name or id), or a
+// network namespace (a path such as /run/netns/NAME, or a pid).
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include "base/template.h"
 #include "cli/cli.h"
 #include "net/net.h"
+#include "reconciler/container_network.h"
 
 namespace berth::cli {
 
@@ -25,6 +26,15 @@ std::map<std::string, std::string> parse_labels(const std::vector<std::string>& 
     out[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
   }
   return out;
+}
+
+// The container `ref` names, when berth has one by that name or id.
+std::optional<runtime::Container> container_named(const runtime::Runtime& rt, const std::string& ref) {
+  try {
+    return rt.get(ref);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
 }
 
 nlohmann::json inspect_json(const net::NetworkRecord& n) {
@@ -219,6 +229,8 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
   rm->add_option("NETWORK", *rm_names, "Network names or ids")->required();
   rm->add_flag("-f,--force", *rm_force, "Do not error if the network does not exist");
   rm->callback([&global, rm_names, rm_force] {
+    // Endpoints of --rm containers the monitor removed hold no network.
+    reconciler::release_stale_endpoints(runtime::Runtime(runtime::Paths{global.root, global.run_root, {}}));
     net::NetworkManager manager(global.root);
     bool failed = false;
     for (auto& name : *rm_names) {
@@ -243,6 +255,7 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
   prune->add_flag("-f,--force", *prune_force, "Do not prompt for confirmation");
   prune->add_option("--filter", *prune_filters, "Provide filter values (e.g. 'label=<key>=<value>')");
   prune->callback([&global, prune_force, prune_filters] {
+    reconciler::release_stale_endpoints(runtime::Runtime(runtime::Paths{global.root, global.run_root, {}}));
     std::vector<std::string> labels;
     for (auto& f : *prune_filters) {
       if (!f.starts_with("label=")) throw UsageError("invalid filter \"" + f + "\" (berth supports label=)");
@@ -270,11 +283,11 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
     std::string name;
   };
   auto connect_flags = std::make_shared<ConnectFlags>();
-  auto* connect = add_command(*network, "connect", "Connect a network namespace to a network");
+  auto* connect = add_command(*network, "connect", "Connect a container to a network");
   connect->add_option("NETWORK", connect_flags->network, "Network name or id")->required();
-  connect->add_option("NETNS", connect_flags->target,
-                      "Network namespace: a path (/run/netns/NAME, /proc/PID/ns/net) or a pid "
-                      "(containers come with the runtime)")
+  connect->add_option("CONTAINER", connect_flags->target,
+                      "Container name or id, or a network namespace: a path (/run/netns/NAME, "
+                      "/proc/PID/ns/net) or a pid")
       ->required();
   connect->add_option("--ip", connect_flags->ip, "IPv4 address (e.g. 172.30.100.104)");
   connect->add_option("--alias", connect_flags->aliases, "Add network-scoped alias");
@@ -282,6 +295,17 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
   connect->add_option("-p,--publish", connect_flags->publish, "Publish a port ([ip:]host:container[/proto])");
   connect->callback([&global, connect_flags] {
     auto& f = *connect_flags;
+    runtime::Runtime rt(runtime::Paths{global.root, global.run_root, {}});
+    if (auto c = container_named(rt, f.target)) {
+      if (!f.publish.empty() || !f.name.empty())
+        throw UsageError("-p and --name are for network namespaces; a container keeps its name and ports");
+      reconciler::NetworkJoin join{f.network, f.aliases, {}};
+      if (!f.ip.empty()) join.ipv4_address = f.ip;
+      reconciler::connect_container(rt, c->id, join);
+      return;
+    }
+    if (f.target.find('/') == std::string::npos && f.target.find_first_not_of("0123456789") != std::string::npos)
+      throw Error("No such container: " + f.target, 0, 1);
     net::ConnectOptions o;
     o.netns = f.target;
     o.name = f.name;
@@ -294,10 +318,16 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
 
   auto disconnect_network = std::make_shared<std::string>();
   auto disconnect_endpoint = std::make_shared<std::string>();
-  auto* disconnect = add_command(*network, "disconnect", "Disconnect an endpoint from a network");
+  auto* disconnect = add_command(*network, "disconnect", "Disconnect a container from a network");
   disconnect->add_option("NETWORK", *disconnect_network, "Network name or id")->required();
-  disconnect->add_option("ENDPOINT", *disconnect_endpoint, "Endpoint id (or prefix) or name")->required();
+  disconnect->add_option("CONTAINER", *disconnect_endpoint, "Container name or id, or an endpoint id (or prefix)")
+      ->required();
   disconnect->callback([&global, disconnect_network, disconnect_endpoint] {
+    runtime::Runtime rt(runtime::Paths{global.root, global.run_root, {}});
+    if (auto c = container_named(rt, *disconnect_endpoint)) {
+      reconciler::disconnect_container(rt, *disconnect_network, c->id);
+      return;
+    }
     net::NetworkManager(global.root).disconnect(*disconnect_network, *disconnect_endpoint);
   });
 }

@@ -1,6 +1,8 @@
 #include "net/network.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -94,6 +96,24 @@ std::vector<BoundPort> bind_ports(const std::vector<std::string>& specs, const s
   return out;
 }
 
+// Host-wide: berth processes with different --root share the host's
+// routes and link names, so choosing a subnet or a bridge name and creating
+// the bridge happen under one flock for the whole host. The lock file lives
+// in /run (tmpfs, gone at reboot with the bridges it protected).
+class HostNetLock {
+ public:
+  HostNetLock() {
+    const char* path = "/run/berth-net.lock";
+    fd_ = UniqueFd(::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd_) throw_errno(std::string("cannot open ") + path);
+    while (::flock(fd_.get(), LOCK_EX) != 0)
+      if (errno != EINTR) throw_errno(std::string("cannot lock ") + path);
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
 std::string choose_ifname(RouteSocket& inside) {
   auto names = inside.link_names();
   std::set<std::string> existing(names.begin(), names.end());
@@ -132,6 +152,7 @@ NetworkRecord NetworkManager::create_locked(const CreateNetworkOptions& options,
   auto existing = store_.list();
   for (auto& n : existing)
     if (n.name == options.name) throw Error("network with name " + options.name + " already exists");
+  HostNetLock host_lock;
 
   NetworkRecord r;
   r.id = random_hex_id();
@@ -144,6 +165,8 @@ NetworkRecord NetworkManager::create_locked(const CreateNetworkOptions& options,
   r.bridge = default_network ? kDefaultBridgeName : "br-" + r.short_id();
 
   auto host = RouteSocket::in_current_netns();
+  // Another --root's default network may hold berth0: take the next free one.
+  for (int i = 1; default_network && host.link_exists(r.bridge); ++i) r.bridge = "berth" + std::to_string(i);
   if (options.subnet) {
     r.subnet = Subnet::parse(*options.subnet);
     for (auto& n : existing)

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <dirent.h>
 #include <fstream>
@@ -42,6 +43,14 @@ class ContainerTest : public ::testing::Test {
   }
 
   Result berth(std::vector<std::string> args, const std::string& input = {}) {
+    // run/create join docker's default bridge network unless told otherwise;
+    // these tests stay off the host's links and nft tables (network_*_test
+    // files, which hold the host network lock, pass --network themselves).
+    if (!args.empty() && (args[0] == "run" || args[0] == "create") &&
+        std::none_of(args.begin(), args.end(), [](const std::string& a) {
+          return a == "--network" || a == "--net" || a.rfind("--network=", 0) == 0 || a.rfind("--net=", 0) == 0;
+        }))
+      args.insert(args.begin() + 1, {"--network", "none"});
     args.insert(args.begin(), {"--root", root_, "--run-root", run_root_});
     return run_berth(args, input);
   }

@@ -354,7 +354,7 @@ TEST_F(ContainerLifecycle, TtyFromTheContainersOwnDevpts) {
 }
 
 TEST_F(ContainerLifecycle, AttachedRunForwardsSignals) {
-  std::vector<std::string> argv{berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--rootfs",
+  std::vector<std::string> argv{berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--network", "none", "--rootfs",
                                 rootfs_, "--name", "trapper", "sh", "-c",
                                 "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.05; done"};
   int out[2];
@@ -386,7 +386,7 @@ TEST_F(ContainerLifecycle, AttachedRunForwardsSignals) {
 // The process that starts the container is SIGKILLed once the container
 // runs: the container and its log go on.
 TEST_F(ContainerLifecycle, SurvivesSigkillOfTheStarter) {
-  std::vector<std::string> argv{berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--rootfs",
+  std::vector<std::string> argv{berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--network", "none", "--rootfs",
                                 rootfs_,        "--name", "survivor", "sh", "-c",
                                 "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.1; done"};
   pid_t starter = ::fork();
@@ -523,7 +523,7 @@ TEST_F(ContainerLifecycle, RmForceLeavesNothing) {
 // `rm -f` removes without a trace.
 TEST_F(ContainerLifecycle, RunKilledMidStartIsRemovable) {
   for (int delay_ms : {1, 3, 6, 10, 20}) {
-    std::vector<std::string> argv{berth_binary(), "--root", root_, "--run-root", run_root_, "run", "-d",
+    std::vector<std::string> argv{berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--network", "none", "-d",
                                   "--rootfs", rootfs_, "sleep", "100"};
     pid_t starter = ::fork();
     ASSERT_GE(starter, 0);
