@@ -472,6 +472,8 @@ void wait_running(const runtime::Paths& paths, const std::string& project, const
 
 void stop_project(const runtime::Paths& paths, const std::string& project, const std::vector<std::string>& services,
                   std::optional<int> timeout);
+bool stop_containers(const runtime::Paths& paths, const std::vector<runtime::Container>& containers,
+                     std::optional<int> timeout);
 
 bool is_up(const runtime::Container& c) {
   return c.state.status == runtime::Status::Running || c.state.status == runtime::Status::Paused ||
@@ -689,6 +691,19 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
     return;
   }
   for (const auto& w : plan.warnings) std::cerr << "WARN " << w << "\n";
+  int rc = 0;
+  // Stop first, in parallel by dependency level (the plan stops one at a
+  // time); then plan again over what is now stopped.
+  if (is_directory(g.root)) {
+    runtime::Runtime rt(paths);
+    std::vector<runtime::Container> to_stop;
+    for (auto& c : project_containers(rt, options.project))
+      if (!options.services || options.remove_orphans || options.services->count(label_of(c, label::service)))
+        to_stop.push_back(std::move(c));
+    if (!stop_containers(paths, to_stop, given(f.timeout))) rc = 1;
+    observed = reconciler::observe(paths, options.project);
+    plan = reconciler::plan_down(observed, options);
+  }
   reconciler::DriverOptions dopts;
   dopts.stop_timeout = given(f.timeout);
   dopts.remove_anonymous_volumes = f.volumes;
@@ -698,7 +713,6 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
   auto result = reconciler::run_plan(plan, driver, eopts);
-  int rc = 0;
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << "Error " << e << "\n";
     rc = 1;
@@ -769,21 +783,73 @@ void add_down(CLI::App& parent, const GlobalOptions& g, const std::shared_ptr<Pr
 
 // ------------------------------------------------------------------ verbs
 
+// Stops the running (or paused) ones of `containers` as compose does:
+// dependents before their dependencies (read from the depends_on labels),
+// the containers of one level in parallel. Progress lines come in a fixed
+// order: a level's "Stopping" lines, then its "Stopped" lines. Returns false
+// if one failed (reported as "Error container X: ...").
+bool stop_containers(const runtime::Paths& paths, const std::vector<runtime::Container>& containers,
+                     std::optional<int> timeout) {
+  std::map<std::string, std::set<std::string>> deps;  // service -> the services it depends on
+  for (const auto& c : containers) {
+    std::istringstream in(label_of(c, label::depends_on));
+    for (std::string item; std::getline(in, item, ',');)
+      if (!item.empty()) deps[label_of(c, label::service)].insert(item.substr(0, item.find(':')));
+  }
+  // level(s) = 0 when no service depends on s, else 1 + the highest level
+  // of its dependents; dependency cycles are rejected by the spec.
+  std::map<std::string, int> level;
+  for (const auto& c : containers) level[label_of(c, label::service)] = 0;
+  for (std::size_t round = 0; round <= level.size(); ++round) {
+    bool changed = false;
+    for (const auto& [service, ds] : deps)
+      for (const auto& d : ds)
+        if (level.count(d) && level[d] < level[service] + 1) {
+          level[d] = level[service] + 1;
+          changed = true;
+        }
+    if (!changed) break;
+  }
+  std::map<int, std::vector<const runtime::Container*>> by_level;
+  for (const auto& c : containers)
+    if (c.state.status == runtime::Status::Running || c.state.status == runtime::Status::Paused)
+      by_level[level[label_of(c, label::service)]].push_back(&c);
+  bool ok = true;
+  for (auto& [lvl, group] : by_level) {
+    std::sort(group.begin(), group.end(), [](auto* a, auto* b) { return a->spec.name < b->spec.name; });
+    for (auto* c : group) std::cerr << "Container " << c->spec.name << "  Stopping\n";
+    std::vector<std::string> errors(group.size());
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < group.size(); ++i)
+      threads.emplace_back([&, i] {
+        try {
+          reconciler::DriverOptions o;
+          o.stop_timeout = timeout;
+          reconciler::RuntimeDriver driver(paths, o);
+          // A second ctrl-c while stopping: kill at once, as compose does.
+          driver.stop(group[i]->id, g_interrupts >= 2 ? std::optional<int>(0) : std::nullopt);
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (errors[i].empty()) {
+        std::cerr << "Container " << group[i]->spec.name << "  Stopped\n";
+      } else {
+        std::cerr << "Error container " << group[i]->spec.name << ": " << errors[i] << "\n";
+        ok = false;
+      }
+    }
+  }
+  std::cerr << std::flush;
+  return ok;
+}
+
 void stop_project(const runtime::Paths& paths, const std::string& project, const std::vector<std::string>& services,
                   std::optional<int> timeout) {
   runtime::Runtime rt(paths);
-  reconciler::DriverOptions o;
-  o.stop_timeout = timeout;
-  reconciler::RuntimeDriver driver(paths, o);
-  auto containers = project_containers(rt, project, services);
-  std::reverse(containers.begin(), containers.end());  // dependents (created later) first
-  for (const auto& c : containers) {
-    if (c.state.status != runtime::Status::Running && c.state.status != runtime::Status::Paused) continue;
-    std::cerr << "Container " << c.spec.name << "  Stopping\n";
-    // A second ctrl-c while stopping: kill the rest at once, as compose does.
-    driver.stop(c.id, g_interrupts >= 2 ? std::optional<int>(0) : std::nullopt);
-    std::cerr << "Container " << c.spec.name << "  Stopped\n";
-  }
+  stop_containers(paths, project_containers(rt, project, services), timeout);
 }
 
 struct VerbFlags {
