@@ -454,8 +454,15 @@ PushResult push_image(Store& store, const Reference& ref, const RegistryOptions&
     put.headers.push_back("Content-Type: application/octet-stream");
     if (bytes)
       put.body = *bytes;
-    else if (!chunked)
+    else if (!chunked) {
       put.body_file = file;
+      uint64_t reported = 0;
+      put.on_upload = [&, reported](uint64_t sent) mutable {
+        if (sent - reported < (512u << 10) && sent != size) return;
+        reported = sent;
+        progress(ProgressEvent::Kind::Advance, "Pushing", digest, sent, size);
+      };
+    }
     r = client.send(put);
     if (r.status != 201 && r.status != 204) client.fail(r, "uploading " + what + " " + digest);
     return Sent::Uploaded;

@@ -325,6 +325,7 @@ struct Transfer {
   std::exception_ptr failure;  // thrown by the sink
   UniqueFd upload;
   uint64_t upload_left = 0;
+  uint64_t uploaded = 0;
 };
 
 size_t on_header(char* data, size_t size, size_t count, void* p) {
@@ -372,6 +373,15 @@ size_t on_read(char* buffer, size_t size, size_t count, void* p) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return CURL_READFUNC_ABORT;
     t->upload_left -= static_cast<uint64_t>(n);
+    t->uploaded += static_cast<uint64_t>(n);
+    if (t->req->on_upload && n > 0) {
+      try {
+        t->req->on_upload(t->uploaded);
+      } catch (...) {
+        t->failure = std::current_exception();
+        return CURL_READFUNC_ABORT;
+      }
+    }
     return static_cast<size_t>(n);
   }
 }

@@ -38,6 +38,8 @@ struct HttpRequest {
   std::function<bool(const char*, size_t)> sink;
   // Called with the status when a 2xx body starts streaming to sink.
   std::function<void(long)> on_stream;
+  // Called with the bytes of body_file sent so far.
+  std::function<void(uint64_t)> on_upload;
   // Idempotent requests are retried after a transport error unless false.
   bool retry_transport = true;
   size_t max_body = 8u << 20;  // in-memory body limit

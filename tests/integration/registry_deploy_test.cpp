@@ -300,6 +300,15 @@ TEST_F(RegistryDeployTest, PullOnATerminalShowsProgressBars) {
   EXPECT_NE(r.out.find("MB/"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\x1b[1A\r\x1b[2K"), std::string::npos) << r.out;  // a line rewritten in place
   EXPECT_NE(r.out.find(": Pull complete"), std::string::npos) << r.out;
+  // push shows its bars too (the busybox layer is over 512 kB), to a
+  // registry that has nothing yet.
+  RegistryServer empty;
+  std::string ref2 = empty.address() + "/berth/tty:1";
+  ASSERT_EQ(run_berth({"--root", root2, "tag", ref, ref2}).exit_code, 0);
+  Result push = run({"/usr/bin/script", "-qefc", berth_binary() + " --root " + root2 + " push " + ref2, "/dev/null"});
+  ASSERT_EQ(push.exit_code, 0) << push.out << push.err;
+  EXPECT_NE(push.out.find(": Pushing ["), std::string::npos) << push.out;
+  EXPECT_NE(push.out.find(": Pushed"), std::string::npos) << push.out;
   // Not a terminal: plain lines, no escapes.
   Result plain = run_berth({"--root", dir.path() + "/root3", "pull", ref});
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
