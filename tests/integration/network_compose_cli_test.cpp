@@ -285,6 +285,11 @@ TEST_F(ComposeCliTest, RunIsAOneOffContainer) {
   EXPECT_EQ(cs["app-db-1"].second, "running");
   EXPECT_EQ(berth({"ps", "-aq"}).out.size(), 13u) << berth({"ps", "-a"}).out;  // only db
 
+  // stdin reaches the one-off command.
+  auto piped = run_berth(with_roots({"compose", "run", "--rm", "--no-deps", "-T", "worker", "cat"}), "piped in\n", {},
+                         project_dir_);
+  EXPECT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(piped.out, "piped in\n");
   auto code = compose({"compose", "run", "--no-deps", "worker", "sh", "-c", "exit 7"});
   EXPECT_EQ(code.exit_code, 7) << code.err;
   auto all = berth({"ps", "-a"});
