@@ -84,7 +84,7 @@ struct RegistryOptions {
 // Reads the daemon-wide registry options from a JSON file into options
 // (a missing file changes nothing):
 //   {"registries": {"search": [...], "block": [...], "insecure": [...]},
-//    "mirrors": {"docker.io": ["mirror.example:5000"]},
+//    "mirrors": {"docker.io": ["mirror.example:5000"]},  // "http://m:5000": a plain http mirror
 //    "certs.d": ["/etc/berth/certs.d"]}
 // Throws a clear error naming the file for malformed content.
 void load_registry_config(const std::string& path, RegistryOptions& options);

@@ -63,7 +63,12 @@ void load_registry_config(const std::string& path, RegistryOptions& options) {
   if (j.contains("mirrors")) {
     auto& m = j["mirrors"];
     if (!m.is_object()) throw Error(path + ": \"mirrors\" must be an object: registry -> list of mirrors");
-    for (auto& [registry, list] : m.items()) options.mirrors[registry] = string_list(list, "mirrors." + registry, path);
+    for (auto& [registry, list] : m.items()) {
+      options.mirrors[registry] = string_list(list, "mirrors." + registry, path);
+      // "http://mirror:5000" (as docker's registry-mirrors) is a plain http mirror.
+      for (size_t i = 0; i < list.size(); ++i)
+        if (list[i].get<std::string>().rfind("http://", 0) == 0) options.insecure.push_back(options.mirrors[registry][i]);
+    }
   }
   if (j.contains("certs.d")) options.certs_dirs = string_list(j["certs.d"], "certs.d", path);
 }

@@ -98,13 +98,15 @@ TEST(ImagesRegistry, LoadsRegistryConfig) {
   EXPECT_EQ(o.config_path, "");
   std::string path = dir.write("registries.json", R"({
     "registries": {"search": ["reg.lan:5000", "docker.io"], "block": ["*.bad.example", "evil:1"], "insecure": ["10.0.0.0/8"]},
-    "mirrors": {"docker.io": ["https://mirror.lan:5000/", "mirror2.lan"]},
+    "mirrors": {"docker.io": ["https://mirror.lan:5000/", "mirror2.lan", "http://plain-mirror.lan:5000"]},
     "certs.d": ["/opt/certs.d"]})");
   load_registry_config(path, o);
   EXPECT_EQ(o.search, (std::vector<std::string>{"reg.lan:5000", "docker.io"}));
   EXPECT_EQ(o.blocked, (std::vector<std::string>{"*.bad.example", "evil:1"}));
-  EXPECT_EQ(o.insecure, (std::vector<std::string>{"10.0.0.0/8"}));
-  EXPECT_EQ(o.mirrors["docker.io"], (std::vector<std::string>{"mirror.lan:5000", "mirror2.lan"}));
+  EXPECT_EQ(o.insecure.at(0), "10.0.0.0/8");
+  EXPECT_EQ(o.mirrors["docker.io"], (std::vector<std::string>{"mirror.lan:5000", "mirror2.lan", "plain-mirror.lan:5000"}));
+  EXPECT_TRUE(is_insecure_registry("plain-mirror.lan:5000", o.insecure));  // given as http://
+  EXPECT_FALSE(is_insecure_registry("mirror.lan:5000", o.insecure));
   EXPECT_EQ(o.certs_dirs, (std::vector<std::string>{"/opt/certs.d"}));
   EXPECT_EQ(o.config_path, path);
   EXPECT_TRUE(is_insecure_registry("10.1.2.3:5000", o.insecure));
