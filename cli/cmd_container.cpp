@@ -28,6 +28,7 @@
 #include "runtime/logfile.h"
 #include "runtime/runtime.h"
 #include "runtime/volume.h"
+#include "spec/decode.h"
 
 namespace berth::cli {
 
@@ -130,6 +131,10 @@ struct RunOptions {
   std::string shm_size, stop_signal;
   std::string memory, memory_swap, cpus, cpuset_cpus, log_driver = "json-file", restart = "no";
   int64_t cpu_shares = 0, pids_limit = 0;
+  // Healthcheck (run by `berth serve`).
+  std::string health_cmd, health_interval, health_timeout, health_start_period, health_start_interval;
+  int health_retries = 0;
+  bool no_healthcheck = false;
   std::vector<std::string> rest;  // IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
 };
 
@@ -174,7 +179,15 @@ void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
   cmd->add_option("--log-driver", o.log_driver, "Logging driver for the container (json-file|none)");
   cmd->add_option("--log-opt", o.log_opts, "Log driver options")->allow_extra_args(false);
   cmd->add_option("-l,--label", o.labels, "Set meta data on a container")->allow_extra_args(false);
-  cmd->add_option("--restart", o.restart, "Restart policy to apply when a container exits (stored)");
+  cmd->add_option("--restart", o.restart, "Restart policy to apply when a container exits (enforced by berth serve)");
+  cmd->add_option("--health-cmd", o.health_cmd, "Command to run to check health");
+  cmd->add_option("--health-interval", o.health_interval, "Time between running the check (ms|s|m|h)");
+  cmd->add_option("--health-timeout", o.health_timeout, "Maximum time to allow one check to run (ms|s|m|h)");
+  cmd->add_option("--health-retries", o.health_retries, "Consecutive failures needed to report unhealthy");
+  cmd->add_option("--health-start-period", o.health_start_period,
+                  "Start period for the container to initialize before starting health-retries countdown");
+  cmd->add_option("--health-start-interval", o.health_start_interval, "Time between running the check during the start period");
+  cmd->add_flag("--no-healthcheck", o.no_healthcheck, "Disable any container-specified HEALTHCHECK");
   // Everything from the first positional on is IMAGE/COMMAND and its args.
   cmd->prefix_command();
 }
@@ -189,6 +202,42 @@ std::vector<std::string> json_strings(const nlohmann::json& j) {
 
 std::string json_string(const nlohmann::json& cfg, const char* key) {
   return cfg.contains(key) && cfg[key].is_string() ? cfg[key].get<std::string>() : "";
+}
+
+// The image's HEALTHCHECK with the --health-* flags over it, as docker run.
+runtime::HealthcheckSpec healthcheck_from(const RunOptions& o, const nlohmann::json& image) {
+  runtime::HealthcheckSpec h;
+  if (image.contains("Healthcheck") && image["Healthcheck"].is_object()) {
+    const nlohmann::json& ih = image["Healthcheck"];
+    auto num = [&](const char* k) { return ih.contains(k) && ih[k].is_number() ? ih[k].get<int64_t>() : int64_t{0}; };
+    h.test = json_strings(ih.value("Test", nlohmann::json()));
+    h.interval_ns = num("Interval");
+    h.timeout_ns = num("Timeout");
+    h.start_period_ns = num("StartPeriod");
+    h.start_interval_ns = num("StartInterval");
+    h.retries = static_cast<int>(num("Retries"));
+  }
+  bool flags = !o.health_cmd.empty() || !o.health_interval.empty() || !o.health_timeout.empty() ||
+               !o.health_start_period.empty() || !o.health_start_interval.empty() || o.health_retries != 0;
+  if (o.no_healthcheck) {
+    if (flags) throw Error("--no-healthcheck conflicts with --health-* options", 0, 125);
+    return runtime::HealthcheckSpec{{"NONE"}};
+  }
+  if (!o.health_cmd.empty()) h.test = {"CMD-SHELL", o.health_cmd};
+  auto duration = [](const std::string& text, const char* flag, int64_t& out) {
+    if (text.empty()) return;
+    spec::Duration d;
+    if (!spec::parse_duration(text, d) || d.nanoseconds < 0)
+      throw Error(std::string("invalid argument \"") + text + "\" for \"" + flag + "\" flag: invalid duration", 0, 125);
+    out = d.nanoseconds;
+  };
+  duration(o.health_interval, "--health-interval", h.interval_ns);
+  duration(o.health_timeout, "--health-timeout", h.timeout_ns);
+  duration(o.health_start_period, "--health-start-period", h.start_period_ns);
+  duration(o.health_start_interval, "--health-start-interval", h.start_interval_ns);
+  if (o.health_retries < 0) throw Error("--health-retries cannot be negative", 0, 125);
+  if (o.health_retries) h.retries = o.health_retries;
+  return h;
 }
 
 ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& positional, const GlobalOptions& g,
@@ -366,6 +415,7 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
   if (!(r == "no" || r == "always" || r == "unless-stopped" || r.rfind("on-failure", 0) == 0))
     throw Error("invalid restart policy '" + r + "'", 0, 125);
   s.restart_policy = r;
+  s.healthcheck = healthcheck_from(o, image);
   s.auto_remove = o.rm;
   if (from_image) {
     // Docker's Config as merged, for inspect and commit. Env is kept before
@@ -453,7 +503,12 @@ double now_seconds() {
 std::string status_text(const Container& c) {
   switch (c.state.status) {
     case Status::Created: return "Created";
-    case Status::Running: return "Up " + human_duration(now_seconds() - parse_time(c.state.started_at));
+    case Status::Running: {
+      std::string up = "Up " + human_duration(now_seconds() - parse_time(c.state.started_at));
+      const std::string& h = c.state.health.status;
+      if (h == "starting") return up + " (health: starting)";
+      return h.empty() ? up : up + " (" + h + ")";
+    }
     case Status::Paused: return "Up " + human_duration(now_seconds() - parse_time(c.state.started_at)) + " (Paused)";
     case Status::Restarting: return "Restarting (" + std::to_string(c.state.exit_code) + ")";
     case Status::Exited:
@@ -527,7 +582,7 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
       {"HostsPath", c.dir + "/hosts"},
       {"LogPath", s.log.driver == "json-file" ? rt.log_path(c) : ""},
       {"Name", "/" + s.name},
-      {"RestartCount", 0},
+      {"RestartCount", st.restart_count},
       {"Driver", "overlay2"},
       {"Platform", "linux"},
       {"HostConfig",
@@ -582,6 +637,26 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         if (cfg.contains(key)) config[key] = cfg[key];
     }
   }
+  // Healthcheck as docker shows it: Config.Healthcheck, State.Health (written by berth serve).
+  if (!s.healthcheck.test.empty()) {
+    nlohmann::json hc = {{"Test", s.healthcheck.test}};
+    if (s.healthcheck.interval_ns) hc["Interval"] = s.healthcheck.interval_ns;
+    if (s.healthcheck.timeout_ns) hc["Timeout"] = s.healthcheck.timeout_ns;
+    if (s.healthcheck.start_period_ns) hc["StartPeriod"] = s.healthcheck.start_period_ns;
+    if (s.healthcheck.start_interval_ns) hc["StartInterval"] = s.healthcheck.start_interval_ns;
+    if (s.healthcheck.retries) hc["Retries"] = s.healthcheck.retries;
+    j["Config"]["Healthcheck"] = hc;
+  }
+  if (!st.health.status.empty()) {
+    nlohmann::json log = nlohmann::json::array();
+    for (auto& p : st.health.log)
+      log.push_back({{"Start", p.start}, {"End", p.end}, {"ExitCode", p.exit_code}, {"Output", p.output}});
+    j["State"]["Health"] = {{"Status", st.health.status}, {"FailingStreak", st.health.failing_streak}, {"Log", log}};
+  }
+  if (auto colon = s.restart_policy.find(':'); colon != std::string::npos)
+    j["HostConfig"]["RestartPolicy"]["MaximumRetryCount"] = std::atoi(s.restart_policy.c_str() + colon + 1);
+  else
+    j["HostConfig"]["RestartPolicy"]["MaximumRetryCount"] = 0;
   return j;
 }
 

@@ -152,7 +152,11 @@ static void register_serve_commands(CLI::App& app, GlobalOptions& global) {
   auto count = std::make_shared<int>(0);
   restart->add_option("ID", *id)->required();
   restart->add_option("COUNT", *count)->required();
-  restart->callback([id, count, &global] { supervisor::restart_by_policy(paths_for(global), *id, *count); });
+  auto even_if_stopped = std::make_shared<bool>(false);
+  restart->add_flag("--even-if-stopped", *even_if_stopped, "");
+  restart->callback([id, count, even_if_stopped, &global] {
+    supervisor::restart_by_policy(paths_for(global), *id, *count, *even_if_stopped);
+  });
 }
 
 BERTH_REGISTER_COMMANDS(600, register_serve_commands);

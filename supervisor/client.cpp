@@ -164,6 +164,7 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) 
     ::setsid();
     pid_t daemon = ::fork();
     if (daemon != 0) ::_exit(daemon < 0 ? 1 : 0);
+    if (::chdir("/") != 0) ::_exit(127);
     int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (devnull >= 0) ::dup2(devnull, 0);

@@ -170,6 +170,7 @@ struct Connection {
   bool streaming = false;
   bool closing = false;
   EventFilter filter;
+  uv_timer_t* until_timer = nullptr;  // ends an /events stream at `until`
 };
 
 struct Probe {
@@ -197,6 +198,7 @@ struct Tracked {
   // Backoff: the timer that starts it again, and the child doing it.
   uv_timer_t* restart_timer = nullptr;
   bool restart_in_flight = false;
+  bool restart_even_if_stopped = false;  // `always` at daemon start
   Backoff backoff;
   // Healthcheck.
   uv_timer_t* health_timer = nullptr;
@@ -232,6 +234,7 @@ class Daemon {
   void on_connection();
   void on_request(Connection* c);
   void close_connection(Connection* c);
+  void send(Connection* c, const std::string& data);
   void schedule_resync(int delay_ms = 20);
   void resync();
   void on_restart_timer(std::string id);
@@ -251,7 +254,6 @@ class Daemon {
   void emit(const std::string& type, const std::string& action, const std::string& id, json attributes,
             const std::string& from = {});
   void emit_container(const Container& c, const std::string& action, json extra = json::object());
-  void send(Connection* c, const std::string& data);
   void respond(Connection* c, int status, const std::string& body, const std::string& type = "application/json");
   json containers_json(bool all);
   json projects_json();
@@ -360,6 +362,11 @@ void Daemon::close_connection(Connection* c) {
   if (c->closing) return;
   c->closing = true;
   connections_.erase(c);
+  if (c->until_timer) {
+    uv_timer_stop(c->until_timer);
+    close_and_free(c->until_timer);
+    c->until_timer = nullptr;
+  }
   // Shut down after the queued writes, then close.
   auto* req = new uv_shutdown_t;
   req->data = c;
@@ -552,6 +559,18 @@ void Daemon::on_request(Connection* c) {
       if (f.until_ns > 0 && f.until_ns <= now_ns()) {
         send(c, "0\r\n\r\n");
         close_connection(c);
+      } else if (f.until_ns > 0) {
+        c->until_timer = new uv_timer_t;
+        uv_timer_init(&loop_, c->until_timer);
+        c->until_timer->data = c;
+        uv_timer_start(
+            c->until_timer,
+            [](uv_timer_t* h) {
+              auto* conn = static_cast<Connection*>(h->data);
+              conn->daemon->send(conn, "0\r\n\r\n");
+              conn->daemon->close_connection(conn);
+            },
+            static_cast<uint64_t>((f.until_ns - now_ns()) / 1'000'000 + 1), 0);
       }
       return;
     }
@@ -577,6 +596,13 @@ void Daemon::resync() {
     all = rt_.list();
   } catch (const std::exception& e) {
     spdlog::warn("cannot list containers: {}", e.what());
+    return;
+  }
+  // Our root was removed (a test's scratch directory, say): nothing is
+  // left to supervise.
+  if (!is_directory(opt_.paths.root + "/containers")) {
+    spdlog::info("{} is gone: stopping", opt_.paths.root + "/containers");
+    shutdown();
     return;
   }
   bool initial = !scanned_;
@@ -671,6 +697,13 @@ void Daemon::unwatch_monitor(Tracked& t) {
 
 void Daemon::observe(Tracked& t, const Container& c, bool initial) {
   std::optional<Container> prev = std::move(t.last);
+  if (!prev && !initial) {
+    // Made after we started: it was "created" a moment ago, so a run it
+    // already had (or finished) gets its start (and die) events.
+    prev = c;
+    prev->state.status = Status::Created;
+    prev->state.started_at.clear();
+  }
   t.last = c;
   bool running = is_running(c.state.status);
   bool was_running = prev && is_running(prev->state.status);
@@ -721,7 +754,10 @@ void Daemon::observe(Tracked& t, const Container& c, bool initial) {
     policy = parse_restart_policy(c.spec.restart_policy);
   } catch (const Error&) {
   }
-  if (!should_restart(policy, c.state.exit_code, c.state.manually_stopped, c.state.restart_count)) {
+  // As docker's daemon at start: `always` brings back even a container the
+  // user stopped (unless-stopped does not).
+  bool stopped = c.state.manually_stopped && !(initial && policy.kind == RestartPolicy::Kind::Always);
+  if (!should_restart(policy, c.state.exit_code, stopped, c.state.restart_count)) {
     if (c.state.status == Status::Restarting) {
       // Nothing will restart it (the policy or the user said no): not "restarting" any more.
       runtime::ContainerState st = runtime::state::load_state(c.dir);
@@ -736,6 +772,7 @@ void Daemon::observe(Tracked& t, const Container& c, bool initial) {
   int64_t started = parse_rfc3339_ns(c.state.started_at), finished = parse_rfc3339_ns(c.state.finished_at);
   if (started > 0 && finished > started) ran_ms = (finished - started) / 1'000'000;
   int64_t delay = t.backoff.next(ran_ms);
+  t.restart_even_if_stopped = c.state.manually_stopped;
   if (c.state.status == Status::Exited) {
     runtime::ContainerState st = runtime::state::load_state(c.dir);
     if (st.status == Status::Exited && !st.manually_stopped) {
@@ -772,7 +809,8 @@ void Daemon::on_restart_timer(std::string id) {
   int count = t.last ? t.last->state.restart_count + 1 : 1;
   std::string n = std::to_string(count);
   const char* args[] = {exe_.c_str(), "--root", opt_.paths.root.c_str(), "--run-root", opt_.paths.run_root.c_str(),
-                        "__restart", id.c_str(), n.c_str(), nullptr};
+                        "__restart", id.c_str(), n.c_str(), t.restart_even_if_stopped ? "--even-if-stopped" : nullptr,
+                        nullptr};
   auto* proc = new uv_process_t;
   proc->data = new SpawnCtx{this, id};
   uv_process_options_t o{};
@@ -1213,10 +1251,10 @@ void serve(const ServeOptions& options) {
   d.run();
 }
 
-void restart_by_policy(const runtime::Paths& paths, const std::string& id, int restart_count) {
+void restart_by_policy(const runtime::Paths& paths, const std::string& id, int restart_count, bool even_if_stopped) {
   runtime::Runtime rt(paths);
   Container c = rt.get(id);
-  if (is_running(c.state.status) || c.state.manually_stopped) return;
+  if (is_running(c.state.status) || (c.state.manually_stopped && !even_if_stopped)) return;
   // Recorded before the start, so the monitor's "running" record keeps it
   // (nothing else writes state.json while the container is not running).
   runtime::ContainerState st = runtime::state::load_state(c.dir);

@@ -31,7 +31,9 @@ void serve(const ServeOptions& options);
 
 // The hidden `berth __restart ID COUNT` a daemon runs to start a container
 // again by its restart policy: records the restart count, then starts it.
-// Does nothing when the user stopped it or it runs already.
-void restart_by_policy(const runtime::Paths& paths, const std::string& id, int restart_count);
+// Does nothing when it runs already, or when the user stopped it (unless
+// even_if_stopped: an `always` container at daemon start, as docker).
+void restart_by_policy(const runtime::Paths& paths, const std::string& id, int restart_count,
+                       bool even_if_stopped = false);
 
 }  // namespace berth::supervisor

@@ -40,6 +40,25 @@ class ContainerTest : public ::testing::Test {
     std::istringstream in(ids.out);
     for (std::string id; std::getline(in, id);)
       if (!id.empty()) berth({"rm", "-f", id});
+    stop_daemon();
+  }
+
+  // A `berth serve` the CLI started for this test's roots (`up` does):
+  // SIGTERM, and wait until it is gone.
+  void stop_daemon() {
+    std::string pid_text;
+    if (!read_file_if_exists(run_root_ + "/berth.pid", pid_text)) return;
+    pid_t pid = std::atoi(pid_text.c_str());
+    std::string cmdline;
+    if (pid <= 0 || !read_file_if_exists("/proc/" + std::to_string(pid) + "/cmdline", cmdline)) return;
+    if (cmdline.find(run_root_) == std::string::npos) return;
+    ::kill(pid, SIGTERM);
+    eventually([&] {
+      std::string stat;
+      if (!read_file_if_exists("/proc/" + std::to_string(pid) + "/stat", stat)) return true;
+      auto rp = stat.rfind(')');
+      return rp != std::string::npos && stat[rp + 2] == 'Z';
+    });
   }
 
   Result berth(std::vector<std::string> args, const std::string& input = {}) {
