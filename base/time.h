@@ -12,4 +12,11 @@ namespace berth {
 std::string format_rfc3339_nano(const struct timespec& ts);
 std::string now_rfc3339_nano();
 
+double now_epoch_seconds();
+// docker's --since/--until: an RFC 3339 time ("2026-01-02T15:04:05Z", with
+// a fraction or a zone offset; a date alone too), a Unix timestamp
+// ("1700000000.5"), or a duration before now ("10m", "1h30m", "90s").
+// Returns seconds since the epoch (0 for ""); UsageError naming flag.
+double parse_docker_time(const std::string& flag, const std::string& value);
+
 }  // namespace berth

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/time.h"
 #include "base/fs.h"
 #include "cli/cli.h"
 #include "cli/project_flags.h"
@@ -260,53 +261,8 @@ struct InterruptGuard {
   }
 };
 
-// --since/--until: an RFC 3339 time ("2026-01-02T15:04:05Z", a date alone
-// too), a Unix timestamp ("1700000000.5"), or a duration before now ("10m",
-// "1h30m", "90s"), as docker accepts them. Returns seconds since the epoch.
-double parse_log_time(const std::string& flag, const std::string& v) {
-  if (v.empty()) return 0;
-  char* end = nullptr;
-  double n = std::strtod(v.c_str(), &end);
-  if (end && *end == '\0' && v.find_first_not_of("0123456789.") == std::string::npos) return n;
-  // A duration: digits and units only.
-  if (v.find_first_not_of("0123456789.hms") == std::string::npos && std::isalpha(static_cast<unsigned char>(v.back()))) {
-    double total = 0;
-    std::size_t i = 0;
-    while (i < v.size()) {
-      std::size_t used = 0;
-      double x = 0;
-      try {
-        x = std::stod(v.substr(i), &used);
-      } catch (const std::exception&) {
-        throw UsageError(flag + ": invalid duration \"" + v + "\"");
-      }
-      i += used;
-      if (i >= v.size()) throw UsageError(flag + ": invalid duration \"" + v + "\" (missing unit)");
-      std::string unit(1, v[i]);
-      if (v.compare(i, 2, "ms") == 0) unit = "ms";
-      i += unit.size();
-      total += unit == "h" ? x * 3600 : unit == "m" ? x * 60 : unit == "s" ? x : x / 1000;
-    }
-    return now_seconds() - total;
-  }
-  struct tm tm {};
-  const char* rest = ::strptime(v.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) {
-    tm = {};
-    rest = ::strptime(v.c_str(), "%Y-%m-%d", &tm);
-    if (!rest || *rest) throw UsageError(flag + ": invalid time \"" + v + "\" (want RFC 3339, a Unix time or a duration like 10m)");
-    return static_cast<double>(::timegm(&tm));
-  }
-  double t = static_cast<double>(::timegm(&tm));
-  if (*rest == '.') t += std::strtod(rest, const_cast<char**>(&rest));
-  if (*rest == '+' || *rest == '-') {  // a zone offset: +02:00
-    int hh = 0, mm = 0;
-    if (std::sscanf(rest + 1, "%d:%d", &hh, &mm) >= 1) t -= (*rest == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
-  } else if (*rest != 'Z' && *rest != '\0') {
-    throw UsageError(flag + ": invalid time \"" + v + "\"");
-  }
-  return t;
-}
+// --since/--until, as docker accepts them (base/time.h).
+double parse_log_time(const std::string& flag, const std::string& v) { return parse_docker_time(flag, v); }
 
 struct LogOptions {
   bool follow = false;

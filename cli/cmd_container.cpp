@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/time.h"
 #include "base/fs.h"
 #include "base/template.h"
 #include "cli/cli.h"
@@ -1002,7 +1003,17 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   logs->add_flag("-f,--follow", *logs_follow, "Follow log output");
   logs->add_flag("-t,--timestamps", *logs_ts, "Show timestamps");
   logs->add_option("-n,--tail", *logs_tail, "Number of lines to show from the end of the logs");
-  logs->callback([logs_ref, logs_follow, logs_ts, logs_tail, &global] {
+  auto logs_since = std::make_shared<std::string>(), logs_until = std::make_shared<std::string>();
+  logs->add_option("--since", *logs_since, "Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)");
+  logs->add_option("--until", *logs_until, "Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)");
+  logs->callback([logs_ref, logs_follow, logs_ts, logs_tail, logs_since, logs_until, &global] {
+    // docker: --tail picks the last lines first, then --since/--until filter them.
+    double since = parse_docker_time("--since", *logs_since), until = parse_docker_time("--until", *logs_until);
+    auto in_window = [&](const runtime::LogEntry& e) {
+      if (since == 0 && until == 0) return true;
+      double t = parse_docker_time("log time", e.time);
+      return (since == 0 || t >= since) && (until == 0 || t <= until);
+    };
     Runtime rt = runtime_for(global);
     Container c = rt.get(*logs_ref);
     if (c.spec.log.driver == "none")
@@ -1015,7 +1026,8 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       long n = std::strtol(logs_tail->c_str(), nullptr, 10);
       if (n >= 0 && static_cast<size_t>(n) < entries.size()) from = entries.size() - static_cast<size_t>(n);
     }
-    for (size_t i = from; i < entries.size(); ++i) print_log_entry(entries[i], *logs_ts);
+    for (size_t i = from; i < entries.size(); ++i)
+      if (in_window(entries[i])) print_log_entry(entries[i], *logs_ts);
     std::cout.flush();
     std::cerr.flush();
     if (!*logs_follow) return;
@@ -1037,7 +1049,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
           std::istringstream in(cur.substr(offset, end + 1 - offset));
           for (std::string line; std::getline(in, line);) {
             runtime::LogEntry e;
-            if (runtime::parse_log_line(line, e)) print_log_entry(e, *logs_ts);
+            if (runtime::parse_log_line(line, e) && in_window(e)) print_log_entry(e, *logs_ts);
           }
           offset = end + 1;
           std::cout.flush();
