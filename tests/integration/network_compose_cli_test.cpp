@@ -390,3 +390,43 @@ TEST_F(ComposeCliTest, UpAndDownOutputGolden) {
 
 }  // namespace
 }  // namespace berth::test
+
+namespace berth::test {
+namespace {
+
+// --wait waits for healthchecks (run by the `berth serve` that up starts)
+// and fails on an unhealthy service.
+TEST_F(ComposeCliTest, UpWaitWaitsForHealthyAndFailsOnUnhealthy) {
+  std::string svc = "    image: busybox:latest\n"
+                    "    network_mode: none\n"
+                    "    stop_signal: SIGKILL\n";
+  write_app("name: app\n"
+            "services:\n"
+            "  slow:\n" + svc +
+            "    command: [\"sh\", \"-c\", \"sleep 1; touch /tmp/ok; exec sleep 600\"]\n"
+            "    healthcheck:\n"
+            "      test: [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"]\n"
+            "      interval: 300ms\n"
+            "      retries: 20\n");
+  auto up = compose({"up", "-d", "--wait", "--wait-timeout", "30"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  auto j = nlohmann::json::parse(compose({"compose", "ps", "--format", "json"}).out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["Health"], "healthy") << j.dump();
+  EXPECT_NE(j[0]["Status"].get<std::string>().find("(healthy)"), std::string::npos) << j.dump();
+
+  write_app("name: app\n"
+            "services:\n"
+            "  sick:\n" + svc +
+            "    command: [\"sleep\", \"600\"]\n"
+            "    healthcheck:\n"
+            "      test: [\"CMD\", \"false\"]\n"
+            "      interval: 200ms\n"
+            "      retries: 1\n");
+  auto sick = compose({"up", "-d", "--wait", "--wait-timeout", "30", "--remove-orphans"});
+  EXPECT_NE(sick.exit_code, 0);
+  EXPECT_NE(sick.err.find("app-sick-1 is unhealthy"), std::string::npos) << sick.err;
+}
+
+}  // namespace
+}  // namespace berth::test
