@@ -661,41 +661,6 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
   return j;
 }
 
-// A small subset of Go templates: {{.A.B}} and {{json .A}}, with text around them.
-std::string render_format(const std::string& format, const nlohmann::json& j) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < format.size()) {
-    size_t open = format.find("{{", pos);
-    if (open == std::string::npos) {
-      out += format.substr(pos);
-      break;
-    }
-    out += format.substr(pos, open - pos);
-    size_t close = format.find("}}", open);
-    if (close == std::string::npos) throw UsageError("template: unclosed action in " + format);
-    std::string expr = format.substr(open + 2, close - open - 2);
-    expr.erase(0, expr.find_first_not_of(' '));
-    expr.erase(expr.find_last_not_of(' ') + 1);
-    bool as_json = expr.rfind("json ", 0) == 0;
-    if (as_json) expr = expr.substr(5);
-    expr.erase(0, expr.find_first_not_of(' '));
-    if (expr.empty() || expr[0] != '.') throw UsageError("template: unsupported expression \"" + expr + "\"");
-    const nlohmann::json* cur = &j;
-    std::istringstream path(expr.substr(1));
-    for (std::string key; std::getline(path, key, '.');) {
-      if (key.empty()) continue;
-      if (!cur->is_object() || !cur->contains(key)) throw UsageError("template: no field " + key);
-      cur = &(*cur)[key];
-    }
-    if (as_json || cur->is_object() || cur->is_array()) out += cur->dump();
-    else if (cur->is_string()) out += cur->get<std::string>();
-    else out += cur->dump();
-    pos = close + 2;
-  }
-  return out;
-}
-
 void print_log_entry(const runtime::LogEntry& e, bool timestamps) {
   std::ostream& os = e.stream == "stderr" ? std::cerr : std::cout;
   if (timestamps) os << e.time << " ";
@@ -946,7 +911,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
                             {"RunningFor", created},
                             {"State", runtime::to_string(c.state.status)},
                             {"Status", status_text(c)},
-                            {"Ports", ports_text(rt, c)},     {"Names", c.spec.name},
+                            {"Ports", ports_text(rt, c)}, {"Names", c.spec.name},
                             {"Labels", labels}};
         std::cout << j.dump() << "\n";
         continue;
