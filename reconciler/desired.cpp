@@ -105,7 +105,11 @@ DesiredState desired_state(const spec::Project& project, const DesiredOptions& o
     std::vector<std::string> network_names, volume_names;
     for (const auto& key : ds.network_keys)
       if (auto n = d.networks.find(key); n != d.networks.end()) network_names.push_back(n->second.name);
-    for (const auto& key : ds.volume_keys) volume_names.push_back(d.volumes.at(key).name);
+    std::vector<std::string> external_volumes;
+    for (const auto& key : ds.volume_keys) {
+      volume_names.push_back(d.volumes.at(key).name);
+      if (d.volumes.at(key).external) external_volumes.push_back(d.volumes.at(key).name);
+    }
 
     for (int number = 1; number <= ds.replicas; ++number) {
       ContainerSpec c;
@@ -127,6 +131,7 @@ DesiredState desired_state(const spec::Project& project, const DesiredOptions& o
       if (!ds.image_id.empty()) c.labels[label::image] = ds.image_id;
       c.networks = network_names;
       c.volumes = volume_names;
+      c.external_volumes = external_volumes;
       c.service_spec = s;
       ds.containers.push_back(std::move(c));
     }

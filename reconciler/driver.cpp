@@ -512,6 +512,10 @@ std::string RuntimeDriver::create(const ContainerSpec& c) {
     fail(c, e.what());
   }
   image.reference = image_ref;
+  // compose never creates an external volume: a missing one fails the service.
+  runtime::VolumeStore volume_store(paths_);
+  for (const auto& v : c.external_volumes)
+    if (!volume_store.find(v)) fail(c, "external volume \"" + v + "\" not found");
   std::vector<std::string> warnings;
   runtime::ContainerSpec spec = runtime_spec(c, image, &warnings);
   if (options_.warn)

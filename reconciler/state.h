@@ -70,6 +70,7 @@ struct ContainerSpec {
   StringMap labels;
   std::vector<std::string> networks;  // real network names, sorted by key
   std::vector<std::string> volumes;   // real named-volume names, sorted by key
+  std::vector<std::string> external_volumes;  // those of `volumes` declared external: they must exist
   spec::Service service_spec;
   bool operator==(const ContainerSpec&) const = default;
 };

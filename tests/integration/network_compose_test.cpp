@@ -276,5 +276,30 @@ TEST_F(ComposeTest, NetworkedAppAndDownLeaveNothingBehind) {
   EXPECT_EQ(again.err, "");
 }
 
+TEST_F(ComposeTest, AMissingExternalVolumeFailsAndIsNotCreated) {
+  write_app("name: app\n"
+            "services:\n"
+            "  db:\n"
+            "    image: busybox:latest\n"
+            "    network_mode: none\n"
+            "    command: [\"sleep\", \"600\"]\n"
+            "    stop_signal: SIGKILL\n"
+            "    volumes: [\"ext:/data\"]\n"
+            "volumes:\n"
+            "  ext:\n"
+            "    external: true\n");
+  auto up = compose({"up", "-d"});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_NE(up.err.find("external volume \"ext\" not found"), std::string::npos) << up.err;
+  EXPECT_TRUE(ids().empty());
+  EXPECT_EQ(compose({"volume", "ls", "-q"}).out, "") << "compose never creates an external volume";
+  ASSERT_EQ(compose({"volume", "create", "ext"}).exit_code, 0);
+  auto again = compose({"up", "-d"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(ids().size(), 1u);
+  EXPECT_EQ(compose({"down"}).exit_code, 0);
+  EXPECT_EQ(compose({"volume", "ls", "-q"}).out, "ext\n") << "down keeps an external volume";
+}
+
 }  // namespace
 }  // namespace berth::test
