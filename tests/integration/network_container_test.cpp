@@ -188,12 +188,15 @@ TEST_F(NetworkContainer, ContainersOnANetworkTalkAndOtherNetworksCannotReachThem
   EXPECT_EQ(got.out, "hello-from-web\n");
 
   // Raw TCP both ways with nc: the data arrives as sent.
-  run_detached({"--network", "front", "--name", "sink"}, {"sh", "-c", "nc -l -p 9000 > /tmp/got; sleep 100"});
+  // The listener takes connection after connection, so a try that raced
+  // its start (or lost a slow machine's race) is simply tried again.
+  run_detached({"--network", "front", "--name", "sink"},
+               {"sh", "-c", "while :; do nc -l -p 9000 >> /tmp/got; done"});
   std::string sink = ip_on("sink", "front");
   EXPECT_TRUE(eventually([&] {
-    return berth({"exec", "client", "sh", "-c", "echo payload-42 | nc -w 1 " + sink + " 9000"}).exit_code == 0;
+    berth({"exec", "client", "sh", "-c", "echo payload-42 | nc -w 1 " + sink + " 9000"});
+    return berth({"exec", "sink", "cat", "/tmp/got"}).out.find("payload-42\n") != std::string::npos;
   }));
-  EXPECT_TRUE(eventually([&] { return berth({"exec", "sink", "cat", "/tmp/got"}).out == "payload-42\n"; }));
 
   // Another network: no route through berth's isolation.
   auto blocked = http_in("outsider", web);
