@@ -39,6 +39,15 @@ double now_epoch_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
+double rfc3339_seconds(const std::string& t) {
+  if (t.empty()) return 0;
+  struct tm tm {};
+  const char* rest = ::strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return 0;
+  double frac = *rest == '.' ? std::strtod(rest, nullptr) : 0;
+  return static_cast<double>(::timegm(&tm)) + frac;
+}
+
 double parse_docker_time(const std::string& flag, const std::string& v) {
   if (v.empty()) return 0;
   char* end = nullptr;

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/human.h"
 #include "base/time.h"
 #include "base/fs.h"
 #include "cli/cli.h"
@@ -122,40 +123,7 @@ std::string short_name(const runtime::Container& c) {
 
 // ------------------------------------------------------------------ time
 
-std::string human_duration(double seconds) {
-  long s = static_cast<long>(seconds);
-  if (s < 1) return "Less than a second";
-  if (s == 1) return "1 second";
-  if (s < 60) return std::to_string(s) + " seconds";
-  long m = s / 60;
-  if (m == 1) return "About a minute";
-  if (m < 60) return std::to_string(m) + " minutes";
-  long h = s / 3600;
-  if (h == 1) return "About an hour";
-  if (h < 48) return std::to_string(h) + " hours";
-  long d = h / 24;
-  if (d < 14) return std::to_string(d) + " days";
-  if (d < 60) return std::to_string(d / 7) + " weeks";
-  if (d < 730) return std::to_string(d / 30) + " months";
-  return std::to_string(d / 365) + " years";
-}
-
-double parse_time(const std::string& t) {
-  if (t.empty()) return 0;
-  struct tm tm {};
-  const char* rest = ::strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) return 0;
-  double frac = *rest == '.' ? std::strtod(rest, nullptr) : 0;
-  return static_cast<double>(::timegm(&tm)) + frac;
-}
-
-double now_seconds() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
-}
-
-std::string ago(const std::string& t) { return human_duration(now_seconds() - parse_time(t)) + " ago"; }
+std::string ago(const std::string& t) { return human_duration(now_epoch_seconds() - rfc3339_seconds(t)) + " ago"; }
 
 // compose's STATUS column: "Up 3 seconds (healthy)", "Exited (0) 2 seconds ago".
 std::string status_text(const runtime::Container& c) {
@@ -163,8 +131,8 @@ std::string status_text(const runtime::Container& c) {
   std::string health = st.health.status.empty() ? "" : " (" + (st.health.status == "starting" ? std::string("health: starting") : st.health.status) + ")";
   switch (st.status) {
     case runtime::Status::Created: return "Created";
-    case runtime::Status::Running: return "Up " + human_duration(now_seconds() - parse_time(st.started_at)) + health;
-    case runtime::Status::Paused: return "Up " + human_duration(now_seconds() - parse_time(st.started_at)) + " (Paused)";
+    case runtime::Status::Running: return "Up " + human_duration(now_epoch_seconds() - rfc3339_seconds(st.started_at)) + health;
+    case runtime::Status::Paused: return "Up " + human_duration(now_epoch_seconds() - rfc3339_seconds(st.started_at)) + " (Paused)";
     case runtime::Status::Restarting: return "Restarting (" + std::to_string(st.exit_code) + ")";
     case runtime::Status::Exited:
       return "Exited (" + std::to_string(st.exit_code) + ") " + ago(st.finished_at);
@@ -343,7 +311,7 @@ class LogPrinter {
  private:
   bool wanted(const runtime::LogEntry& e) const {
     if (o_.since <= 0 && o_.until <= 0) return true;
-    double t = parse_time(e.time);
+    double t = rfc3339_seconds(e.time);
     return (o_.since <= 0 || t >= o_.since) && (o_.until <= 0 || t < o_.until);
   }
 
@@ -1024,7 +992,7 @@ void add_logs(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<P
     runtime::Runtime rt(paths_of(g));
     InterruptGuard guard;
     // --until ends a follow once that time has passed, as docker does.
-    stream_logs(rt, project, f->services, o, [&] { return o.until > 0 && now_seconds() >= o.until; });
+    stream_logs(rt, project, f->services, o, [&] { return o.until > 0 && now_epoch_seconds() >= o.until; });
   });
 }
 

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/human.h"
 #include "base/time.h"
 #include "base/fs.h"
 #include "base/template.h"
@@ -467,54 +468,20 @@ class RawTerminal {
   bool active_ = false;
 };
 
-// "5 seconds ago" style durations, docker's units.
-std::string human_duration(double seconds) {
-  long s = static_cast<long>(seconds);
-  if (s < 1) return "Less than a second";
-  if (s == 1) return "1 second";
-  if (s < 60) return std::to_string(s) + " seconds";
-  long m = s / 60;
-  if (m == 1) return "About a minute";
-  if (m < 60) return std::to_string(m) + " minutes";
-  long h = s / 3600;
-  if (h == 1) return "About an hour";
-  if (h < 48) return std::to_string(h) + " hours";
-  long d = h / 24;
-  if (d < 14) return std::to_string(d) + " days";
-  if (d < 60) return std::to_string(d / 7) + " weeks";
-  if (d < 730) return std::to_string(d / 30) + " months";
-  return std::to_string(d / 365) + " years";
-}
-
-double parse_time(const std::string& t) {
-  if (t.empty()) return 0;
-  struct tm tm {};
-  const char* rest = ::strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) return 0;
-  double frac = *rest == '.' ? std::strtod(rest, nullptr) : 0;
-  return static_cast<double>(::timegm(&tm)) + frac;
-}
-
-double now_seconds() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
-}
-
 std::string status_text(const Container& c) {
   switch (c.state.status) {
     case Status::Created: return "Created";
     case Status::Running: {
-      std::string up = "Up " + human_duration(now_seconds() - parse_time(c.state.started_at));
+      std::string up = "Up " + human_duration(now_epoch_seconds() - rfc3339_seconds(c.state.started_at));
       const std::string& h = c.state.health.status;
       if (h == "starting") return up + " (health: starting)";
       return h.empty() ? up : up + " (" + h + ")";
     }
-    case Status::Paused: return "Up " + human_duration(now_seconds() - parse_time(c.state.started_at)) + " (Paused)";
+    case Status::Paused: return "Up " + human_duration(now_epoch_seconds() - rfc3339_seconds(c.state.started_at)) + " (Paused)";
     case Status::Restarting: return "Restarting (" + std::to_string(c.state.exit_code) + ")";
     case Status::Exited:
       return "Exited (" + std::to_string(c.state.exit_code) + ") " +
-             human_duration(now_seconds() - parse_time(c.state.finished_at)) + " ago";
+             human_duration(now_epoch_seconds() - rfc3339_seconds(c.state.finished_at)) + " ago";
     case Status::Dead: return "Dead";
   }
   return "";
@@ -901,7 +868,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       }
       std::string cmd = quote_command(c.spec.process.args);
       if (!*ps_notrunc && !as_json && cmd.size() > 20) cmd = cmd.substr(0, 19) + "…";
-      std::string created = human_duration(now_seconds() - parse_time(c.state.created_at)) + " ago";
+      std::string created = human_duration(now_epoch_seconds() - rfc3339_seconds(c.state.created_at)) + " ago";
       if (as_json) {
         std::string labels;
         for (auto& [k, v] : c.spec.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;

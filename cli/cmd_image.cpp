@@ -13,6 +13,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/human.h"
 #include "base/template.h"
 #include "base/fs.h"
 #include "cli/cli.h"
@@ -24,37 +25,6 @@ namespace berth::cli {
 namespace {
 
 using images::ProgressEvent;
-
-// docker's units.HumanSize: decimal units, 3 significant digits ("4.26MB").
-std::string human_size(double size) {
-  static const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-  int i = 0;
-  while (size >= 1000 && i < 5) {
-    size /= 1000;
-    ++i;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g%s", size, units[i]);
-  return buf;
-}
-
-// docker's units.HumanDuration, as `docker images` shows CREATED.
-std::string human_duration(int64_t seconds) {
-  auto plural = [](int64_t n, const char* unit) { return std::to_string(n) + " " + unit + (n == 1 ? "" : "s"); };
-  if (seconds < 1) return "Less than a second";
-  if (seconds == 1) return "1 second";
-  if (seconds < 60) return plural(seconds, "second");
-  int64_t minutes = seconds / 60;
-  if (minutes == 1) return "About a minute";
-  if (minutes < 60) return plural(minutes, "minute");
-  int64_t hours = minutes / 60;
-  if (hours == 1) return "About an hour";
-  if (hours < 48) return plural(hours, "hour");
-  if (hours < 24 * 7 * 2) return plural(hours / 24, "day");
-  if (hours < 24 * 30 * 2) return plural(hours / 24 / 7, "week");
-  if (hours < 24 * 365 * 2) return plural(hours / 24 / 30, "month");
-  return plural(hours / 24 / 365, "year");
-}
 
 std::string created_since(int64_t created_unix) {
   if (created_unix <= 0) return "N/A";
@@ -85,12 +55,12 @@ class ProgressPrinter {
         text = "already exists";
         break;
       case ProgressEvent::Kind::Done:
-        text = tty_ ? bar(ev.done, ev.total) + "  done" : "done";
+        text = tty_ ? progress_bar(ev.done, ev.total) + "  done" : "done";
         break;
       case ProgressEvent::Kind::Start:
       case ProgressEvent::Kind::Advance:
         if (!tty_) return;
-        text = bar(ev.done, ev.total);
+        text = progress_bar(ev.done, ev.total);
         break;
     }
     if (!tty_) {
@@ -105,14 +75,6 @@ class ProgressPrinter {
     redraw();
   }
 
-  static std::string bar(uint64_t done, uint64_t total) {
-    if (total == 0) return human_size(static_cast<double>(done));
-    constexpr int width = 40;
-    int filled = static_cast<int>(width * std::min<double>(1.0, static_cast<double>(done) / static_cast<double>(total)));
-    std::string b = "[" + std::string(filled, '=') + (filled < width ? ">" : "") +
-                    std::string(width - filled - (filled < width ? 1 : 0), ' ') + "]  ";
-    return b + human_size(static_cast<double>(done)) + "/" + human_size(static_cast<double>(total));
-  }
 
   // Moves up over the lines drawn before and draws them all again.
   void redraw() {
@@ -161,7 +123,7 @@ void list_images(const GlobalOptions& global, const ListOptions& o) {
   std::vector<Row> rows;
   for (auto& img : all) {
     std::string id = o.no_trunc ? img.id : short_hex(img.id);
-    std::string size = human_size(static_cast<double>(img.size));
+    std::string size = human_size(static_cast<double>(img.size), 3);  // docker images: 3 digits
     std::string created = created_since(img.created_unix);
     std::vector<std::pair<std::string, std::string>> names;
     for (auto& t : img.repo_tags) {

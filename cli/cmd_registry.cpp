@@ -29,6 +29,7 @@
 #include <memory>
 
 #include "base/error.h"
+#include "base/human.h"
 #include "base/fs.h"
 #include "cli/cli.h"
 #include "images/images.h"
@@ -91,29 +92,6 @@ std::string registry_argument(std::string text) {
   if (text.empty()) throw UsageError("login: name a registry");
   if (text == "index.docker.io" || text == "registry-1.docker.io") text = "docker.io";
   return text;
-}
-
-// Go's units.HumanSize (what docker's progress bars show): decimal units,
-// 4 significant digits.
-std::string human_size(uint64_t bytes) {
-  static const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = static_cast<double>(bytes);
-  size_t u = 0;
-  while (v >= 1000 && u + 1 < std::size(units)) {
-    v /= 1000;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g%s", v, units[u]);
-  return buf;
-}
-
-// docker's progress bar: "[====>      ]  1.2MB/3.4MB" (50 columns).
-std::string progress_bar(uint64_t done, uint64_t total) {
-  if (total == 0) return human_size(done);
-  size_t width = 50, filled = static_cast<size_t>(width * std::min<uint64_t>(done, total) / total);
-  std::string bar = "[" + std::string(filled ? filled - 1 : 0, '=') + (filled ? ">" : "") + std::string(width - filled, ' ') + "]";
-  return bar + " " + human_size(done) + "/" + human_size(total);
 }
 
 // On a terminal, docker's live view: one line per layer, rewritten in place

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/human.h"
 #include "base/template.h"
 #include "cli/cli.h"
 #include "runtime/volume.h"
@@ -39,20 +40,6 @@ nlohmann::json inspect_json(const Volume& v) {
           {"Name", v.name},
           {"Options", v.options.empty() ? nlohmann::json() : nlohmann::json(v.options)},
           {"Scope", "local"}};
-}
-
-// Go's units.HumanSize: decimal units, 4 significant digits.
-std::string human_size(uint64_t bytes) {
-  static const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-  double v = static_cast<double>(bytes);
-  size_t u = 0;
-  while (v >= 1000 && u + 1 < std::size(units)) {
-    v /= 1000;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g%s", v, units[u]);
-  return buf;
 }
 
 void print_table(const std::vector<std::vector<std::string>>& rows) {
@@ -279,7 +266,7 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
       for (auto& name : result.removed) std::cout << name << "\n";
       std::cout << "\n";
     }
-    std::cout << "Total reclaimed space: " << human_size(result.reclaimed_bytes) << "\n";
+    std::cout << "Total reclaimed space: " << human_size(static_cast<double>(result.reclaimed_bytes)) << "\n";
   });
 }
 

@@ -19,6 +19,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/human.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -52,20 +53,6 @@ void close_and_free(T* h) {
   if (!h) return;
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) return;
   uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<T*>(x); });
-}
-
-// "Up 5 seconds" etc., docker's units (for /containers/json Status).
-std::string human_duration(int64_t s) {
-  if (s < 1) return "Less than a second";
-  if (s == 1) return "1 second";
-  if (s < 60) return std::to_string(s) + " seconds";
-  int64_t m = s / 60;
-  if (m == 1) return "About a minute";
-  if (m < 60) return std::to_string(m) + " minutes";
-  int64_t h = s / 3600;
-  if (h == 1) return "About an hour";
-  if (h < 48) return std::to_string(h) + " hours";
-  return std::to_string(h / 24) + " days";
 }
 
 std::string status_text(const Container& c) {
