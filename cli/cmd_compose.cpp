@@ -27,6 +27,7 @@
 #include "base/time.h"
 #include "base/fs.h"
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "cli/project_flags.h"
 #include "images/images.h"
 #include "net/ports.h"
@@ -175,32 +176,6 @@ json publishers_json(const runtime::Runtime& rt, const runtime::Container& c) {
   } catch (const Error&) {
   }
   return out;
-}
-
-// Display width: UTF-8 code points (the "…" of a cut command is one column).
-std::size_t columns(const std::string& s) {
-  std::size_t n = 0;
-  for (unsigned char ch : s)
-    if ((ch & 0xC0) != 0x80) ++n;
-  return n;
-}
-
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      if (width.size() <= i) width.push_back(0);
-      width[i] = std::max(width[i], columns(r[i]));
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - columns(r[i]) + 3, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::cout << line << "\n";
-  }
 }
 
 // ------------------------------------------------------------------ logs

@@ -25,6 +25,7 @@
 #include "base/fs.h"
 #include "base/template.h"
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "cli/network_flags.h"
 #include "reconciler/image_rootfs.h"
 #include "runtime/logfile.h"
@@ -886,22 +887,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created, status_text(c), ports_text(rt, c), c.spec.name});
     }
     if (*ps_quiet || as_json) return;
-    std::vector<size_t> width(rows[0].size(), 0);
-    // Column widths count characters, not bytes ("…" is three bytes).
-    auto chars = [](const std::string& s) {
-      return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char ch) { return (ch & 0xC0) != 0x80; }));
-    };
-    for (auto& r : rows)
-      for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], chars(r[i]));
-    for (auto& r : rows) {
-      std::string line;
-      for (size_t i = 0; i < r.size(); ++i) {
-        line += r[i];
-        if (i + 1 < r.size()) line += std::string(width[i] - chars(r[i]) + 3, ' ');
-      }
-      line.erase(line.find_last_not_of(' ') + 1);
-      std::cout << line << "\n";
-    }
+    print_table(rows);
   });
 
   auto* inspect = add_command(app, "inspect", "Display detailed information on one or more containers");

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "base/template.h"
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "net/net.h"
 #include "reconciler/container_network.h"
 
@@ -88,23 +89,6 @@ bool matches_filters(const net::NetworkRecord& n, const std::vector<std::string>
     }
   }
   return true;
-}
-
-// Columns as docker's tabwriter lays them out: each at least 10 wide, and
-// 3 spaces past its widest cell.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(10);
-      widths[i] = std::max(widths[i], row[i].size() + 3);
-    }
-  for (auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i)
-      line += i + 1 == row.size() ? row[i] : row[i] + std::string(widths[i] - row[i].size(), ' ');
-    std::cout << line << "\n";
-  }
 }
 
 struct CreateFlags {
@@ -192,7 +176,7 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
     }
     std::vector<std::vector<std::string>> rows = {{"NETWORK ID", "NAME", "DRIVER", "SCOPE"}};
     for (auto& n : shown) rows.push_back({id_of(n), n.name, n.driver, "local"});
-    print_table(rows);
+    print_table(rows, 10);
   });
 
   auto inspect_names = std::make_shared<std::vector<std::string>>();

@@ -26,6 +26,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "runtime/runtime.h"
 
 namespace berth::cli {
@@ -102,22 +103,6 @@ std::vector<std::string> fields(const std::string& line, size_t max) {
   return out;
 }
 
-// docker top's tabwriter: min width 20, padding 3.
-void print_columns(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(20);
-      widths[i] = std::max(widths[i], row[i].size() + 3);
-    }
-  for (auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i)
-      line += i + 1 == row.size() ? row[i] : row[i] + std::string(widths[i] - row[i].size(), ' ');
-    std::cout << line << "\n";
-  }
-}
-
 void top(const GlobalOptions& g, const std::string& ref, std::vector<std::string> ps_args) {
   auto rt = runtime_for(g);
   runtime::Container c = rt.get(ref);
@@ -143,7 +128,7 @@ void top(const GlobalOptions& g, const std::string& ref, std::vector<std::string
     auto f = fields(line, header.size());
     if (f.size() > pid_index && pids.count(f[pid_index])) rows.push_back(std::move(f));
   }
-  print_columns(rows);
+  print_table(rows, 20);  // docker top: min width 20
 }
 
 // --- diff

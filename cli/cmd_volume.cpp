@@ -11,6 +11,7 @@
 #include "base/human.h"
 #include "base/template.h"
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "runtime/volume.h"
 
 namespace berth::cli {
@@ -40,21 +41,6 @@ nlohmann::json inspect_json(const Volume& v) {
           {"Name", v.name},
           {"Options", v.options.empty() ? nlohmann::json() : nlohmann::json(v.options)},
           {"Scope", "local"}};
-}
-
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(10);
-      widths[i] = std::max(widths[i], row[i].size() + 3);
-    }
-  for (auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i)
-      line += i + 1 == row.size() ? row[i] : row[i] + std::string(widths[i] - row[i].size(), ' ');
-    std::cout << line << "\n";
-  }
 }
 
 std::vector<std::string> split_cells(const std::string& line) {
@@ -148,7 +134,7 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
     if (lf->format.empty() || lf->format == "table") {
       std::vector<std::vector<std::string>> rows = {{"DRIVER", "VOLUME NAME"}};
       for (auto& v : shown) rows.push_back({v.driver, v.name});
-      print_table(rows);
+      print_table(rows, 10);
       return;
     }
     // "table TEMPLATE": a header of the fields' docker names, then one
@@ -181,7 +167,7 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
       if (table) rows.push_back(split_cells(line));
       else std::cout << line << "\n";
     }
-    if (table) print_table(rows);
+    if (table) print_table(rows, 10);
   });
 
   auto inspect_names = std::make_shared<std::vector<std::string>>();
