@@ -25,6 +25,7 @@
 #include "images/unpack.h"
 #include "tests/support/dockerd.h"
 #include "tests/support/run.h"
+#include "bench/support.h"
 
 using berth::test::PrivateDockerd;
 using berth::test::Result;
@@ -32,23 +33,7 @@ using berth::test::run;
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// The work dir, removed at exit (also after a failure) unless --keep.
-std::string g_work_dir;
-bool g_keep = false;
-void remove_work_dir() {
-  if (!g_keep && !g_work_dir.empty()) run({"/bin/rm", "-rf", g_work_dir});
-}
-
-void must(const Result& r, const std::string& what) {
-  if (r.exit_code != 0) {
-    // Thrown, not exit(): unwinding stops the private dockerd.
-    throw std::runtime_error(what + " failed (" + std::to_string(r.exit_code) + "):\n" + r.out + "\n" + r.err);
-  }
-}
+using namespace berth::bench;
 
 // Times a command; exits on failure.
 double timed(const std::vector<std::string>& argv, const std::string& what) {
@@ -57,30 +42,6 @@ double timed(const std::vector<std::string>& argv, const std::string& what) {
   Result r = run(argv);
   double s = seconds_since(start);
   must(r, what);
-  return s;
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  berth::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd || ::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
-    throw std::runtime_error("cannot write " + path);
-}
-
-std::string random_bytes(std::mt19937_64& rng, size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, 8);
-  }
-  return s;
-}
-
-std::string text_bytes(std::mt19937_64& rng, size_t n) {
-  static const char* words[] = {"berth ", "layer ", "image ", "compose ", "overlay ", "digest ", "sha256 ", "tar\n"};
-  std::string s;
-  s.reserve(n + 16);
-  while (s.size() < n) s += words[rng() % 8];
-  s.resize(n);
   return s;
 }
 
@@ -105,9 +66,7 @@ static int run_bench(int argc, char** argv) {
   char tmpl[] = "/var/tmp/berth-bench-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   std::string dir = tmpl;
-  g_work_dir = dir;
-  g_keep = keep;
-  std::atexit(remove_work_dir);
+  remove_at_exit(dir, keep);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("bench images-load-save: %zu MB image, work dir %s\n", total_mb, dir.c_str());
 

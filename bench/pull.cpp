@@ -30,6 +30,7 @@
 #include "tests/support/dockerd.h"
 #include "tests/support/registry.h"
 #include "tests/support/run.h"
+#include "bench/support.h"
 
 using berth::test::PrivateDockerd;
 using berth::test::Result;
@@ -37,20 +38,9 @@ using berth::test::run;
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using namespace berth::bench;
 
-std::string g_work_dir;
 bool g_keep = false;
-void remove_work_dir() {
-  if (!g_keep && !g_work_dir.empty()) run({"/bin/rm", "-rf", g_work_dir});
-}
-
-void must(const Result& r, const std::string& what) {
-  if (r.exit_code != 0) throw std::runtime_error(what + " failed (" + std::to_string(r.exit_code) + "):\n" + r.out + "\n" + r.err);
-}
-
 // Runs argv as a child and returns (seconds, peak RSS in KiB of that child).
 std::pair<double, long> timed(const std::vector<std::string>& argv, const std::string& what) {
   ::sync();
@@ -76,30 +66,6 @@ std::pair<double, long> timed(const std::vector<std::string>& argv, const std::s
   return {s, usage.ru_maxrss};
 }
 
-void write_file(const std::string& path, const std::string& data) {
-  berth::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd || ::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
-    throw std::runtime_error("cannot write " + path);
-}
-
-std::string random_bytes(std::mt19937_64& rng, size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, 8);
-  }
-  return s;
-}
-
-std::string text_bytes(std::mt19937_64& rng, size_t n) {
-  static const char* words[] = {"berth ", "layer ", "image ", "compose ", "overlay ", "digest ", "sha256 ", "registry\n"};
-  std::string s;
-  s.reserve(n + 16);
-  while (s.size() < n) s += words[rng() % 8];
-  s.resize(n);
-  return s;
-}
-
 struct LayerSpec {
   size_t files;
   size_t file_size;
@@ -122,8 +88,7 @@ static int run_bench(int argc, char** argv) {
   char tmpl[] = "/var/tmp/berth-bench-pull-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   std::string dir = tmpl;
-  g_work_dir = dir;
-  std::atexit(remove_work_dir);
+  remove_at_exit(dir, g_keep);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("bench pull: %zu MB, 5-layer image from docker-registry on 127.0.0.1, work dir %s\n", total_mb, dir.c_str());
 

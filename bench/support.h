@@ -1,0 +1,66 @@
+// What the C++ bench programs share: timing, failing loudly, a work dir
+// removed at exit, and generated file contents (random or compressible).
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "base/fs.h"
+#include "tests/support/run.h"
+
+namespace berth::bench {
+
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Thrown, not exit(): unwinding stops a private dockerd or registry.
+inline void must(const berth::test::Result& r, const std::string& what) {
+  if (r.exit_code != 0)
+    throw std::runtime_error(what + " failed (" + std::to_string(r.exit_code) + "):\n" + r.out + "\n" + r.err);
+}
+
+// `dir` is removed when the program exits (also after a failure) unless `keep`.
+inline void remove_at_exit(const std::string& dir, bool keep) {
+  static std::string work_dir;
+  work_dir = keep ? "" : dir;
+  std::atexit([] {
+    if (!work_dir.empty()) berth::test::run({"/bin/rm", "-rf", work_dir});
+  });
+}
+
+inline void write_file(const std::string& path, const std::string& data) {
+  berth::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd || ::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+    throw std::runtime_error("cannot write " + path);
+}
+
+// Incompressible content.
+inline std::string random_bytes(std::mt19937_64& rng, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, 8);
+  }
+  return s;
+}
+
+// Text that compresses the way source and config files do.
+inline std::string text_bytes(std::mt19937_64& rng, size_t n) {
+  static const char* words[] = {"berth ", "layer ", "image ", "compose ", "overlay ", "digest ", "sha256 ", "tar\n"};
+  std::string s;
+  s.reserve(n + 16);
+  while (s.size() < n) s += words[rng() % 8];
+  s.resize(n);
+  return s;
+}
+
+}  // namespace berth::bench
