@@ -162,8 +162,30 @@ class ContainerTest : public ::testing::Test {
     }
   }
 
+  // A compose project: busybox imported as busybox:latest and an empty
+  // project directory; stop_compose_project() takes the app down again.
+  void start_compose_project() {
+    std::string tar = tmp_.path() + "/busybox.tar";
+    make_busybox_tar(tar);
+    auto r = berth({"import", tar, "busybox:latest"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    project_dir_ = tmp_.path() + "/app";
+    make_dirs(project_dir_);
+  }
+  void stop_compose_project() {
+    if (!project_dir_.empty()) compose({"down", "-v", "-t", "0"});
+  }
+  void write_app(const std::string& yaml) { write_file_atomic(project_dir_ + "/compose.yaml", yaml); }
+  std::vector<std::string> with_roots(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--root", root_, "--run-root", run_root_});
+    return args;
+  }
+  // berth --root R --run-root RR ARGS... in the project directory.
+  Result compose(std::vector<std::string> args) { return run_berth(with_roots(std::move(args)), "", {}, project_dir_); }
+
   TempDir tmp_;
   std::string root_, run_root_, rootfs_;
+  std::string project_dir_;
 };
 
 }  // namespace berth::test

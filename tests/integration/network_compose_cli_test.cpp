@@ -89,27 +89,13 @@ class ComposeCliTest : public ContainerTest {
   void SetUp() override {
     ContainerTest::SetUp();
     if (IsSkipped()) return;
-    std::string tar = tmp_.path() + "/busybox.tar";
-    make_busybox_tar(tar);
-    auto r = berth({"import", tar, "busybox:latest"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    project_dir_ = tmp_.path() + "/app";
-    make_dirs(project_dir_);
+    start_compose_project();
   }
 
   void TearDown() override {
-    if (!project_dir_.empty()) compose({"down", "-v", "-t", "0"});
+    stop_compose_project();
     ContainerTest::TearDown();
   }
-
-  void write_app(const std::string& yaml) { write_file_atomic(project_dir_ + "/compose.yaml", yaml); }
-
-  std::vector<std::string> with_roots(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--root", root_, "--run-root", run_root_});
-    return args;
-  }
-
-  Result compose(std::vector<std::string> args) { return run_berth(with_roots(std::move(args)), "", {}, project_dir_); }
 
   // berth ARGS in the project directory, in the background, stdin /dev/null.
   std::unique_ptr<Background> spawn(std::vector<std::string> args) {
@@ -148,8 +134,6 @@ class ComposeCliTest : public ContainerTest {
       for (auto& c : j) out[c["Name"].get<std::string>()] = {c["ID"].get<std::string>(), c["State"].get<std::string>()};
     return out;
   }
-
-  std::string project_dir_;
 };
 
 TEST_F(ComposeCliTest, ForegroundUpStreamsPrefixedLogsAndCtrlCStopsTheApp) {

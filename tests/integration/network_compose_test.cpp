@@ -73,25 +73,12 @@ class ComposeTest : public ContainerTest {
   void SetUp() override {
     ContainerTest::SetUp();
     if (IsSkipped()) return;
-    std::string tar = tmp_.path() + "/busybox.tar";
-    make_busybox_tar(tar);
-    auto r = berth({"import", tar, "busybox:latest"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    project_dir_ = tmp_.path() + "/app";
-    make_dirs(project_dir_);
+    start_compose_project();
   }
 
   void TearDown() override {
-    if (!project_dir_.empty()) compose({"down", "-v", "-t", "0"});
+    stop_compose_project();
     ContainerTest::TearDown();
-  }
-
-  void write_app(const std::string& yaml) { write_file_atomic(project_dir_ + "/compose.yaml", yaml); }
-
-  // berth --root R --run-root RR ARGS... in the project directory.
-  Result compose(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--root", root_, "--run-root", run_root_});
-    return run_berth(args, "", {}, project_dir_);
   }
 
   // name -> id of the project's containers (all states).
@@ -104,8 +91,6 @@ class ComposeTest : public ContainerTest {
       for (auto& c : j) out[c["Name"].get<std::string>()] = c["ID"].get<std::string>();
     return out;
   }
-
-  std::string project_dir_;
 };
 
 TEST_F(ComposeTest, UpStartsTheAppAndASecondUpDoesNothing) {

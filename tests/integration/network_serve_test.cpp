@@ -503,25 +503,16 @@ class ComposeServeTest : public ServeTest {
   void SetUp() override {
     ServeTest::SetUp();
     if (IsSkipped()) return;
-    std::string tar = tmp_.path() + "/busybox.tar";
-    make_busybox_tar(tar);
-    auto r = berth({"import", tar, "busybox:latest"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    project_dir_ = tmp_.path() + "/app";
-    make_dirs(project_dir_);
+    start_compose_project();
   }
   void TearDown() override {
-    if (!project_dir_.empty()) compose({"down", "-v", "-t", "0"});
+    stop_compose_project();
     ServeTest::TearDown();
   }
  public:
-  Result compose(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--root", root_, "--run-root", run_root_});
-    return run_berth(args, "", {}, project_dir_);
-  }
+  using ContainerTest::compose;
 
  protected:
-  void write_app(const std::string& yaml) { write_file_atomic(project_dir_ + "/compose.yaml", yaml); }
   // The pid of the serve `up` started (0 if none answers).
   pid_t daemon_pid() {
     std::string text;
@@ -529,7 +520,6 @@ class ComposeServeTest : public ServeTest {
     read_file_if_exists(run_root_ + "/berth.pid", text);
     return std::atoi(text.c_str());
   }
-  std::string project_dir_;
 };
 
 TEST_F(ComposeServeTest, UpStartsADaemonThatRunsHealthchecksForServiceHealthyAndRestartPolicies) {
