@@ -27,11 +27,6 @@ Result host_run(const std::vector<std::string>& argv) { return berth::test::run(
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // Host link names (no counters or indexes), one a line, sorted.
 std::string host_links() {
   auto r = host_run({kIp, "-o", "link", "show"});

@@ -20,21 +20,10 @@
 #include "tests/support/http_server.h"
 #include "tests/support/registry.h"
 #include "tests/support/run.h"
+#include "tests/integration/registry_fixture.h"
 
 namespace berth::test {
 namespace {
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 int count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -42,31 +31,10 @@ int count(const std::string& text, const std::string& needle) {
   return n;
 }
 
-class RegistryDeployTest : public ::testing::Test {
+class RegistryDeployTest : public RegistryFixture {
  protected:
-  void SetUp() override {
-    if (!have_docker_registry()) GTEST_SKIP() << "docker-registry is not installed (apt-get install docker-registry)";
-    if (!have_busybox()) GTEST_SKIP() << "busybox-static is not installed";
-  }
-
-  std::string import_busybox(const std::string& root, const std::string& ref) {
-    std::string tar = dir.path() + "/busybox.tar";
-    if (::access(tar.c_str(), R_OK) != 0) make_busybox_tar(tar);
-    Result r = run_berth({"--root", root, "import", tar, ref});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return trim(r.out);
-  }
-
-  std::string image_id(const std::string& root, const std::string& ref) {
-    Result r = run_berth({"--root", root, "image", "inspect", ref});
-    if (r.exit_code != 0) return "";
-    return nlohmann::json::parse(r.out)[0].value("Id", "");
-  }
-
   // registries.json in root.
   void registries(const std::string& root, const nlohmann::json& j) { dir.write(root.substr(dir.path().size() + 1) + "/registries.json", j.dump()); }
-
-  TempDir dir;
 };
 
 TEST_F(RegistryDeployTest, TlsRegistryBehindNginxWithBasicAuthTrustedThroughCertsD) {

@@ -19,51 +19,17 @@
 #include "tests/support/http_server.h"
 #include "tests/support/registry.h"
 #include "tests/support/run.h"
+#include "tests/integration/registry_fixture.h"
 
 namespace berth::test {
 namespace {
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string sha256_of_file(const std::string& path) {
   Result r = run({"/usr/bin/sha256sum", path});
   return "sha256:" + r.out.substr(0, 64);
 }
 
-class RegistryTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!have_docker_registry()) GTEST_SKIP() << "docker-registry is not installed (apt-get install docker-registry)";
-    if (!have_busybox()) GTEST_SKIP() << "busybox-static is not installed";
-  }
-
-  // Imports the busybox fixture into root as ref; returns the image ID.
-  std::string import_busybox(const std::string& root, const std::string& ref) {
-    std::string tar = dir.path() + "/busybox.tar";
-    if (::access(tar.c_str(), R_OK) != 0) make_busybox_tar(tar);
-    Result r = run_berth({"--root", root, "import", tar, ref});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return trim(r.out);
-  }
-
-  std::string image_id(const std::string& root, const std::string& ref) {
-    Result r = run_berth({"--root", root, "image", "inspect", ref});
-    if (r.exit_code != 0) return "";
-    return nlohmann::json::parse(r.out)[0].value("Id", "");
-  }
-
-  TempDir dir;
-};
+class RegistryTest : public RegistryFixture {};
 
 TEST_F(RegistryTest, PushThenPullIntoFreshRootKeepsImageId) {
   RegistryServer registry;

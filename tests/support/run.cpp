@@ -142,4 +142,9 @@ std::string TempDir::write(const std::string& rel, const std::string& content) c
   return p;
 }
 
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
 }  // namespace berth::test

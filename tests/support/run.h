@@ -16,6 +16,9 @@ struct Result {
 // Path of the berth binary under test (set by CMake).
 const std::string& berth_binary();
 
+// `s` without trailing newlines and spaces (a command's one-line output).
+std::string trim(std::string s);
+
 // Runs argv[0] with argv, feeding `input` on stdin; env entries "K=V" are
 // added to (or replace in) the current environment.
 Result run(const std::vector<std::string>& argv, const std::string& input = {},
