@@ -16,20 +16,6 @@
 namespace berth::test {
 namespace {
 
-std::string lines_of(const std::string& text, const std::string& needle) {
-  std::string out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.find(needle) != std::string::npos) out += line + "\n";
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::string s;
-  read_file_if_exists(path, s);
-  return s;
-}
-
 // A berth process running in the background with its output in files.
 struct Background {
   pid_t pid = -1;

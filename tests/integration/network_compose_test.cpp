@@ -13,14 +13,6 @@
 namespace berth::test {
 namespace {
 
-std::string lines_of(const std::string& text, const std::string& needle) {
-  std::string out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.find(needle) != std::string::npos) out += line + "\n";
-  return out;
-}
-
 std::string command_out(const std::string& cmd) {
   auto r = run({"/bin/sh", "-c", cmd});
   return r.out;

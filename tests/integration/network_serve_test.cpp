@@ -49,14 +49,6 @@ std::string http_unix(const std::string& socket, const std::string& target) {
   return out;
 }
 
-std::string lines_of_text(const std::string& text, const std::string& needle) {
-  std::string out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.find(needle) != std::string::npos) out += line + "\n";
-  return out;
-}
-
 bool alive(pid_t pid) {
   std::string stat;
   if (!read_file_if_exists("/proc/" + std::to_string(pid) + "/stat", stat)) return false;
@@ -574,7 +566,7 @@ services:
   ASSERT_FALSE(healthy_at.empty()) << db.dump();
   EXPECT_GT(web["State"]["StartedAt"].get<std::string>(), healthy_at);
   auto ps = compose({"compose", "ps"});
-  EXPECT_NE(lines_of_text(ps.out, "app-db-1").find("(healthy)"), std::string::npos) << ps.out;
+  EXPECT_NE(lines_of(ps.out, "app-db-1").find("(healthy)"), std::string::npos) << ps.out;
 
   EXPECT_TRUE(eventually([&] { return restart_count("app-crashy-1") == 2 && status("app-crashy-1") == "exited"; },
                          10000))

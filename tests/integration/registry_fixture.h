@@ -1,5 +1,5 @@
 // What the registry test files share: skip without docker-registry or
-// busybox, the busybox fixture imported into a root, image ids, files.
+// busybox, the busybox fixture imported into a root, image ids.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,13 +14,6 @@
 #include "tests/support/run.h"
 
 namespace berth::test {
-
-// The file's contents, "" when it does not exist (yet).
-inline std::string slurp(const std::string& path) {
-  std::string out;
-  read_file_if_exists(path, out);
-  return out;
-}
 
 class RegistryFixture : public ::testing::Test {
  protected:

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <filesystem>
 #include <map>
 #include <stdexcept>
@@ -145,6 +146,20 @@ std::string TempDir::write(const std::string& rel, const std::string& content) c
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+std::string lines_of(const std::string& text, const std::string& needle) {
+  std::string out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.find(needle) != std::string::npos) out += line + "\n";
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::string out;
+  read_file_if_exists(path, out);
+  return out;
 }
 
 }  // namespace berth::test

@@ -18,6 +18,10 @@ const std::string& berth_binary();
 
 // `s` without trailing newlines and spaces (a command's one-line output).
 std::string trim(std::string s);
+// The lines of `text` that contain `needle`, each with its newline.
+std::string lines_of(const std::string& text, const std::string& needle);
+// The file's contents, "" when it does not exist (yet).
+std::string slurp(const std::string& path);
 
 // Runs argv[0] with argv, feeding `input` on stdin; env entries "K=V" are
 // added to (or replace in) the current environment.
