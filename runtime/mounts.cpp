@@ -147,19 +147,24 @@ void copy_file(int from_dir, int to_dir, const char* name, const struct stat& st
   }
 }
 
-// Copies the tree under from (a directory fd) into to, keeping owners,
-// modes, times, symlinks and device nodes. Never follows a symlink.
-void copy_tree(int from, int to, int depth = 0) {
-  if (depth > 256) throw Error("copy-up: directory tree too deep");
-  int dup_fd = ::fcntl(from, F_DUPFD_CLOEXEC, 0);
+// A directory stream over a duplicate of `dir_fd` (the caller keeps its fd).
+std::unique_ptr<DIR, int (*)(DIR*)> dir_stream(int dir_fd) {
+  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) throw_errno("dup");
   DIR* d = ::fdopendir(dup_fd);
   if (!d) {
     ::close(dup_fd);
     throw_errno("fdopendir");
   }
-  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
-  while (auto* e = ::readdir(d)) {
+  return {d, ::closedir};
+}
+
+// Copies the tree under from (a directory fd) into to, keeping owners,
+// modes, times, symlinks and device nodes. Never follows a symlink.
+void copy_tree(int from, int to, int depth = 0) {
+  if (depth > 256) throw Error("copy-up: directory tree too deep");
+  auto d = dir_stream(from);
+  while (auto* e = ::readdir(d.get())) {
     const char* name = e->d_name;
     if (std::string_view(name) == "." || std::string_view(name) == "..") continue;
     struct stat st {};
@@ -192,15 +197,8 @@ void copy_up(int rootfd, const std::string& dest, const std::string& volume_dir)
   UniqueFd vol(::open(volume_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!vol) throw_errno("cannot open volume " + volume_dir);
   {
-    int dup_fd = ::fcntl(vol.get(), F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) throw_errno("dup");
-    DIR* d = ::fdopendir(dup_fd);
-    if (!d) {
-      ::close(dup_fd);
-      throw_errno("fdopendir");
-    }
-    std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
-    while (auto* e = ::readdir(d))
+    auto d = dir_stream(vol.get());
+    while (auto* e = ::readdir(d.get()))
       if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") return;  // not empty
   }
   UniqueFd src(openat2_in_root(rootfd, dest, O_RDONLY | O_DIRECTORY));
