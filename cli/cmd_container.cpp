@@ -16,6 +16,8 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <filesystem>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -141,6 +143,8 @@ struct RunOptions {
   std::vector<std::string> rest;  // IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
 };
 
+  bool init = false;
+  std::vector<std::string> sysctls;
 void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
   // -h is --hostname here, as in docker.
   cmd->set_help_flag("--help", "Print usage");
@@ -196,6 +200,8 @@ void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
 }
 
 std::vector<std::string> json_strings(const nlohmann::json& j) {
+  cmd->add_flag("--init", o.init, "Run an init inside the container that forwards signals and reaps processes");
+  cmd->add_option("--sysctl", o.sysctls, "Sysctl options (KEY=VALUE)")->allow_extra_args(false);
   std::vector<std::string> out;
   if (j.is_array())
     for (auto& v : j)
@@ -425,6 +431,13 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
     // the runtime adds PATH/HOSTNAME defaults; the image's Volumes became
     // anonymous volume mounts above.
     nlohmann::json cfg = {{"Env", s.process.env},
+  s.init = o.init;
+  for (auto& kv : o.sysctls) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error("invalid argument \"" + kv + "\" for \"--sysctl\" flag: want KEY=VALUE", 0, 125);
+    s.sysctls[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
                           {"WorkingDir", workdir},
                           {"User", s.process.user},
                           {"Labels", s.labels},
@@ -573,7 +586,9 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         {"NanoCpus", s.limits.nano_cpus},
         {"CpuShares", s.limits.cpu_shares},
         {"CpusetCpus", s.limits.cpuset_cpus},
-        {"PidsLimit", s.limits.pids_limit}}},
+        {"PidsLimit", s.limits.pids_limit},
+        {"Init", s.init ? nlohmann::json(true) : nlohmann::json()},
+        {"Sysctls", s.sysctls}}},
       {"GraphDriver",
        {{"Name", "overlay2"},
         {"Data",
@@ -634,6 +649,41 @@ void print_log_entry(const runtime::LogEntry& e, bool timestamps) {
   if (timestamps) os << e.time << " ";
   os << e.log;
 }
+// Bytes under dir as docker counts a container's size: regular files and
+// symlinks, each inode once, directories not at all.
+int64_t tree_size(const std::string& dir) {
+  int64_t total = 0;
+  std::set<std::pair<dev_t, ino_t>> seen;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, std::filesystem::directory_options::skip_permission_denied, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || S_ISDIR(st.st_mode) || st.st_size == 0) continue;
+    if (seen.insert({st.st_dev, st.st_ino}).second) total += st.st_size;
+  }
+  return total;
+}
+
+// `ps --format 'table ...'`: the header is the template rendered over
+// docker's column titles.
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> cells;
+  size_t start = 0;
+  for (;;) {
+    size_t tab = line.find('\t', start);
+    cells.push_back(line.substr(start, tab - start));
+    if (tab == std::string::npos) return cells;
+    start = tab + 1;
+  }
+}
+std::vector<std::string> ps_template_header(const std::string& tmpl) {
+  nlohmann::json titles = {{"ID", "CONTAINER ID"}, {"Image", "IMAGE"},    {"Command", "COMMAND"},
+                           {"CreatedAt", "CREATED AT"}, {"RunningFor", "CREATED"}, {"State", "STATE"},
+                           {"Status", "STATUS"},   {"Ports", "PORTS"},    {"Names", "NAMES"},
+                           {"Labels", "LABELS"},   {"Size", "SIZE"}};
+  return split_tabs(render_template(tmpl, titles));
+}
+
 
 }  // namespace
 
@@ -814,7 +864,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
 
   auto* ps = add_command(app, "ps", "List containers");
   auto ps_all = std::make_shared<bool>(false), ps_quiet = std::make_shared<bool>(false),
-       ps_notrunc = std::make_shared<bool>(false);
+       ps_notrunc = std::make_shared<bool>(false), ps_size = std::make_shared<bool>(false);
   auto ps_filters = std::make_shared<std::vector<std::string>>();
   auto ps_format = std::make_shared<std::string>();
   ps->add_flag("-a,--all", *ps_all, "Show all containers (default shows just running)");
@@ -822,14 +872,19 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   ps->add_flag("--no-trunc", *ps_notrunc, "Don't truncate output");
   ps->add_option("-f,--filter", *ps_filters, "Filter output (name=, id=, status=, label=, ancestor=)")
       ->allow_extra_args(false);
-  ps->add_option("--format", *ps_format, "Format the output: table (default) or json");
-  ps->callback([ps_all, ps_quiet, ps_notrunc, ps_filters, ps_format, &global] {
-    if (!ps_format->empty() && *ps_format != "json" && *ps_format != "table" && *ps_format != "{{json .}}")
-      throw UsageError("--format: want table or json");
-    bool as_json = *ps_format == "json" || *ps_format == "{{json .}}";
+  ps->add_option("--format", *ps_format, "Format the output: table, json, or a Go template ('table TEMPLATE' for a table)");
+  ps->callback([ps_all, ps_quiet, ps_notrunc, ps_size, ps_filters, ps_format, &global] {
+    const std::string& format = *ps_format;
+    bool as_json = format == "json" || format == "{{json .}}";
+    bool table_template = format.rfind("table ", 0) == 0;
+    bool custom = !as_json && !format.empty() && format != "table";
+    std::string tmpl = table_template ? format.substr(6) : format;
+    // docker: a template that shows .Size computes it without -s.
+    bool with_size = *ps_size || (custom && tmpl.find(".Size") != std::string::npos);
     // Filters: the same key ORs, different keys AND, as docker's.
     std::map<std::string, std::vector<std::string>> filters;
     for (auto& f : *ps_filters) {
+  ps->add_flag("-s,--size", *ps_size, "Display total file sizes");
       auto eq = f.find('=');
       std::string key = f.substr(0, eq), value = eq == std::string::npos ? "" : f.substr(eq + 1);
       if (key != "name" && key != "id" && key != "status" && key != "label" && key != "ancestor")
@@ -868,25 +923,42 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
         continue;
       }
       std::string cmd = quote_command(c.spec.process.args);
+    if (with_size && !custom) rows[0].push_back("SIZE");
+    if (table_template) rows[0] = ps_template_header(tmpl);
       if (!*ps_notrunc && !as_json && cmd.size() > 20) cmd = cmd.substr(0, 19) + "…";
-      std::string created = human_duration(now_epoch_seconds() - rfc3339_seconds(c.state.created_at)) + " ago";
-      if (as_json) {
+      std::string created = human_duration(now_epoch_seconds() - rfc3339_seconds(c.state.created_at));
+      std::string size = "0B";
+      if (with_size) {
+        // docker's SizeRw (the upper dir) and SizeRootFs (image + upper).
+        int64_t rw = tree_size(c.dir + "/upper"), all = rw;
+        for (auto& d : c.spec.lower_dirs) all += tree_size(d);
+        size = human_size(static_cast<double>(rw), 3) + " (virtual " + human_size(static_cast<double>(all), 3) + ")";
+      }
+      if (as_json || custom) {
         std::string labels;
         for (auto& [k, v] : c.spec.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
         nlohmann::json j = {{"ID", id},          {"Image", c.spec.image},
                             {"Command", "\"" + cmd + "\""},
                             {"CreatedAt", c.state.created_at},
-                            {"RunningFor", created},
+                            {"RunningFor", created + " ago"},
                             {"State", runtime::to_string(c.state.status)},
                             {"Status", status_text(c)},
                             {"Ports", ports_text(rt, c)}, {"Names", c.spec.name},
-                            {"Labels", labels}};
-        std::cout << j.dump() << "\n";
+                            {"Labels", labels},
+                            {"Size", size}};
+        if (as_json) {
+          std::cout << j.dump() << "\n";
+        } else if (table_template) {
+          rows.push_back(split_tabs(render_template(tmpl, j)));
+        } else {
+          std::cout << render_template(tmpl, j) << "\n";
+        }
         continue;
       }
-      rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created, status_text(c), ports_text(rt, c), c.spec.name});
+      rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created + " ago", status_text(c), ports_text(rt, c), c.spec.name});
+      if (with_size) rows.back().push_back(size);
     }
-    if (*ps_quiet || as_json) return;
+    if (*ps_quiet || as_json || (custom && !table_template)) return;
     print_table(rows);
   });
 

@@ -214,9 +214,7 @@ void warn_ignored(const ContainerSpec& c, std::vector<std::string>* warnings) {
   if (!warnings) return;
   const auto& s = c.service_spec;
   std::vector<std::string> keys;
-  if (s.init && *s.init) keys.push_back("init");
   if (!s.devices.empty()) keys.push_back("devices");
-  if (!s.sysctls.empty()) keys.push_back("sysctls");
   if (!s.pid.empty()) keys.push_back("pid");
   if (!s.ipc.empty()) keys.push_back("ipc");
   if (!s.group_add.empty()) keys.push_back("group_add");
@@ -287,6 +285,8 @@ runtime::ContainerSpec runtime_spec(const ContainerSpec& c, const ImageRootfs& i
   add_mounts(c, s);
   s.read_only_rootfs = svc.read_only;
   add_security(c, s);
+  s.init = svc.init.value_or(false);
+  s.sysctls = svc.sysctls;  // checked by the runtime's create
   add_limits(c, s);
   if (svc.shm_size) s.shm_size = svc.shm_size->value;
   for (const auto& [name, u] : svc.ulimits) {

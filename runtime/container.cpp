@@ -189,6 +189,7 @@ void validate_spec(const ContainerSpec& spec) {
     fail("the working directory \"" + spec.process.cwd + "\" is invalid: it needs to be an absolute path");
 }
 
+  validate_sysctls(spec);
 std::unique_ptr<SeccompFilter> seccomp_for(const SecuritySpec& sec, uint64_t caps, const std::string& cache_dir) {
   if (sec.privileged || sec.seccomp_profile == "unconfined") return nullptr;
   if (sec.seccomp_profile.empty()) return SeccompFilter::compile(default_seccomp_profile(caps), cache_dir);
@@ -539,8 +540,10 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
   if (c.state.status == Status::Running || c.state.status == Status::Paused)
     return 0;  // docker: starting a running container is a no-op
   if (c.state.status == Status::Dead) fail("container " + c.spec.name + " is dead; remove it");
-  if (c.state.manually_stopped) {
-    // Started again: its restart policy applies again.
+  if (c.state.manually_stopped || (c.state.restart_count != 0 && !attach.by_restart_policy)) {
+    // Started again: its restart policy applies again; a start that is not
+    // the policy's own counts restarts from 0 again (docker's
+    // resetRestartManager).
     ContainerState st = state::load_state(c.dir);
     st.manually_stopped = false;
     state::save_state(c.dir, st, false);
@@ -575,6 +578,7 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
   pid_t middle = ::fork();
   if (middle < 0) throw_errno("fork");
   if (middle == 0) {
+    if (!attach.by_restart_policy) st.restart_count = 0;
     report_r.reset();
     pid_t monitor = ::fork();
     if (monitor != 0) ::_exit(monitor < 0 ? 1 : 0);
@@ -584,6 +588,7 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
     m.run_dir = run_dir;
     m.init = init;
     m.attach = attach;
+  if (c.spec.init) init.init_binary = find_init_binary(paths_.self_exe);
     m.cgroup = cgroup.get();
     m.report_fd = report_w.release();
     run_monitor(m);
@@ -832,3 +837,66 @@ int Runtime::exec(const std::string& ref, const ProcessSpec& process, bool detac
 }
 
 }  // namespace berth::runtime
+void Runtime::with_root(const std::string& ref, const std::function<void(int root_fd)>& fn) const {
+  Container c = get(ref);
+  if (c.state.status == Status::Dead) throw Error("container " + c.spec.name + " is dead; remove it", 0, 1);
+  // A start now would mount the same upper dir a second time.
+  ContainerLock lock(c.dir);
+  c = get(c.id);
+  if (c.state.status == Status::Running || c.state.status == Status::Paused) {
+    auto rec = state::load_runtime(state::runtime_dir(paths_, c.id));
+    UniqueFd pidfd = rec ? open_pidfd(rec->pid, rec->pid_start) : UniqueFd();
+    if (!pidfd) throw Error("container " + c.spec.name + " is not running any more", 0, 1);
+    std::string path = "/proc/" + std::to_string(rec->pid) + "/root";
+    UniqueFd root(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("cannot open the root of container " + c.spec.name);
+    // The pid was still the container's init when its root was opened.
+    if (!state::process_matches(rec->pid, rec->pid_start))
+      throw Error("container " + c.spec.name + " is not running any more", 0, 1);
+    fn(root.get());
+    return;
+  }
+  // Stopped: the container's view, built in a mount namespace that dies
+  // with the child.
+  InitConfig view;
+  view.container_dir = c.dir;
+  view.spec = c.spec;
+  resolve_volume_mounts(view, paths_, false);
+  int errp[2];
+  if (::pipe2(errp, O_CLOEXEC) != 0) throw_errno("pipe");
+  UniqueFd err_r(errp[0]), err_w(errp[1]);
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t child = ::fork();
+  if (child < 0) throw_errno("fork");
+  if (child == 0) {
+    err_r.reset();
+    try {
+      if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare(CLONE_NEWNS)");
+      mount_copy_view(view);
+      std::string merged = c.dir + "/merged";
+      UniqueFd root(::open(merged.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!root) throw_errno("cannot open " + merged);
+      fn(root.get());
+      root.reset();
+      // Let go of the overlay now rather than when the namespace is
+      // reaped, so a start right after the copy finds its upper dir free.
+      ::umount2(merged.c_str(), MNT_DETACH);
+    } catch (const Error& e) {
+      child_fail(err_w.get(), e.exit_code() ? e.exit_code() : 1, e.what());
+    } catch (const std::exception& e) {
+      child_fail(err_w.get(), 1, e.what());
+    }
+    ::_exit(0);
+  }
+  err_w.reset();
+  int code = 0;
+  std::string why;
+  bool failed = read_child_error(err_r.get(), code, why);
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (failed) throw Error(why, 0, code);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) throw Error("the copy process failed", 0, 1);
+}
+

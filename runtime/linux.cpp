@@ -19,7 +19,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "base/error.h"
 #include "base/fs.h"
@@ -95,6 +97,64 @@ bool read_child_error(int fd, int& code, std::string& message) {
   if (buf.empty()) return false;
   auto nl = buf.find('\n');
   code = std::atoi(buf.substr(0, nl).c_str());
+std::string find_init_binary(const std::string& self_exe) {
+  std::string exe = self_exe;
+  if (exe.empty()) {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) throw_errno("--init: cannot read /proc/self/exe");
+    exe.assign(buf, static_cast<size_t>(n));
+  }
+  std::string path = exe.substr(0, exe.rfind('/') + 1) + "berth-init";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw Error("--init: the init binary " + path + " is missing (it is installed next to berth)", 0, 125);
+  return path;
+}
+
+void validate_sysctls(const ContainerSpec& spec) {
+  static const char* const kIpc[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",  "kernel.sem",
+                                     "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"};
+  for (auto& [key, value] : spec.sysctls) {
+    // Dots separate components (a slash stands for a dot in a name, as
+    // sysctl(8) writes net.ipv4.conf.eth0/100.forwarding); nothing that
+    // could climb out of /proc/sys.
+    bool well_formed = !key.empty() && key.front() != '.' && key.back() != '.' &&
+                       key.find("..") == std::string::npos &&
+                       key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/") ==
+                           std::string::npos &&
+                       key.find("/.") == std::string::npos && key.find("./") == std::string::npos &&
+                       key.front() != '/' && key.back() != '/';
+    if (!well_formed) throw Error("invalid sysctl name '" + key + "'", 0, 125);
+    if (value.find('\n') != std::string::npos) throw Error("invalid value for sysctl '" + key + "'", 0, 125);
+    bool ipc = std::any_of(std::begin(kIpc), std::end(kIpc), [&](const char* k) { return key == k; }) ||
+               key.rfind("fs.mqueue.", 0) == 0;
+    bool net = key.rfind("net.", 0) == 0;
+    if (net && spec.network == NetworkMode::Host)
+      throw Error("sysctl '" + key + "' is not allowed with --network host: the container shares the host's network namespace", 0,
+                  125);
+    if (!ipc && !net)
+      throw Error("sysctl '" + key +
+                      "' is not whitelisted: a container may only set namespaced sysctls (kernel.msgmax, kernel.msgmnb, "
+                      "kernel.msgmni, kernel.sem, kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, "
+                      "fs.mqueue.*, net.*)",
+                  0, 125);
+  }
+}
+
+// Written from inside the container's namespaces (IPC and net sysctls are
+// those of the writing task), before the rootfs hides the host's /proc.
+static void write_sysctls(const std::map<std::string, std::string>& sysctls) {
+  for (auto& [key, value] : sysctls) {
+    std::string path = "/proc/sys/";
+    for (char ch : key) path += ch == '.' ? '/' : ch == '/' ? '.' : ch;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) throw_errno("cannot set sysctl " + key + ": open " + path);
+    if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+      throw_errno("cannot set sysctl " + key + " to \"" + value + "\"");
+  }
+}
+
   message = nl == std::string::npos ? "" : buf.substr(nl + 1);
   if (code == 0) code = 125;
   return true;
@@ -257,6 +317,7 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
     if (::sethostname(spec.hostname.data(), spec.hostname.size()) != 0) throw_errno("sethostname");
     if (spec.network == NetworkMode::Netns) {
       // Before pivot_root, while the path is still reachable.
+    write_sysctls(spec.sysctls);
       UniqueFd ns(::open(spec.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
       if (!ns) throw_errno("cannot open the network namespace " + spec.netns_path);
       if (::setns(ns.get(), CLONE_NEWNET) != 0) throw_errno("cannot join the network namespace " + spec.netns_path);
@@ -283,6 +344,12 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
 
     // docker creates a missing working directory.
     std::string cwd = spec.process.cwd.empty() ? "/" : spec.process.cwd;
+    if (spec.init) {
+      // docker's --init: the init runs the command as its child.
+      ProcessSpec with_init = spec.process;
+      with_init.args.insert(with_init.args.begin(), {kInitPath, "--"});
+      finish_and_exec(cfg, with_init, cfg.env, error_fd);
+    }
     if (::chdir(cwd.c_str()) != 0) {
       make_dirs(cwd);
       if (::chdir(cwd.c_str()) != 0) throw_errno("cannot enter the working directory " + cwd);

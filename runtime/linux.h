@@ -40,7 +40,21 @@ struct InitConfig {
   int console_socket = -1;
   std::vector<CgroupMountSpec> cgroup_mounts;  // for /sys/fs/cgroup inside
   std::vector<VolumeMount> volume_mounts;      // how spec.mounts' volumes are mounted
+  // spec.init: the host path of berth-init, bound at kInitPath.
+  std::string init_binary;
 };
+
+// Where --init's binary appears in the container (docker's path).
+inline constexpr const char* kInitPath = "/sbin/docker-init";
+
+// berth-init next to the berth binary (self_exe, or /proc/self/exe when
+// empty); throws (125) when it is not there.
+std::string find_init_binary(const std::string& self_exe);
+
+// --sysctl: throws (125) unless every key is one docker lets a container
+// set (namespaced: IPC's kernel.* keys, fs.mqueue.*, and net.* when the
+// container has a network namespace of its own).
+void validate_sysctls(const ContainerSpec& spec);
 
 // Unmounts (every stacked mount) and unlinks a netns file; missing is fine.
 void remove_netns_file(const std::string& path);
@@ -61,6 +75,11 @@ int clone_flags(const ContainerSpec& spec);
 
 // Mounts the overlay rootfs and everything docker mounts, then pivot_root.
 void setup_rootfs(const InitConfig& cfg);
+
+// `cp` on a stopped container, in a private mount namespace: the overlay
+// rootfs at <container_dir>/merged with the container's volumes and binds
+// mounted in it (read-only where the container has them read-only).
+void mount_copy_view(const InitConfig& cfg);
 
 // Apply the process side of the config (no_new_privs, bounding set,
 // seccomp, user, capabilities) and exec; shared with `exec`. Never returns.

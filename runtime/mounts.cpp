@@ -286,6 +286,36 @@ void mount_cgroups(int rootfd, const InitConfig& cfg) {
 
 }  // namespace
 
+void mount_copy_view(const InitConfig& cfg) {
+  const ContainerSpec& spec = cfg.spec;
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) throw_errno("cannot make / rslave");
+  std::string merged = cfg.container_dir + "/merged";
+  do_mount("overlay", merged, "overlay", spec.read_only_rootfs ? MS_RDONLY : 0, overlay_options(cfg), "the overlay rootfs");
+  UniqueFd root(::open(merged.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) throw_errno("cannot open " + merged);
+  // Volumes and binds, parents first, as the container would see them; a
+  // tmpfs has nothing in it while the container is stopped.
+  auto depth = [](const std::string& p) { return components(p).size(); };
+  std::vector<size_t> order(spec.mounts.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return depth(spec.mounts[a].destination) < depth(spec.mounts[b].destination);
+  });
+  for (size_t i : order) {
+    const MountSpec& m = spec.mounts[i];
+    const VolumeMount* vm = nullptr;
+    for (auto& v : cfg.volume_mounts)
+      if (v.index == i) vm = &v;
+    if (vm && !vm->fstype.empty()) {
+      mount_in_root(root.get(), m.destination, true, vm->device, vm->fstype.c_str(), m.read_only ? MS_RDONLY : 0, vm->data);
+    } else if (m.type == MountSpec::Type::Bind) {
+      if (!path_exists(m.source)) continue;
+      mount_in_root(root.get(), m.destination, is_directory(m.source), m.source, nullptr,
+                    MS_BIND | MS_REC | (m.read_only ? MS_RDONLY : 0), "");
+    }
+  }
+}
+
 void setup_rootfs(const InitConfig& cfg) {
   const ContainerSpec& spec = cfg.spec;
   // Host mount events still reach us, ours never reach the host.
@@ -351,6 +381,9 @@ void setup_rootfs(const InitConfig& cfg) {
       mount_in_root(r, m.destination, true, "tmpfs", "tmpfs", flags, data);
     }
   }
+
+  if (!cfg.init_binary.empty())
+    mount_in_root(r, kInitPath, false, cfg.init_binary, nullptr, MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, "");
 
   for (const char* f : {"hosts", "hostname", "resolv.conf"}) {
     std::string dest = std::string("/etc/") + f;

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -153,6 +154,12 @@ struct ContainerSpec {
   std::string restart_policy = "no";
   HealthcheckSpec healthcheck;  // stored for the supervisor
   bool auto_remove = false;            // --rm: the monitor removes the container on exit
+  // --sysctl KEY=VALUE: written in the container's namespaces before its
+  // command runs. Only namespaced keys (create() checks them as docker does).
+  std::map<std::string, std::string> sysctls;
+  // --init: berth-init (a tiny static init next to the berth binary) is
+  // bind-mounted at /sbin/docker-init and runs as PID 1, the command as its child.
+  bool init = false;
   // Opaque to the runtime: stored with the container and handed back
   // unchanged (the CLI keeps the image ID and the image-derived config here).
   std::map<std::string, std::string> annotations;
@@ -215,6 +222,9 @@ struct Paths {
 struct Attach {
   bool attach = false;      // stdout/stderr forwarded to the caller's fds 1 and 2, exit code returned
   bool stdin = false;       // the caller's fd 0 becomes the container's stdin
+  // A start by a restart policy (the supervisor): keeps RestartCount. Any
+  // other start resets it to 0, as docker's start by a user does.
+  bool by_restart_policy = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -280,3 +290,11 @@ std::string new_container_id();
 constexpr int exit_code_for_signal(int n) { return 128 + n; }
 
 }  // namespace berth::runtime
+  // Calls fn with an O_PATH fd of the container's root directory as the
+  // container sees it, mounts included (for `cp`, runtime/archive.h): a
+  // running container's through /proc/PID/root; a stopped one's rootfs,
+  // volumes and binds mounted in a private mount namespace of a child
+  // process, in which fn then runs (an Error it throws is rethrown here
+  // with its message and exit code).
+  void with_root(const std::string& id_or_name, const std::function<void(int root_fd)>& fn) const;
+

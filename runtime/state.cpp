@@ -140,6 +140,8 @@ std::string to_json(const ContainerSpec& s) {
       {"auto_remove", s.auto_remove},
       {"annotations", s.annotations},
   };
+  if (!s.sysctls.empty()) j["sysctls"] = s.sysctls;
+  if (s.init) j["init"] = true;
   return j.dump(2);
 }
 
@@ -207,6 +209,8 @@ ContainerSpec spec_from_json(const std::string& text) {
   s.healthcheck.retries = hc.value("retries", 0);
   s.auto_remove = j.value("auto_remove", false);
   s.annotations = j.value("annotations", std::map<std::string, std::string>{});
+  s.sysctls = j.value("sysctls", std::map<std::string, std::string>{});
+  s.init = j.value("init", false);
   return s;
 }
 

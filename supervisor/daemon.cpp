@@ -1247,7 +1247,9 @@ void restart_by_policy(const runtime::Paths& paths, const std::string& id, int r
   runtime::ContainerState st = runtime::state::load_state(c.dir);
   st.restart_count = restart_count;
   runtime::state::save_state(c.dir, st, false);
-  rt.start(c.id);
+  runtime::Attach by_policy;
+  by_policy.by_restart_policy = true;
+  rt.start(c.id, by_policy);
 }
 
 }  // namespace berth::supervisor
