@@ -550,10 +550,7 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
   if (!f.project.project_name.empty() && f.project.files.empty()) {
     // -p alone: the project need not have a compose file here.
     options.project = f.project.project_name;
-    try {
-      project = load_project_or_exit(f.project);
-    } catch (const Error&) {
-    }
+    project = try_load_project(f.project);
   } else {
     project = load_project_or_exit(f.project);
     options.project = project->name;
@@ -1294,9 +1291,35 @@ void add_ls(CLI::App& parent, const GlobalOptions& g) {
     struct Project {
       std::map<std::string, int> states;
       std::string config_files;
+      std::string last_error;  // of serve --watch's last apply
+      bool watched = false;
     };
     std::map<std::string, Project> projects;
-    if (is_directory(g.root)) {
+    // A running `berth serve` answers for the projects it knows (and for
+    // the apply status of those it watches); without one, read the disk.
+    // ls never starts a daemon.
+    std::optional<json> answer;
+    runtime::Paths paths = paths_of(g);
+    if (path_exists(supervisor::socket_path(paths))) {
+      try {
+        auto r = supervisor::http_request(supervisor::socket_path(paths), "GET", "/projects", {},
+                                          std::chrono::seconds(5));
+        if (r.status == 200) answer = json::parse(r.body, nullptr, false);
+        if (answer && !answer->is_array()) answer.reset();
+      } catch (const Error&) {
+      }
+    }
+    if (answer) {
+      for (const auto& e : *answer) {
+        auto& p = projects[e.value("Name", "")];
+        if (e.contains("States") && e["States"].is_object())
+          for (auto& [state, n] : e["States"].items()) p.states[state] = n.get<int>();
+        p.config_files = e.value("ConfigFiles", "");
+        p.last_error = e.value("LastError", "");
+        p.watched = e.contains("Watch");
+      }
+      projects.erase("");
+    } else if (is_directory(g.root)) {
       runtime::Runtime rt(paths_of(g));
       for (const auto& c : rt.list()) {
         std::string name = label_of(c, label::project);
@@ -1313,7 +1336,8 @@ void add_ls(CLI::App& parent, const GlobalOptions& g) {
     };
     std::vector<std::string> names;
     for (const auto& [name, p] : projects)
-      if (f->all || p.states.count("running") || p.states.count("paused") || p.states.count("restarting"))
+      if (f->all || p.states.count("running") || p.states.count("paused") || p.states.count("restarting") ||
+          (p.watched && p.states.empty()))
         names.push_back(name);
     if (f->quiet) {
       for (const auto& n : names) std::cout << n << "\n";
@@ -1321,14 +1345,21 @@ void add_ls(CLI::App& parent, const GlobalOptions& g) {
     }
     if (f->format == "json") {
       json arr = json::array();
-      for (const auto& n : names)
-        arr.push_back({{"Name", n}, {"Status", status_of(projects[n])}, {"ConfigFiles", projects[n].config_files}});
+      for (const auto& n : names) {
+        json e = {{"Name", n}, {"Status", status_of(projects[n])}, {"ConfigFiles", projects[n].config_files}};
+        if (!projects[n].last_error.empty()) e["LastError"] = projects[n].last_error;
+        arr.push_back(std::move(e));
+      }
       std::cout << arr.dump() << "\n";
       return;
     }
     if (f->format != "table") throw UsageError("--format: want table or json, got \"" + f->format + "\"");
     std::vector<std::vector<std::string>> rows{{"NAME", "STATUS", "CONFIG FILES"}};
-    for (const auto& n : names) rows.push_back({n, status_of(projects[n]), projects[n].config_files});
+    for (const auto& n : names) {
+      std::string status = status_of(projects[n]);
+      if (!projects[n].last_error.empty()) status += (status.empty() ? "" : ", ") + std::string("apply failed");
+      rows.push_back({n, status, projects[n].config_files});
+    }
     print_table(rows);
   });
 }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/time.h"
 #include "cli/cli.h"
 #include "cli/version.h"
@@ -89,13 +90,24 @@ static void register_serve_commands(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::Range(100, 3'600'000));
   serve->add_flag("--no-dns", *no_dns, "Do not host the embedded DNS server");
-  serve->callback([resync_ms, no_dns, &global] {
+  auto watch = std::make_shared<std::string>();
+  auto watch_ms = std::make_shared<int>(10'000);
+  serve->add_option("--watch", *watch,
+                    "GitOps: keep every compose file in DIR applied (DIR/NAME.yaml or DIR/NAME/compose.yaml is "
+                    "project NAME; deleting it takes the project down)");
+  serve->add_option("--watch-interval", *watch_ms, "Milliseconds between rescans of the --watch directory (the safety net)")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3'600'000));
+  serve->callback([resync_ms, no_dns, watch, watch_ms, &global] {
     supervisor::ServeOptions o;
     o.paths = paths_for(global);
     o.version = kVersion;
     o.git_commit = kGitCommit;
     o.resync_interval_ms = *resync_ms;
     o.dns = !*no_dns;
+    if (!watch->empty() && !is_directory(*watch)) throw UsageError("--watch: " + *watch + " is not a directory");
+    o.watch_dir = *watch;
+    o.watch_rescan_ms = *watch_ms;
     supervisor::serve(o);
   });
 

@@ -30,7 +30,9 @@ std::map<std::string, std::string> process_environment() {
   return env;
 }
 
-spec::Project load_project_or_exit(const ProjectFlags& flags, const std::vector<std::string>& services) {
+namespace {
+
+spec::LoadOptions load_options(const ProjectFlags& flags, const std::vector<std::string>& services) {
   spec::LoadOptions load;
   load.files = flags.files;
   load.project_name = flags.project_name;
@@ -39,6 +41,21 @@ spec::Project load_project_or_exit(const ProjectFlags& flags, const std::vector<
   load.profiles = flags.profiles;
   load.services = services;
   load.environment = process_environment();
+  return load;
+}
+
+}  // namespace
+
+std::optional<spec::Project> try_load_project(const ProjectFlags& flags) {
+  try {
+    return spec::load_project(load_options(flags, {}));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+spec::Project load_project_or_exit(const ProjectFlags& flags, const std::vector<std::string>& services) {
+  spec::LoadOptions load = load_options(flags, services);
   spec::Project project;
   try {
     project = spec::load_project(load);

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ std::map<std::string, std::string> process_environment();
 // to the log. `services` are named on the command line (enabled despite
 // profiles).
 spec::Project load_project_or_exit(const ProjectFlags& flags, const std::vector<std::string>& services = {});
+
+// The project the flags name, or nullopt (silently) when it cannot be
+// loaded: for commands where the compose file is optional (`down -p X`).
+std::optional<spec::Project> try_load_project(const ProjectFlags& flags);
 
 // Adds `config` (as `berth config`) under `parent` (`berth compose config`);
 // project flags given to `parent` (`outer`, may be null) apply when the

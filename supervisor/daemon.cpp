@@ -28,6 +28,7 @@
 #include "net/store.h"
 #include "runtime/state.h"
 #include "supervisor/client.h"
+#include "supervisor/gitops.h"
 #include "supervisor/policy.h"
 #include "supervisor/serve.h"
 
@@ -258,7 +259,13 @@ class Daemon {
   bool network_watched_ = false;
   std::map<std::string, std::unique_ptr<Tracked>> tracked_;
   std::set<Connection*> connections_;
-  std::deque<json> history_;
+  // The last 1024 events, as the lines sent (a parsed json per event costs
+  // several times the text; only a replay with a filter parses them again).
+  struct Past {
+    int64_t time_ns;
+    std::string line;
+  };
+  std::deque<Past> history_;
   bool stopping_ = false;
   bool scanned_ = false;  // the first resync adopts silently (no events)
   // DNS
@@ -269,6 +276,7 @@ class Daemon {
   };
   std::map<std::string, Attached> attached_;  // by netns path
   std::map<std::string, net::NetworkRecord> networks_;  // last seen, by id
+  std::unique_ptr<GitOps> gitops_;
 };
 
 // ---------------------------------------------------------------------------
@@ -289,9 +297,9 @@ void Daemon::emit(const std::string& type, const std::string& action, const std:
     e["from"] = from;
   }
   spdlog::info("event {} {} {}", type, action, id.substr(0, 12));
-  history_.push_back(e);
-  while (history_.size() > 1024) history_.pop_front();
   std::string line = e.dump() + "\n";
+  history_.push_back({t, line});
+  while (history_.size() > 1024) history_.pop_front();
   for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end())) {
     if (!c->streaming || c->closing || !c->filter.matches(e)) continue;
     char size[32];
@@ -461,12 +469,26 @@ json Daemon::projects_json() {
     if (auto f = c.spec.labels.find("com.docker.compose.project.config_files"); f != c.spec.labels.end())
       files[it->second].insert(f->second);
   }
+  // Watched projects (serve --watch) are listed even before they have
+  // containers, with their apply status.
+  std::map<std::string, WatchStatus> watched;
+  if (gitops_)
+    for (auto& w : gitops_->status()) {
+      states[w.name];
+      watched[w.name] = w;
+    }
   json out = json::array();
   for (auto& [name, counts] : states) {
     std::string status, cfg;
     for (auto& [s, n] : counts) status += (status.empty() ? "" : ", ") + s + "(" + std::to_string(n) + ")";
     for (auto& f : files[name]) cfg += (cfg.empty() ? "" : ",") + f;
-    out.push_back({{"Name", name}, {"Status", status}, {"ConfigFiles", cfg}});
+    json entry = {{"Name", name}, {"Status", status}, {"ConfigFiles", cfg}, {"States", counts}};
+    if (auto w = watched.find(name); w != watched.end()) {
+      if (cfg.empty()) entry["ConfigFiles"] = w->second.file;
+      if (!w->second.last_error.empty()) entry["LastError"] = w->second.last_error;
+      entry["Watch"] = to_json(w->second);
+    }
+    out.push_back(std::move(entry));
   }
   return out;
 }
@@ -534,14 +556,13 @@ void Daemon::on_request(Connection* c) {
               "1.43\r\nServer: berth\r\n\r\n");
       std::string replay;
       if (f.since_ns > 0)
-        for (auto& e : history_)
-          if (e.value("timeNano", int64_t{0}) >= f.since_ns && (f.until_ns == 0 || e.value("timeNano", int64_t{0}) <= f.until_ns) &&
-              f.matches(e)) {
-            std::string line = e.dump() + "\n";
-            char size[32];
-            std::snprintf(size, sizeof size, "%zx\r\n", line.size());
-            replay += std::string(size) + line + "\r\n";
-          }
+        for (auto& past : history_) {
+          if (past.time_ns < f.since_ns || (f.until_ns != 0 && past.time_ns > f.until_ns)) continue;
+          if (!f.by.empty() && !f.matches(json::parse(past.line, nullptr, false))) continue;
+          char size[32];
+          std::snprintf(size, sizeof size, "%zx\r\n", past.line.size());
+          replay += std::string(size) + past.line + "\r\n";
+        }
       if (!replay.empty()) send(c, replay);
       if (f.until_ns > 0 && f.until_ns <= now_ns()) {
         send(c, "0\r\n\r\n");
@@ -1132,6 +1153,7 @@ void Daemon::shutdown() {
     if (c->streaming) send(c, "0\r\n\r\n");
     close_connection(c);
   }
+  if (gitops_) gitops_->stop();
   for (auto& [path, a] : attached_) dns_->detach(a.listener);
   attached_.clear();
   dns_.reset();
@@ -1224,6 +1246,31 @@ void Daemon::run() {
 
   spdlog::info("berth serve {} listening on {} (root {})", opt_.version, socket_, paths.root);
   resync();  // adopt what runs, restart what the policies say should run
+  if (!opt_.watch_dir.empty()) {
+    GitOps::Options go;
+    go.dir = opt_.watch_dir;
+    go.exe = exe_;
+    go.paths = paths;
+    go.rescan_ms = opt_.watch_rescan_ms;
+    go.debounce_ms = opt_.watch_debounce_ms;
+    gitops_ = std::make_unique<GitOps>(
+        &loop_, go,
+        [this](const std::string& action, const std::string& project, json attrs) {
+          emit("reconcile", action, project, std::move(attrs));
+        },
+        [this] {
+          std::map<std::string, std::string> out;
+          for (auto& [id, t] : tracked_) {
+            if (!t->last) continue;
+            auto& labels = t->last->spec.labels;
+            auto p = labels.find("com.docker.compose.project");
+            auto f = labels.find("com.docker.compose.project.config_files");
+            if (p != labels.end() && f != labels.end()) out[p->second] = f->second;
+          }
+          return out;
+        });
+    gitops_->start();
+  }
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Let every close callback run.
   uv_run(&loop_, UV_RUN_NOWAIT);

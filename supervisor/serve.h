@@ -22,6 +22,11 @@ struct ServeOptions {
   std::string git_commit;
   int resync_interval_ms = 5000;  // the safety-net full resync
   bool dns = true;                // host the embedded DNS server
+  // GitOps (supervisor/gitops.h): the directory of compose files to keep
+  // applied ("" = none), and its safety-net rescan.
+  std::string watch_dir;
+  int watch_rescan_ms = 10'000;
+  int watch_debounce_ms = 300;
 };
 
 // Runs until SIGTERM or SIGINT (clean shutdown: containers are left
