@@ -35,6 +35,7 @@
 #include "reconciler/driver.h"
 #include "reconciler/image_rootfs.h"
 #include "reconciler/observe.h"
+#include "reconciler/process_driver.h"
 #include "reconciler/reconciler.h"
 #include "runtime/logfile.h"
 #include "supervisor/client.h"
@@ -44,6 +45,9 @@ namespace berth::cli {
 namespace {
 
 namespace label = reconciler::label;
+
+// Operations in flight at once in up/down (COMPOSE_PARALLEL_LIMIT overrides).
+constexpr std::size_t kDefaultParallel = 8;
 using nlohmann::json;
 
 runtime::Paths paths_of(const GlobalOptions& g) { return runtime::Paths{g.root, g.run_root, {}}; }
@@ -482,16 +486,25 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   // Resolve each service's image once (so that a retagged image recreates
   // its containers); why one is missing is kept for the error below.
   std::map<std::string, std::string> image_errors;
+  // Services often share an image: each reference is looked up once.
+  std::map<std::string, std::pair<std::string, std::string>> resolved;  // reference -> (id, error)
   for (const auto& [name, s] : project.services) {
     if (s.image.empty()) {
       image_errors[name] = "no image (berth cannot build images yet)";
       continue;
     }
-    try {
-      desired_options.image_ids[name] = reconciler::resolve_image(g.root, s.image).id;
-    } catch (const Error& e) {
-      image_errors[name] = e.what();
+    auto it = resolved.find(s.image);
+    if (it == resolved.end()) {
+      std::pair<std::string, std::string> r;
+      try {
+        r.first = reconciler::resolve_image(g.root, s.image).id;
+      } catch (const Error& e) {
+        r.second = e.what();
+      }
+      it = resolved.emplace(s.image, std::move(r)).first;
     }
+    if (it->second.second.empty()) desired_options.image_ids[name] = it->second.first;
+    else image_errors[name] = it->second.second;
   }
   reconciler::DesiredState desired = reconciler::desired_state(project, desired_options);
   reconciler::UpOptions options;
@@ -523,15 +536,17 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   if (f.wait_timeout > 0) dopts.wait_timeout = std::chrono::seconds(f.wait_timeout);
   dopts.warn = [](const std::string& w) { std::cerr << "WARN " << w << "\n"; };
   reconciler::RuntimeDriver driver(paths, dopts);
+  // Independent operations run at once, each in its own process.
+  reconciler::ProcessDriver parallel(driver);
   reconciler::ExecutorOptions eopts;
-  eopts.max_parallel = 1;  // the driver blocks; one at a time keeps progress readable
+  eopts.max_parallel = reconciler::parallel_limit(kDefaultParallel);
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
   // `berth serve` enforces restart policies, runs healthchecks (which
   // service_healthy waits on) and answers DNS on berth networks: make sure
   // one runs for these roots when the app needs any of that.
   if (!plan.operations.empty() && needs_supervisor(project, g.root)) supervisor::ensure_daemon(paths);
-  auto result = reconciler::run_plan(plan, driver, eopts);
+  auto result = reconciler::run_plan(plan, parallel, eopts, [&] { return parallel.drain(); });
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << "Error " << e << "\n";
     exit_with(1);
@@ -604,11 +619,12 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
   dopts.stop_timeout = given(f.timeout);
   dopts.remove_anonymous_volumes = f.volumes;
   reconciler::RuntimeDriver driver(paths, dopts);
+  reconciler::ProcessDriver parallel(driver);
   reconciler::ExecutorOptions eopts;
-  eopts.max_parallel = 1;
+  eopts.max_parallel = reconciler::parallel_limit(kDefaultParallel);
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
-  auto result = reconciler::run_plan(plan, driver, eopts);
+  auto result = reconciler::run_plan(plan, parallel, eopts, [&] { return parallel.drain(); });
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << "Error " << e << "\n";
     rc = 1;

@@ -24,6 +24,82 @@
 // Last: ldns's headers define macros (true/false) that break C++ headers after them.
 #include <ldns/ldns.h>
 
+#include <dlfcn.h>
+
+namespace berth::net {
+
+namespace {
+
+// libldns, loaded (dlopen) by the first DNS message berth reads or writes:
+// only `berth serve` answers DNS, and linking ldns (and the libssl it
+// needs) made every berth command map them at start-up. The function
+// types come from <ldns/ldns.h>.
+#define BERTH_LDNS_FUNCTIONS(X) \
+  X(ldns_dname_new_frm_str) \
+  X(ldns_pkt2wire) \
+  X(ldns_pkt_clone) \
+  X(ldns_pkt_edns_udp_size) \
+  X(ldns_pkt_free) \
+  X(ldns_pkt_get_opcode) \
+  X(ldns_pkt_id) \
+  X(ldns_pkt_new) \
+  X(ldns_pkt_push_rr) \
+  X(ldns_pkt_qr) \
+  X(ldns_pkt_question) \
+  X(ldns_pkt_rd) \
+  X(ldns_pkt_set_aa) \
+  X(ldns_pkt_set_edns_udp_size) \
+  X(ldns_pkt_set_id) \
+  X(ldns_pkt_set_qr) \
+  X(ldns_pkt_set_ra) \
+  X(ldns_pkt_set_rcode) \
+  X(ldns_pkt_set_rd) \
+  X(ldns_pkt_set_tc) \
+  X(ldns_rdf2str) \
+  X(ldns_rdf_clone) \
+  X(ldns_rdf_new_frm_data) \
+  X(ldns_rr_clone) \
+  X(ldns_rr_get_type) \
+  X(ldns_rr_list_rr) \
+  X(ldns_rr_list_rr_count) \
+  X(ldns_rr_new) \
+  X(ldns_rr_owner) \
+  X(ldns_rr_push_rdf) \
+  X(ldns_rr_set_class) \
+  X(ldns_rr_set_owner) \
+  X(ldns_rr_set_ttl) \
+  X(ldns_rr_set_type) \
+  X(ldns_wire2pkt)
+
+struct Libldns {
+#define X(f) decltype(&::f) f = nullptr;
+  BERTH_LDNS_FUNCTIONS(X)
+#undef X
+};
+
+constexpr const char* kLibldns = "libldns.so.3";
+
+const Libldns& ldns() {
+  static Libldns lib;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* h = ::dlopen(kLibldns, RTLD_NOW | RTLD_LOCAL);
+    if (!h) throw Error(std::string("cannot load ") + kLibldns + " (" + ::dlerror() + "): install Debian's libldns3");
+    Libldns l;
+#define X(f)                                                      \
+  l.f = reinterpret_cast<decltype(l.f)>(::dlsym(h, #f));          \
+  if (!l.f) throw Error(std::string(kLibldns) + ": no symbol " #f);
+    BERTH_LDNS_FUNCTIONS(X)
+#undef X
+    lib = l;
+  });
+  return lib;
+}
+
+}  // namespace
+
+}  // namespace berth::net
+
 namespace berth::net {
 
 // ---------------------------------------------------------------- names
@@ -97,12 +173,12 @@ namespace {
 constexpr uint32_t kTtlSeconds = 600;  // docker's embedded DNS uses the same
 
 struct PktFree {
-  void operator()(ldns_pkt* p) const { ldns_pkt_free(p); }
+  void operator()(ldns_pkt* p) const { ldns().ldns_pkt_free(p); }
 };
 using PktPtr = std::unique_ptr<ldns_pkt, PktFree>;
 
 std::string rdf_text(const ldns_rdf* rdf) {
-  char* s = ldns_rdf2str(rdf);
+  char* s = ldns().ldns_rdf2str(rdf);
   std::string out = s ? s : "";
   free(s);
   return out;
@@ -123,7 +199,7 @@ std::optional<Ipv4> ptr_name_to_ip(const std::string& name) {
 std::vector<uint8_t> to_wire(const ldns_pkt* pkt) {
   uint8_t* wire = nullptr;
   size_t size = 0;
-  if (ldns_pkt2wire(&wire, pkt, &size) != LDNS_STATUS_OK) throw Error("cannot encode a DNS reply");
+  if (ldns().ldns_pkt2wire(&wire, pkt, &size) != LDNS_STATUS_OK) throw Error("cannot encode a DNS reply");
   std::vector<uint8_t> out(wire, wire + size);
   free(wire);
   return out;
@@ -151,38 +227,38 @@ std::vector<uint8_t> dns_servfail(const uint8_t* data, size_t size) {
 DnsDecision handle_dns_query(const uint8_t* data, size_t size, const NameTable& names,
                              const std::vector<std::string>& networks, uint32_t rotation, bool over_tcp) {
   ldns_pkt* raw = nullptr;
-  if (size < 12 || ldns_wire2pkt(&raw, data, size) != LDNS_STATUS_OK) {
+  if (size < 12 || ldns().ldns_wire2pkt(&raw, data, size) != LDNS_STATUS_OK) {
     if (size < 2) return {std::vector<uint8_t>{}};  // not even an id: nothing to answer
     return {header_reply(data, size, LDNS_RCODE_FORMERR)};
   }
   PktPtr query(raw);
-  ldns_rr_list* questions = ldns_pkt_question(query.get());
-  if (ldns_pkt_qr(query.get()) || ldns_pkt_get_opcode(query.get()) != LDNS_PACKET_QUERY ||
-      ldns_rr_list_rr_count(questions) != 1)
+  ldns_rr_list* questions = ldns().ldns_pkt_question(query.get());
+  if (ldns().ldns_pkt_qr(query.get()) || ldns().ldns_pkt_get_opcode(query.get()) != LDNS_PACKET_QUERY ||
+      ldns().ldns_rr_list_rr_count(questions) != 1)
     return {header_reply(data, size, LDNS_RCODE_NOTIMPL)};
-  ldns_rr* question = ldns_rr_list_rr(questions, 0);
-  ldns_rr_type type = ldns_rr_get_type(question);
-  std::string qname = normalize_dns_name(rdf_text(ldns_rr_owner(question)));
+  ldns_rr* question = ldns().ldns_rr_list_rr(questions, 0);
+  ldns_rr_type type = ldns().ldns_rr_get_type(question);
+  std::string qname = normalize_dns_name(rdf_text(ldns().ldns_rr_owner(question)));
 
-  PktPtr reply(ldns_pkt_new());
-  ldns_pkt_set_id(reply.get(), ldns_pkt_id(query.get()));
-  ldns_pkt_set_qr(reply.get(), true);
-  ldns_pkt_set_aa(reply.get(), true);
-  ldns_pkt_set_rd(reply.get(), ldns_pkt_rd(query.get()));
-  ldns_pkt_set_ra(reply.get(), true);
-  ldns_pkt_set_rcode(reply.get(), LDNS_RCODE_NOERROR);
-  ldns_pkt_push_rr(reply.get(), LDNS_SECTION_QUESTION, ldns_rr_clone(question));
+  PktPtr reply(ldns().ldns_pkt_new());
+  ldns().ldns_pkt_set_id(reply.get(), ldns().ldns_pkt_id(query.get()));
+  ldns().ldns_pkt_set_qr(reply.get(), true);
+  ldns().ldns_pkt_set_aa(reply.get(), true);
+  ldns().ldns_pkt_set_rd(reply.get(), ldns().ldns_pkt_rd(query.get()));
+  ldns().ldns_pkt_set_ra(reply.get(), true);
+  ldns().ldns_pkt_set_rcode(reply.get(), LDNS_RCODE_NOERROR);
+  ldns().ldns_pkt_push_rr(reply.get(), LDNS_SECTION_QUESTION, ldns().ldns_rr_clone(question));
 
   if (auto ptr_ip = ptr_name_to_ip(qname); ptr_ip && type == LDNS_RR_TYPE_PTR) {
     auto name = names.reverse(*ptr_ip, networks);
     if (!name) return {};  // not a container address: the upstream may know it
-    ldns_rr* rr = ldns_rr_new();
-    ldns_rr_set_owner(rr, ldns_rdf_clone(ldns_rr_owner(question)));
-    ldns_rr_set_type(rr, LDNS_RR_TYPE_PTR);
-    ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
-    ldns_rr_set_ttl(rr, kTtlSeconds);
-    ldns_rr_push_rdf(rr, ldns_dname_new_frm_str((*name + ".").c_str()));
-    ldns_pkt_push_rr(reply.get(), LDNS_SECTION_ANSWER, rr);
+    ldns_rr* rr = ldns().ldns_rr_new();
+    ldns().ldns_rr_set_owner(rr, ldns().ldns_rdf_clone(ldns().ldns_rr_owner(question)));
+    ldns().ldns_rr_set_type(rr, LDNS_RR_TYPE_PTR);
+    ldns().ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+    ldns().ldns_rr_set_ttl(rr, kTtlSeconds);
+    ldns().ldns_rr_push_rdf(rr, ldns().ldns_dname_new_frm_str((*name + ".").c_str()));
+    ldns().ldns_pkt_push_rr(reply.get(), LDNS_SECTION_ANSWER, rr);
     return {to_wire(reply.get())};
   }
 
@@ -194,24 +270,24 @@ DnsDecision handle_dns_query(const uint8_t* data, size_t size, const NameTable& 
 
   // UDP replies fit the asker's buffer: 512 bytes, or its EDNS size; what
   // does not fit is cut and flagged TC so the asker retries over TCP.
-  uint16_t edns_size = ldns_pkt_edns_udp_size(query.get());
+  uint16_t edns_size = ldns().ldns_pkt_edns_udp_size(query.get());
   size_t limit = over_tcp ? 65535 : std::max<size_t>(512, std::min<size_t>(edns_size, 4096));
-  if (edns_size > 0) ldns_pkt_set_edns_udp_size(reply.get(), 4096);
+  if (edns_size > 0) ldns().ldns_pkt_set_edns_udp_size(reply.get(), 4096);
   size_t total = addresses.size();
   auto build = [&](size_t count) {
-    PktPtr answer(ldns_pkt_clone(reply.get()));
+    PktPtr answer(ldns().ldns_pkt_clone(reply.get()));
     for (size_t i = 0; i < count; ++i) {
       Ipv4 ip = addresses[(i + rotation) % total];
       uint32_t be = ip.network_order();
-      ldns_rr* rr = ldns_rr_new();
-      ldns_rr_set_owner(rr, ldns_rdf_clone(ldns_rr_owner(question)));
-      ldns_rr_set_type(rr, LDNS_RR_TYPE_A);
-      ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
-      ldns_rr_set_ttl(rr, kTtlSeconds);
-      ldns_rr_push_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, &be));
-      ldns_pkt_push_rr(answer.get(), LDNS_SECTION_ANSWER, rr);
+      ldns_rr* rr = ldns().ldns_rr_new();
+      ldns().ldns_rr_set_owner(rr, ldns().ldns_rdf_clone(ldns().ldns_rr_owner(question)));
+      ldns().ldns_rr_set_type(rr, LDNS_RR_TYPE_A);
+      ldns().ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+      ldns().ldns_rr_set_ttl(rr, kTtlSeconds);
+      ldns().ldns_rr_push_rdf(rr, ldns().ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, &be));
+      ldns().ldns_pkt_push_rr(answer.get(), LDNS_SECTION_ANSWER, rr);
     }
-    if (count < total) ldns_pkt_set_tc(answer.get(), true);
+    if (count < total) ldns().ldns_pkt_set_tc(answer.get(), true);
     return to_wire(answer.get());
   };
   auto wire = build(total);

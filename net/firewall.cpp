@@ -1,10 +1,13 @@
 #include "net/firewall.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <nftables/libnftables.h>
 #include <sys/file.h>
 
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "base/error.h"
 #include "base/fs.h"
@@ -55,22 +58,65 @@ std::string element_commands(const char* verb, const std::string& bridge) {
          kSharedTable + " same_bridge { " + b + " . " + b + " }\n";
 }
 
-}  // namespace
+// libnftables, loaded (dlopen) by the first Nft: linking it made every
+// berth command map it and its libraries (nftnl, mnl, xtables, jansson,
+// gmp) at start-up, though only network set-up and teardown use it. The
+// function types come from <nftables/libnftables.h>.
+struct Libnftables {
+  decltype(&::nft_ctx_new) ctx_new = nullptr;
+  decltype(&::nft_ctx_free) ctx_free = nullptr;
+  decltype(&::nft_ctx_buffer_output) buffer_output = nullptr;
+  decltype(&::nft_ctx_buffer_error) buffer_error = nullptr;
+  decltype(&::nft_ctx_output_set_flags) output_set_flags = nullptr;
+  decltype(&::nft_run_cmd_from_buffer) run_cmd_from_buffer = nullptr;
+  decltype(&::nft_ctx_get_output_buffer) get_output_buffer = nullptr;
+  decltype(&::nft_ctx_get_error_buffer) get_error_buffer = nullptr;
+};
 
-Nft::Nft() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
-  if (!ctx_) throw Error("cannot create an nftables context");
-  nft_ctx_buffer_output(ctx_);
-  nft_ctx_buffer_error(ctx_);
+constexpr const char* kLibnftables = "libnftables.so.1";
+
+const Libnftables& libnftables() {
+  static Libnftables lib;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* h = ::dlopen(kLibnftables, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+      throw Error(std::string("cannot load ") + kLibnftables + " (" + ::dlerror() + "): install Debian's libnftables1");
+    auto resolve = [h](const char* name, auto& fn) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
+      if (!fn) throw Error(std::string(kLibnftables) + ": no symbol " + name);
+    };
+    Libnftables l;
+    resolve("nft_ctx_new", l.ctx_new);
+    resolve("nft_ctx_free", l.ctx_free);
+    resolve("nft_ctx_buffer_output", l.buffer_output);
+    resolve("nft_ctx_buffer_error", l.buffer_error);
+    resolve("nft_ctx_output_set_flags", l.output_set_flags);
+    resolve("nft_run_cmd_from_buffer", l.run_cmd_from_buffer);
+    resolve("nft_ctx_get_output_buffer", l.get_output_buffer);
+    resolve("nft_ctx_get_error_buffer", l.get_error_buffer);
+    lib = l;
+  });
+  return lib;
 }
 
-Nft::~Nft() { nft_ctx_free(ctx_); }
+}  // namespace
+
+Nft::Nft() : ctx_(libnftables().ctx_new(NFT_CTX_DEFAULT)) {
+  if (!ctx_) throw Error("cannot create an nftables context");
+  libnftables().buffer_output(ctx_);
+  libnftables().buffer_error(ctx_);
+}
+
+Nft::~Nft() { libnftables().ctx_free(ctx_); }
 
 int Nft::execute(const std::string& commands, bool json_with_handles, std::string& out, std::string& err) {
-  nft_ctx_output_set_flags(ctx_, json_with_handles ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
-  int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
+  const Libnftables& nft = libnftables();
+  nft.output_set_flags(ctx_, json_with_handles ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
+  int rc = nft.run_cmd_from_buffer(ctx_, commands.c_str());
   // Reading the buffers also resets them for the next command.
-  out = nft_ctx_get_output_buffer(ctx_);
-  err = nft_ctx_get_error_buffer(ctx_);
+  out = nft.get_output_buffer(ctx_);
+  err = nft.get_error_buffer(ctx_);
   return rc;
 }
 
