@@ -90,18 +90,21 @@ bool is_directory(const std::string& path) {
 }
 
 void make_dirs(const std::string& path, unsigned mode) {
-  if (path.empty()) return;
-  std::string cur;
-  size_t i = 0;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    cur = path.substr(0, j);
-    if (!cur.empty() && ::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
-      throw_errno("cannot create directory " + cur);
-    i = j + 1;
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  if (p.empty()) return;
+  // Usually only the last component (or nothing) is missing: one mkdir,
+  // and a walk up only when a parent is missing too.
+  if (::mkdir(p.c_str(), mode) != 0) {
+    if (errno == ENOENT) {
+      auto slash = p.rfind('/');
+      if (slash != std::string::npos && slash > 0) make_dirs(p.substr(0, slash), mode);
+      if (::mkdir(p.c_str(), mode) != 0 && errno != EEXIST) throw_errno("cannot create directory " + p);
+    } else if (errno != EEXIST) {
+      throw_errno("cannot create directory " + p);
+    }
   }
-  if (!is_directory(path)) throw Error("not a directory: " + path);
+  if (!is_directory(p)) throw Error("not a directory: " + path);
 }
 
 std::string path_join(const std::string& a, const std::string& b) {

@@ -30,6 +30,7 @@
 #include "cli/table.h"
 #include "cli/network_flags.h"
 #include "reconciler/image_rootfs.h"
+#include "runtime/attach.h"
 #include "runtime/logfile.h"
 #include "runtime/runtime.h"
 #include "runtime/volume.h"
@@ -128,6 +129,8 @@ runtime::MountSpec parse_tmpfs(const std::string& spec) {
 
 struct RunOptions {
   bool detach = false, interactive = false, tty = false, rm = false;
+  std::string detach_keys;  // run: docker's --detach-keys
+  bool sig_proxy = true;
   bool privileged = false, read_only = false;
   std::string name, rootfs, workdir, user, hostname, entrypoint;
   NetworkFlags net;  // --network, -p, --dns, ... (cli/network_flags.h)
@@ -140,17 +143,19 @@ struct RunOptions {
   std::string health_cmd, health_interval, health_timeout, health_start_period, health_start_interval;
   int health_retries = 0;
   bool no_healthcheck = false;
+  bool init = false;
+  std::vector<std::string> sysctls;
   std::vector<std::string> rest;  // IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
 };
 
-  bool init = false;
-  std::vector<std::string> sysctls;
 void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
   // -h is --hostname here, as in docker.
   cmd->set_help_flag("--help", "Print usage");
   if (is_run) {
     cmd->add_flag("-d,--detach", o.detach, "Run container in background and print container ID");
     cmd->add_flag("--rm", o.rm, "Automatically remove the container when it exits");
+    cmd->add_option("--detach-keys", o.detach_keys, "Override the key sequence for detaching a container");
+    cmd->add_flag("--sig-proxy{true}", o.sig_proxy, "Proxy received signals to the process (default true)");
   }
   cmd->add_flag("-i,--interactive", o.interactive, "Keep STDIN open even if not attached");
   cmd->add_flag("-t,--tty", o.tty, "Allocate a pseudo-TTY");
@@ -195,13 +200,13 @@ void add_run_flags(CLI::App* cmd, RunOptions& o, bool is_run) {
                   "Start period for the container to initialize before starting health-retries countdown");
   cmd->add_option("--health-start-interval", o.health_start_interval, "Time between running the check during the start period");
   cmd->add_flag("--no-healthcheck", o.no_healthcheck, "Disable any container-specified HEALTHCHECK");
+  cmd->add_flag("--init", o.init, "Run an init inside the container that forwards signals and reaps processes");
+  cmd->add_option("--sysctl", o.sysctls, "Sysctl options (KEY=VALUE)")->allow_extra_args(false);
   // Everything from the first positional on is IMAGE/COMMAND and its args.
   cmd->prefix_command();
 }
 
 std::vector<std::string> json_strings(const nlohmann::json& j) {
-  cmd->add_flag("--init", o.init, "Run an init inside the container that forwards signals and reaps processes");
-  cmd->add_option("--sysctl", o.sysctls, "Sysctl options (KEY=VALUE)")->allow_extra_args(false);
   std::vector<std::string> out;
   if (j.is_array())
     for (auto& v : j)
@@ -426,11 +431,6 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
   s.restart_policy = r;
   s.healthcheck = healthcheck_from(o, image);
   s.auto_remove = o.rm;
-  if (from_image) {
-    // Docker's Config as merged, for inspect and commit. Env is kept before
-    // the runtime adds PATH/HOSTNAME defaults; the image's Volumes became
-    // anonymous volume mounts above.
-    nlohmann::json cfg = {{"Env", s.process.env},
   s.init = o.init;
   for (auto& kv : o.sysctls) {
     auto eq = kv.find('=');
@@ -438,6 +438,11 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
       throw Error("invalid argument \"" + kv + "\" for \"--sysctl\" flag: want KEY=VALUE", 0, 125);
     s.sysctls[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  if (from_image) {
+    // Docker's Config as merged, for inspect and commit. Env is kept before
+    // the runtime adds PATH/HOSTNAME defaults; the image's Volumes became
+    // anonymous volume mounts above.
+    nlohmann::json cfg = {{"Env", s.process.env},
                           {"WorkingDir", workdir},
                           {"User", s.process.user},
                           {"Labels", s.labels},
@@ -644,11 +649,6 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
   return j;
 }
 
-void print_log_entry(const runtime::LogEntry& e, bool timestamps) {
-  std::ostream& os = e.stream == "stderr" ? std::cerr : std::cout;
-  if (timestamps) os << e.time << " ";
-  os << e.log;
-}
 // Bytes under dir as docker counts a container's size: regular files and
 // symlinks, each inode once, directories not at all.
 int64_t tree_size(const std::string& dir) {
@@ -684,6 +684,11 @@ std::vector<std::string> ps_template_header(const std::string& tmpl) {
   return split_tabs(render_template(tmpl, titles));
 }
 
+void print_log_entry(const runtime::LogEntry& e, bool timestamps) {
+  std::ostream& os = e.stream == "stderr" ? std::cerr : std::cout;
+  if (timestamps) os << e.time << " ";
+  os << e.log;
+}
 
 }  // namespace
 
@@ -696,6 +701,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     add_run_flags(cmd, *o, is_run);
     cmd->callback([cmd, o, is_run, &global] {
       Runtime rt = runtime_for(global);
+      if (is_run) runtime::parse_detach_keys(o->detach_keys);  // a bad one fails before anything is made
       ContainerSpec spec;
       Container c;
       as_daemon_error([&] {
@@ -722,6 +728,10 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       runtime::Attach attach;
       attach.attach = !o->detach;
       attach.stdin = o->interactive && !o->detach;
+      attach.detach_keys = o->detach_keys;
+      attach.sig_proxy = o->sig_proxy;
+      bool detached = false;
+      attach.detached = &detached;
       int code = 0;
       try {
         std::unique_ptr<RawTerminal> raw;
@@ -870,6 +880,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   ps->add_flag("-a,--all", *ps_all, "Show all containers (default shows just running)");
   ps->add_flag("-q,--quiet", *ps_quiet, "Only display container IDs");
   ps->add_flag("--no-trunc", *ps_notrunc, "Don't truncate output");
+  ps->add_flag("-s,--size", *ps_size, "Display total file sizes");
   ps->add_option("-f,--filter", *ps_filters, "Filter output (name=, id=, status=, label=, ancestor=)")
       ->allow_extra_args(false);
   ps->add_option("--format", *ps_format, "Format the output: table, json, or a Go template ('table TEMPLATE' for a table)");
@@ -884,7 +895,6 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     // Filters: the same key ORs, different keys AND, as docker's.
     std::map<std::string, std::vector<std::string>> filters;
     for (auto& f : *ps_filters) {
-  ps->add_flag("-s,--size", *ps_size, "Display total file sizes");
       auto eq = f.find('=');
       std::string key = f.substr(0, eq), value = eq == std::string::npos ? "" : f.substr(eq + 1);
       if (key != "name" && key != "id" && key != "status" && key != "label" && key != "ancestor")
@@ -913,6 +923,8 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     Runtime rt = runtime_for(global);
     std::vector<std::vector<std::string>> rows;
     rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"});
+    if (with_size && !custom) rows[0].push_back("SIZE");
+    if (table_template) rows[0] = ps_template_header(tmpl);
     for (auto& c : rt.list()) {
       bool running = c.state.status == Status::Running || c.state.status == Status::Paused;
       if (!*ps_all && !running && !status_filter) continue;
@@ -923,8 +935,6 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
         continue;
       }
       std::string cmd = quote_command(c.spec.process.args);
-    if (with_size && !custom) rows[0].push_back("SIZE");
-    if (table_template) rows[0] = ps_template_header(tmpl);
       if (!*ps_notrunc && !as_json && cmd.size() > 20) cmd = cmd.substr(0, 19) + "…";
       std::string created = human_duration(now_epoch_seconds() - rfc3339_seconds(c.state.created_at));
       std::string size = "0B";

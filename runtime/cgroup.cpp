@@ -1,16 +1,15 @@
 #include "runtime/cgroup.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <sstream>
 #include <thread>
 
 #include "base/error.h"
 #include "base/fs.h"
-#include "base/log.h"
 
 namespace berth::runtime {
 
@@ -40,10 +39,21 @@ std::string read_value(const std::string& path) {
   return s;
 }
 
+std::vector<std::string> split_fields(const std::string& s, const char* separators) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find_first_of(separators, i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
 std::vector<pid_t> read_pids(const std::string& procs_file) {
   std::vector<pid_t> out;
-  std::istringstream in(read_value(procs_file));
-  for (long p; in >> p;) out.push_back(static_cast<pid_t>(p));
+  for (auto& p : split_fields(read_value(procs_file), " \t\n")) out.push_back(static_cast<pid_t>(std::atol(p.c_str())));
   return out;
 }
 
@@ -78,14 +88,8 @@ void make_group_dir(const std::string& path) {
 
 }  // namespace cgroup_detail
 
-CgroupGuard::~CgroupGuard() {
-  if (!cg_) return;
-  try {
-    cg_->destroy();
-  } catch (const std::exception& e) {
-    spdlog::warn("cleaning up a cgroup: {}", e.what());
-  }
-}
+// CgroupGuard's destructor is in container.cpp: this file is part of
+// berth-monitor, which has no logging library.
 
 // One /proc/self/mountinfo line's mount point, fstype and super options;
 // false for a line without the " - " separator.
@@ -93,10 +97,12 @@ static bool parse_mountinfo_line(const std::string& line, std::string& mount_poi
                                  std::string& super) {
   auto sep = line.find(" - ");
   if (sep == std::string::npos) return false;
-  std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
-  std::string mount_id, parent_id, dev, root, source;
-  pre >> mount_id >> parent_id >> dev >> root >> mount_point;
-  post >> fstype >> source >> super;
+  auto pre = cgroup_detail::split_fields(line.substr(0, sep), " ");
+  auto post = cgroup_detail::split_fields(line.substr(sep + 3), " ");
+  if (pre.size() < 5 || post.size() < 3) return false;
+  mount_point = pre[4];
+  fstype = post[0];
+  super = post[2];
   return true;
 }
 
@@ -106,13 +112,11 @@ static std::vector<std::pair<std::string, std::string>> v1_hierarchies() {
   static const std::vector<std::string> wanted{"cpu", "cpuacct", "cpuset", "memory", "devices",
                                                "freezer", "blkio", "pids"};
   std::vector<std::pair<std::string, std::string>> out;  // controller -> mount point
-  std::istringstream in(read_file("/proc/self/mountinfo"));
-  for (std::string line; std::getline(in, line);) {
+  for (auto& line : cgroup_detail::split_fields(read_file("/proc/self/mountinfo"), "\n")) {
     std::string mount_point, fstype, super;
     if (!parse_mountinfo_line(line, mount_point, fstype, super)) continue;
     if (fstype != "cgroup") continue;
-    std::istringstream opts(super);
-    for (std::string o; std::getline(opts, o, ',');)
+    for (auto& o : cgroup_detail::split_fields(super, ","))
       if (std::find(wanted.begin(), wanted.end(), o) != wanted.end()) out.emplace_back(o, mount_point);
   }
   return out;
@@ -120,8 +124,7 @@ static std::vector<std::pair<std::string, std::string>> v1_hierarchies() {
 
 std::vector<CgroupMountSpec> container_cgroup_mounts() {
   std::vector<CgroupMountSpec> out;
-  std::istringstream in(read_file("/proc/self/mountinfo"));
-  for (std::string line; std::getline(in, line);) {
+  for (auto& line : cgroup_detail::split_fields(read_file("/proc/self/mountinfo"), "\n")) {
     std::string mount_point, fstype, super;
     if (!parse_mountinfo_line(line, mount_point, fstype, super)) continue;
     if (mount_point.rfind("/sys/fs/cgroup", 0) != 0) continue;
@@ -132,8 +135,7 @@ std::vector<CgroupMountSpec> container_cgroup_mounts() {
     } else if (fstype == "cgroup") {
       // Keep only what names the hierarchy: its controllers or name=.
       std::string data;
-      std::istringstream opts(super);
-      for (std::string o; std::getline(opts, o, ',');)
+      for (auto& o : cgroup_detail::split_fields(super, ","))
         if (o != "rw" && o != "ro" && o.rfind("release_agent", 0) != 0 && o != "clone_children" &&
             o != "noprefix" && o != "xattr" && o != "cpuset_v2_mode")
           data += (data.empty() ? "" : ",") + o;

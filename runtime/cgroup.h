@@ -71,6 +71,9 @@ std::unique_ptr<Cgroup> make_cgroup_v2(const std::string& id, std::string v2_mou
 
 // Shared helpers for the backends.
 namespace cgroup_detail {
+// The non-empty pieces of s between any of the separator characters (no
+// iostreams: berth-monitor links this code and stays small without them).
+std::vector<std::string> split_fields(const std::string& s, const char* separators);
 void write_value(const std::string& path, const std::string& value);
 bool try_write_value(const std::string& path, const std::string& value);
 std::string read_value(const std::string& path);  // trimmed; "" if missing

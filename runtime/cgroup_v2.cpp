@@ -1,11 +1,11 @@
 // cgroup v2 (unified hosts): one directory, controllers enabled from the
 // root down through berth/.
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <sstream>
 #include <thread>
 
 #include "base/error.h"
@@ -66,12 +66,9 @@ class CgroupV2 : public Cgroup {
   bool frozen() const override { return read_value(dir_ + "/cgroup.freeze") == "1"; }
 
   bool oom_killed() const override {
-    std::istringstream in(read_value(dir_ + "/memory.events"));
-    for (std::string key; in >> key;) {
-      long long n = 0;
-      in >> n;
-      if (key == "oom_kill" && n > 0) return true;
-    }
+    auto words = split_fields(read_value(dir_ + "/memory.events"), " \n");
+    for (size_t i = 0; i + 1 < words.size(); i += 2)
+      if (words[i] == "oom_kill" && std::atoll(words[i + 1].c_str()) > 0) return true;
     return false;
   }
 
@@ -96,9 +93,8 @@ class CgroupV2 : public Cgroup {
  private:
   // Each controller must be enabled in every ancestor's subtree_control.
   void enable_controllers() {
-    std::istringstream in(read_value(mount_ + "/cgroup.controllers"));
     std::string enable;
-    for (std::string c; in >> c;)
+    for (auto& c : split_fields(read_value(mount_ + "/cgroup.controllers"), " \n"))
       if (c == "cpu" || c == "cpuset" || c == "memory" || c == "pids" || c == "io") enable += "+" + c + " ";
     if (enable.empty()) return;
     enable.pop_back();

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -26,6 +27,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "runtime/attach.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
 #include "runtime/linux.h"
@@ -187,9 +189,9 @@ void validate_spec(const ContainerSpec& spec) {
     fail("unknown log driver \"" + spec.log.driver + "\" (want json-file or none)");
   if (spec.process.cwd.empty() || spec.process.cwd[0] != '/')
     fail("the working directory \"" + spec.process.cwd + "\" is invalid: it needs to be an absolute path");
+  validate_sysctls(spec);
 }
 
-  validate_sysctls(spec);
 std::unique_ptr<SeccompFilter> seccomp_for(const SecuritySpec& sec, uint64_t caps, const std::string& cache_dir) {
   if (sec.privileged || sec.seccomp_profile == "unconfined") return nullptr;
   if (sec.seccomp_profile.empty()) return SeccompFilter::compile(default_seccomp_profile(caps), cache_dir);
@@ -263,9 +265,10 @@ void on_proxied_signal(int sig) {
 
 class SignalProxy {
  public:
-  explicit SignalProxy(pid_t init) : pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, init, 0))) {
+  // init <= 0: no proxy (--sig-proxy=false).
+  explicit SignalProxy(pid_t init) : pidfd_(init > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, init, 0)) : -1) {
     int p[2];
-    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    if (init <= 0 || ::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return;
     read_.reset(p[0]);
     write_.reset(p[1]);
     g_signal_pipe = write_.get();
@@ -297,8 +300,12 @@ class SignalProxy {
   struct sigaction saved_[std::size(kSignals)] {};
 };
 
-// The next line from the monitor, forwarding proxied signals meanwhile.
-std::optional<std::string> next_line_or_signal(int fd, std::string& buf, SignalProxy& proxy) {
+// The next line from the monitor, forwarding proxied signals meanwhile,
+// and (keys set) the caller's stdin to the monitor until the detach keys:
+// then an empty line.
+std::optional<std::string> next_line_or_signal(int fd, std::string& buf, SignalProxy& proxy,
+                                               DetachScanner* keys = nullptr) {
+  bool stdin_open = keys != nullptr;
   for (;;) {
     auto nl = buf.find('\n');
     if (nl != std::string::npos) {
@@ -306,11 +313,27 @@ std::optional<std::string> next_line_or_signal(int fd, std::string& buf, SignalP
       buf.erase(0, nl + 1);
       return line;
     }
-    pollfd fds[2] = {{fd, POLLIN, 0}, {proxy.fd(), POLLIN, 0}};
-    int rc = ::poll(fds, proxy.fd() >= 0 ? 2 : 1, -1);
+    pollfd fds[3] = {{fd, POLLIN, 0}, {proxy.fd(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
+    int rc = ::poll(fds, 3, -1);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return std::nullopt;
     if (fds[1].revents) proxy.forward();
+    if (fds[2].revents) {
+      char in[4096];
+      ssize_t n = ::read(0, in, sizeof in);
+      if (n <= 0) {
+        stdin_open = false;
+      } else {
+        std::string pass = keys->feed(in, static_cast<size_t>(n));
+        for (size_t off = 0; off < pass.size();) {
+          ssize_t w = ::write(fd, pass.data() + off, pass.size() - off);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) break;
+          off += static_cast<size_t>(w);
+        }
+        if (keys->detached()) return std::string();
+      }
+    }
     if (!fds[0].revents) continue;
     char tmp[4096];
     ssize_t n = ::read(fd, tmp, sizeof tmp);
@@ -321,6 +344,15 @@ std::optional<std::string> next_line_or_signal(int fd, std::string& buf, SignalP
 }
 
 }  // namespace
+
+CgroupGuard::~CgroupGuard() {
+  if (!cg_) return;
+  try {
+    cg_->destroy();
+  } catch (const std::exception& e) {
+    spdlog::warn("cleaning up a cgroup: {}", e.what());
+  }
+}
 
 Runtime::Runtime(Paths paths) : paths_(std::move(paths)) {}
 
@@ -546,6 +578,7 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
     // resetRestartManager).
     ContainerState st = state::load_state(c.dir);
     st.manually_stopped = false;
+    if (!attach.by_restart_policy) st.restart_count = 0;
     state::save_state(c.dir, st, false);
   }
   if (c.spec.network == NetworkMode::Netns && !path_exists(c.spec.netns_path))
@@ -555,6 +588,7 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
   uint64_t caps = resolve_capabilities(c.spec.security);
   std::unique_ptr<SeccompFilter> filter = seccomp_for(c.spec.security, caps, paths_.run_root + "/seccomp");
   InitConfig init = prepare_init(c, user, caps, filter.get());
+  if (c.spec.init) init.init_binary = find_init_binary(paths_.self_exe);
   resolve_volume_mounts(init, paths_, c.state.started_at.empty());
   // docker -v creates a missing host directory.
   for (auto& m : c.spec.mounts)
@@ -566,10 +600,13 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
 
   std::string run_dir = state::runtime_dir(paths_, c.id);
   make_dirs(run_dir, 0700);
+  // The monitor's reports come back on this socket; an attached caller's
+  // keystrokes go the other way (with a tty).
   int rp[2];
-  if (::pipe2(rp, O_CLOEXEC) != 0) throw_errno("pipe");
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rp) != 0) throw_errno("socketpair");
   UniqueFd report_r(rp[0]), report_w(rp[1]);
 
+  std::string berth_exe = berth_executable(paths_.self_exe);
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
@@ -578,7 +615,6 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
   pid_t middle = ::fork();
   if (middle < 0) throw_errno("fork");
   if (middle == 0) {
-    if (!attach.by_restart_policy) st.restart_count = 0;
     report_r.reset();
     pid_t monitor = ::fork();
     if (monitor != 0) ::_exit(monitor < 0 ? 1 : 0);
@@ -588,9 +624,9 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
     m.run_dir = run_dir;
     m.init = init;
     m.attach = attach;
-  if (c.spec.init) init.init_binary = find_init_binary(paths_.self_exe);
     m.cgroup = cgroup.get();
     m.report_fd = report_w.release();
+    m.berth_exe = berth_exe;
     run_monitor(m);
   }
   report_w.reset();
@@ -634,9 +670,16 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
   lock.reset();     // the state says running: a second start is a no-op
   if (!attach.attach) return 0;
   pid_t init_pid = std::atoi(first->c_str() + 3);
-  SignalProxy proxy(init_pid);
-  while (auto line = next_line_or_signal(report_r.get(), buf, proxy))
+  SignalProxy proxy(attach.sig_proxy ? init_pid : 0);
+  std::optional<DetachScanner> keys;
+  if (attach.stdin && c.spec.process.tty) keys.emplace(parse_detach_keys(attach.detach_keys));
+  while (auto line = next_line_or_signal(report_r.get(), buf, proxy, keys ? &*keys : nullptr)) {
     if (line->rfind("exit ", 0) == 0) return std::atoi(line->c_str() + 5);
+    if (keys && keys->detached()) {
+      if (attach.detached) *attach.detached = true;
+      return 0;  // report_r closes: the monitor stops writing to our terminal
+    }
+  }
   fail("the container's monitor died before reporting the exit code");
 }
 
@@ -836,7 +879,6 @@ int Runtime::exec(const std::string& ref, const ProcessSpec& process, bool detac
   return WIFEXITED(st) ? WEXITSTATUS(st) : exit_code_for_signal(WTERMSIG(st));
 }
 
-}  // namespace berth::runtime
 void Runtime::with_root(const std::string& ref, const std::function<void(int root_fd)>& fn) const {
   Container c = get(ref);
   if (c.state.status == Status::Dead) throw Error("container " + c.spec.name + " is dead; remove it", 0, 1);
@@ -900,3 +942,4 @@ void Runtime::with_root(const std::string& ref, const std::function<void(int roo
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) throw Error("the copy process failed", 0, 1);
 }
 
+}  // namespace berth::runtime

@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <sstream>
 
 #include "base/fs.h"
+#include "runtime/cgroup.h"
 #include "runtime/runtime.h"
 
 namespace berth::runtime {
@@ -21,10 +21,7 @@ const char* to_string(CgroupMode mode) {
 }
 
 static std::vector<std::string> split_ws(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
+  return cgroup_detail::split_fields(s, " \t\n");
 }
 
 HostInfo probe_host() {
@@ -49,13 +46,11 @@ HostInfo probe_host() {
     // "id:controllers:path"; the v2 one has an empty controller list.
     std::string self;
     if (read_file_if_exists("/proc/self/cgroup", self)) {
-      std::istringstream in(self);
-      for (std::string line; std::getline(in, line);) {
+      for (auto& line : cgroup_detail::split_fields(self, "\n")) {
         auto a = line.find(':'), b = line.find(':', a + 1);
         if (a == std::string::npos || b == std::string::npos) continue;
         std::string ctrls = line.substr(a + 1, b - a - 1);
-        std::istringstream cs(ctrls);
-        for (std::string c; std::getline(cs, c, ',');)
+        for (auto& c : cgroup_detail::split_fields(ctrls, ","))
           if (!c.empty() && c.rfind("name=", 0) != 0) info.cgroup_v1_controllers.push_back(c);
       }
     }

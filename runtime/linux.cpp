@@ -63,12 +63,7 @@ int receive_fd(int sock) {
   return fd;
 }
 
-void remove_netns_file(const std::string& path) {
-  if (path.empty()) return;
-  for (int i = 0; i < 8 && ::umount2(path.c_str(), MNT_DETACH) == 0; ++i) {
-  }
-  ::unlink(path.c_str());
-}
+// remove_netns_file is in monitor_loop.cpp (berth-monitor needs it).
 
 int clone_flags(const ContainerSpec& spec) {
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -97,6 +92,11 @@ bool read_child_error(int fd, int& code, std::string& message) {
   if (buf.empty()) return false;
   auto nl = buf.find('\n');
   code = std::atoi(buf.substr(0, nl).c_str());
+  message = nl == std::string::npos ? "" : buf.substr(nl + 1);
+  if (code == 0) code = 125;
+  return true;
+}
+
 std::string find_init_binary(const std::string& self_exe) {
   std::string exe = self_exe;
   if (exe.empty()) {
@@ -153,11 +153,6 @@ static void write_sysctls(const std::map<std::string, std::string>& sysctls) {
     if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
       throw_errno("cannot set sysctl " + key + " to \"" + value + "\"");
   }
-}
-
-  message = nl == std::string::npos ? "" : buf.substr(nl + 1);
-  if (code == 0) code = 125;
-  return true;
 }
 
 static int rlimit_resource(const std::string& name) {
@@ -317,12 +312,12 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
     if (::sethostname(spec.hostname.data(), spec.hostname.size()) != 0) throw_errno("sethostname");
     if (spec.network == NetworkMode::Netns) {
       // Before pivot_root, while the path is still reachable.
-    write_sysctls(spec.sysctls);
       UniqueFd ns(::open(spec.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
       if (!ns) throw_errno("cannot open the network namespace " + spec.netns_path);
       if (::setns(ns.get(), CLONE_NEWNET) != 0) throw_errno("cannot join the network namespace " + spec.netns_path);
     }
     if (spec.network == NetworkMode::None) bring_up_loopback();
+    write_sysctls(spec.sysctls);
     setup_rootfs(cfg);
 
     if (::setsid() < 0) throw_errno("setsid");
@@ -344,17 +339,17 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
 
     // docker creates a missing working directory.
     std::string cwd = spec.process.cwd.empty() ? "/" : spec.process.cwd;
+    if (::chdir(cwd.c_str()) != 0) {
+      make_dirs(cwd);
+      if (::chdir(cwd.c_str()) != 0) throw_errno("cannot enter the working directory " + cwd);
+    }
+    ::umask(022);
     if (spec.init) {
       // docker's --init: the init runs the command as its child.
       ProcessSpec with_init = spec.process;
       with_init.args.insert(with_init.args.begin(), {kInitPath, "--"});
       finish_and_exec(cfg, with_init, cfg.env, error_fd);
     }
-    if (::chdir(cwd.c_str()) != 0) {
-      make_dirs(cwd);
-      if (::chdir(cwd.c_str()) != 0) throw_errno("cannot enter the working directory " + cwd);
-    }
-    ::umask(022);
     finish_and_exec(cfg, spec.process, cfg.env, error_fd);
   } catch (const std::exception& e) {
     child_fail(error_fd, 125, e.what());

@@ -2,28 +2,23 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <malloc.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <functional>
-#include <memory>
 
 #include "base/error.h"
 #include "base/fs.h"
-#include "runtime/logfile.h"
+#include "runtime/attach.h"
+#include "runtime/monitor_loop.h"
 #include "runtime/state.h"
-#include "runtime/volume.h"
 
 namespace berth::runtime {
 
@@ -34,16 +29,6 @@ void report(int fd, const std::string& line) {
   std::string l = line + "\n";
   ssize_t n = ::write(fd, l.data(), l.size());
   (void)n;
-}
-
-void write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
 }
 
 // Updates state.json, keeping what create() recorded; never throws (the
@@ -71,13 +56,34 @@ void close_inherited_fds(int keep) {
   for (int fd : fds) ::close(fd);
 }
 
-struct Stream {
-  UniqueFd fd;
-  const char* name;
-  int forward_to;  // -1 = not attached
-};
+// berth-monitor next to the berth binary.
+std::string monitor_exe(const std::string& berth_exe) {
+  return berth_exe.substr(0, berth_exe.rfind('/') + 1) + "berth-monitor";
+}
+
+// Execs berth-monitor with a's fds inherited; when it cannot be executed
+// (a berth binary copied without it), the same loop runs in this process.
+[[noreturn]] void exec_monitor(MonitorArgs& a) {
+  for (int fd : {a.out_fd, a.err_fd, a.report_fd, a.attach_fd})
+    if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
+  if (!a.berth_exe.empty()) {
+    std::vector<std::string> args = monitor_argv(monitor_exe(a.berth_exe), a);
+    std::vector<char*> argv;
+    for (auto& s : args) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+  }
+  monitor_loop(a);
+}
 
 }  // namespace
+
+std::string berth_executable(const std::string& self_exe) {
+  if (!self_exe.empty()) return self_exe;
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
 
 void run_monitor(MonitorLaunch& m) {
   int report_fd = m.report_fd;
@@ -98,7 +104,7 @@ void run_monitor(MonitorLaunch& m) {
 
     // The container's stdio: a pty, or one pipe per stream.
     UniqueFd child_in, child_out, child_err, pty_master;
-    std::vector<Stream> streams;
+    UniqueFd out_r, err_r_stream;
     UniqueFd console_mine, console_theirs;
     if (spec.process.tty) {
       int sp[2];
@@ -113,13 +119,15 @@ void run_monitor(MonitorLaunch& m) {
     } else {
       int out[2], err[2];
       if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw_errno("pipe");
-      streams.push_back({UniqueFd(out[0]), "stdout", m.attach.attach ? 1 : -1});
-      streams.push_back({UniqueFd(err[0]), "stderr", m.attach.attach ? 2 : -1});
+      out_r.reset(out[0]);
+      err_r_stream.reset(err[0]);
       child_out.reset(out[1]);
       child_err.reset(err[1]);
       child_in.reset(::dup(m.attach.stdin ? 0 : devnull.get()));
     }
-    if (!m.attach.stdin || !spec.process.tty) ::dup2(devnull.get(), 0);
+    // The monitor itself never reads the caller's stdin: with a tty it
+    // arrives on the report socket (the caller watches for detach keys).
+    ::dup2(devnull.get(), 0);
 
     int go[2], errp[2];
     if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(errp, O_CLOEXEC) != 0) throw_errno("pipe");
@@ -131,8 +139,6 @@ void run_monitor(MonitorLaunch& m) {
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     ::sigprocmask(SIG_BLOCK, &chld, nullptr);
-    UniqueFd sfd(::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
-    if (!sfd) throw_errno("signalfd");
 
     // A fork-like clone (no new stack): the child gets a copy of this one.
     pid = static_cast<pid_t>(::syscall(SYS_clone, clone_flags(spec) | SIGCHLD, nullptr, nullptr, nullptr, 0));
@@ -174,9 +180,12 @@ void run_monitor(MonitorLaunch& m) {
       if (!pty_master) throw Error("the container did not pass its pty");
       struct winsize ws {};
       if (m.attach.attach && ::ioctl(0, TIOCGWINSZ, &ws) == 0) ::ioctl(pty_master.get(), TIOCSWINSZ, &ws);
-      streams.push_back({UniqueFd(::dup(pty_master.get())), "stdout", m.attach.attach ? 1 : -1});
       console_mine.reset();
     }
+
+    // `berth attach` clients connect here (runtime/attach.h).
+    UniqueFd attach_sock(listen_unix_in(m.run_dir, attach_proto::kSocketName));
+    if (!attach_sock) throw_errno("cannot listen on " + m.run_dir + "/" + attach_proto::kSocketName);
 
     state::RuntimeRecord rec{pid, state::process_start_time(pid), ::getpid(),
                              state::process_start_time(::getpid())};
@@ -195,106 +204,32 @@ void run_monitor(MonitorLaunch& m) {
       report_fd = -1;
     }
 
-    // The monitor is a fork of the CLI: give back the heap the CLI used.
-    ::malloc_trim(0);
-    std::unique_ptr<JsonLogWriter> log;
-    if (spec.log.driver == "json-file")
-      log = std::make_unique<JsonLogWriter>(m.container_dir + "/" + m.id + "-json.log", spec.log.max_size,
-                                            spec.log.max_file);
-    bool forward_stdin = m.attach.stdin && spec.process.tty;
-    int status = 0;
-    bool exited = false;
-    int drain_polls = 0;
-    char buf[65536];
-    for (;;) {
-      bool open_streams = false;
-      for (auto& s : streams) open_streams |= static_cast<bool>(s.fd);
-      if (exited && (!open_streams || drain_polls > 20)) break;
-      std::vector<pollfd> fds;
-      fds.push_back({sfd.get(), POLLIN, 0});
-      for (auto& s : streams)
-        if (s.fd) fds.push_back({s.fd.get(), POLLIN, 0});
-      if (forward_stdin) fds.push_back({0, POLLIN, 0});
-      // After the init died its pid namespace is gone, so the pipes reach
-      // EOF at once; the timeout only guards against a stray holder.
-      int rc = ::poll(fds.data(), fds.size(), exited ? 100 : -1);
-      if (rc < 0 && errno != EINTR) break;
-      if (exited) ++drain_polls;
-      for (auto& p : fds) {
-        if (!p.revents) continue;
-        if (p.fd == sfd.get()) {
-          signalfd_siginfo si;
-          while (::read(sfd.get(), &si, sizeof si) > 0) {
-          }
-          int st = 0;
-          if (!exited && ::waitpid(pid, &st, WNOHANG) == pid) {
-            status = st;
-            exited = true;
-          }
-          continue;
-        }
-        if (p.fd == 0) {
-          ssize_t n = ::read(0, buf, sizeof buf);
-          if (n > 0) write_all(pty_master.get(), buf, static_cast<size_t>(n));
-          else forward_stdin = false;
-          continue;
-        }
-        for (auto& s : streams) {
-          if (!s.fd || s.fd.get() != p.fd) continue;
-          ssize_t n = ::read(s.fd.get(), buf, sizeof buf);
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) {  // EOF, or EIO from a pty whose last holder closed it
-            if (log) log->flush(s.name);
-            s.fd.reset();
-            continue;
-          }
-          if (log) log->write(s.name, buf, static_cast<size_t>(n));
-          if (s.forward_to >= 0) write_all(s.forward_to, buf, static_cast<size_t>(n));
-        }
-      }
-    }
-    if (log) {
-      log->flush("stdout");
-      log->flush("stderr");
-    }
-    int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code_for_signal(WTERMSIG(status));
-    bool oom = m.cgroup->oom_killed();
-    try {
-      m.cgroup->destroy();
-    } catch (const std::exception&) {
-    }
-    auto record_exit = [&] {
-      record(m.container_dir, [&](ContainerState& st) {
-        st.status = Status::Exited;
-        st.exit_code = exit_code;
-        st.oom_killed = oom;
-        st.finished_at = state::now_rfc3339nano();
-      });
-    };
-    // Record the exit before the runtime record goes: a reader that finds
-    // no live monitor re-reads state.json, and must then see the exit,
-    // never a container that vanished unrecorded (exit 255).
-    if (!spec.auto_remove) record_exit();
-    ::unlink((m.run_dir + "/runtime.json").c_str());
-    ::rmdir(m.run_dir.c_str());
-    // --rm: the monitor removes the container (it outlives the CLI).
-    if (spec.auto_remove) {
-      if (spec.network == NetworkMode::Netns && spec.remove_netns) remove_netns_file(spec.netns_path);
-      std::error_code ec;
-      std::filesystem::remove_all(m.container_dir, ec);
-      if (ec) {
-        record_exit();
-      } else if (!m.init.volume_mounts.empty()) {
-        // docker run --rm: the anonymous volumes go with the container.
-        std::vector<std::string> names;
-        for (auto& vm : m.init.volume_mounts) names.push_back(vm.name);
-        Paths paths;
-        paths.root = path_dirname(path_dirname(m.container_dir));
-        remove_anonymous_volumes(paths, names);
-      }
-    }
-    report(report_fd, "exit " + std::to_string(exit_code));
-    ::_exit(0);
+    // The rest of the container's life is berth-monitor's (a small static
+    // executable next to berth): exec it, so that this copy of the CLI's
+    // memory goes. The init stays this process's child; SIGCHLD stays
+    // blocked, so its exit cannot be missed across the exec.
+    MonitorArgs a;
+    a.id = m.id;
+    a.container_dir = m.container_dir;
+    a.run_dir = m.run_dir;
+    a.pid = pid;
+    a.tty = spec.process.tty;
+    a.out_fd = spec.process.tty ? pty_master.release() : out_r.release();
+    a.err_fd = spec.process.tty ? -1 : err_r_stream.release();
+    a.report_fd = report_fd;
+    a.attach_fd = attach_sock.release();
+    a.attached = m.attach.attach;
+    a.forward_stdin = m.attach.stdin;
+    a.log_driver = spec.log.driver;
+    a.log_max_size = spec.log.max_size;
+    a.log_max_file = spec.log.max_file;
+    a.auto_remove = spec.auto_remove;
+    if (spec.network == NetworkMode::Netns && spec.remove_netns) a.netns_file = spec.netns_path;
+    for (auto& vm : m.init.volume_mounts) a.volumes.push_back(vm.name);
+    a.berth_exe = m.berth_exe;
+    a.root = path_dirname(path_dirname(m.container_dir));
+    a.run_root = path_dirname(path_dirname(m.run_dir));
+    exec_monitor(a);
   } catch (const std::exception& e) {
     if (pid > 0) {
       ::kill(pid, SIGKILL);

@@ -225,6 +225,20 @@ struct Attach {
   // A start by a restart policy (the supervisor): keeps RestartCount. Any
   // other start resets it to 0, as docker's start by a user does.
   bool by_restart_policy = false;
+  // With stdin and a tty: the caller's keystrokes go through the monitor,
+  // and this sequence (docker's --detach-keys; "" = ctrl-p,ctrl-q) detaches
+  // the caller, leaving the container running; start() then returns 0 and
+  // sets *detached.
+  std::string detach_keys;
+  bool* detached = nullptr;
+  bool sig_proxy = true;  // the caller's signals go to the container (docker's --sig-proxy)
+};
+
+// `berth attach`: what the caller wants.
+struct AttachOptions {
+  bool stdin = true;         // false: --no-stdin
+  std::string detach_keys;   // as Attach::detach_keys
+  bool sig_proxy = true;     // forward the caller's signals (without a tty)
 };
 
 // ---------------------------------------------------------------------------
@@ -250,6 +264,11 @@ class Runtime {
   // exit code (the monitor forwards output); otherwise returns 0.
   int start(const std::string& id_or_name, const Attach& attach = {});
 
+  // Connects to a running container through its monitor: its output to
+  // fds 1 and 2, fd 0 to its pty (with -i and -t). Returns its exit code
+  // once it exits, or 0 when the caller detached (*detached set).
+  int attach(const std::string& id_or_name, const AttachOptions& options, bool* detached = nullptr);
+
   // Sends a signal to the container's init.
   void kill(const std::string& id_or_name, int signal);
   // SIGTERM (or signal), waits timeout_s, then SIGKILL; returns when exited.
@@ -272,6 +291,14 @@ class Runtime {
   // once when detached (its stdio is then /dev/null).
   int exec(const std::string& id_or_name, const ProcessSpec& process, bool detach = false);
 
+  // Calls fn with an O_PATH fd of the container's root directory as the
+  // container sees it, mounts included (for `cp`, runtime/archive.h): a
+  // running container's through /proc/PID/root; a stopped one's rootfs,
+  // volumes and binds mounted in a private mount namespace of a child
+  // process, in which fn then runs (an Error it throws is rethrown here
+  // with its message and exit code).
+  void with_root(const std::string& id_or_name, const std::function<void(int root_fd)>& fn) const;
+
   Container get(const std::string& id_or_name) const;
   std::vector<Container> list() const;
   std::string log_path(const Container& c) const;
@@ -290,11 +317,3 @@ std::string new_container_id();
 constexpr int exit_code_for_signal(int n) { return 128 + n; }
 
 }  // namespace berth::runtime
-  // Calls fn with an O_PATH fd of the container's root directory as the
-  // container sees it, mounts included (for `cp`, runtime/archive.h): a
-  // running container's through /proc/PID/root; a stopped one's rootfs,
-  // volumes and binds mounted in a private mount namespace of a child
-  // process, in which fn then runs (an Error it throws is rethrown here
-  // with its message and exit code).
-  void with_root(const std::string& id_or_name, const std::function<void(int root_fd)>& fn) const;
-

@@ -1,0 +1,63 @@
+// Attaching to a running container through its monitor (`berth attach`,
+// and `run -it`'s stdin): the monitor listens on <run_dir>/attach.sock.
+//
+// Protocol (one unix stream connection per client):
+//   client -> monitor: one flags byte (kStdin | kStdout | kStderr), then
+//                      raw stdin bytes (to the container's pty).
+//   monitor -> client: frames of a 5-byte header (type, 32-bit big-endian
+//                      length) and data: kFrameStdout / kFrameStderr
+//                      output, and one kFrameExit (the decimal exit code)
+//                      once the container's exit is recorded.
+// Detach keys are handled by the client: it simply stops and closes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace berth::runtime {
+
+namespace attach_proto {
+inline constexpr const char* kSocketName = "attach.sock";
+inline constexpr int kStdin = 1, kStdout = 2, kStderr = 4;
+inline constexpr int kFrameStdout = 1, kFrameStderr = 2, kFrameExit = 3;
+inline constexpr size_t kHeader = 5;
+inline void encode_header(char* h, int type, uint32_t n) {
+  h[0] = static_cast<char>(type);
+  h[1] = static_cast<char>(n >> 24);
+  h[2] = static_cast<char>(n >> 16);
+  h[3] = static_cast<char>(n >> 8);
+  h[4] = static_cast<char>(n);
+}
+inline uint32_t decode_length(const char* h) {
+  auto b = [&](int i) { return static_cast<uint32_t>(static_cast<unsigned char>(h[i])); };
+  return b(1) << 24 | b(2) << 16 | b(3) << 8 | b(4);
+}
+}  // namespace attach_proto
+
+// docker's --detach-keys: comma-separated keys, each a single character or
+// ctrl-<letter|@|[|\|]|^|_>; "" = ctrl-p,ctrl-q. Returns the byte sequence.
+// Throws berth::Error (exit code 125) naming the bad key.
+std::string parse_detach_keys(const std::string& spec);
+
+// Watches the caller's keystrokes for the detach sequence: feed() returns
+// the bytes to pass on (a partial match is held back until it breaks).
+class DetachScanner {
+ public:
+  explicit DetachScanner(std::string keys) : keys_(std::move(keys)) {}
+  std::string feed(const char* data, size_t n);
+  bool detached() const { return detached_; }
+
+ private:
+  std::string keys_;
+  size_t matched_ = 0;
+  bool detached_ = false;
+};
+
+// Binds (server) or connects (client) the unix socket at dir/name, going
+// through /proc/self/fd so that a long dir does not overflow sun_path.
+// Return an fd (close-on-exec), or -1 with errno set.
+int listen_unix_in(const std::string& dir, const std::string& name);
+int connect_unix_in(const std::string& dir, const std::string& name);
+
+}  // namespace berth::runtime

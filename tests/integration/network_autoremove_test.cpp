@@ -1,0 +1,103 @@
+// `run -d --rm` on a berth network with a published port: when the
+// container exits, its monitor removes it and has berth undo the rest at
+// once — endpoint and address (IPAM), the port's nft rules, the veth — with
+// no other berth command run in between (which would sweep stale ones).
+#include <dirent.h>
+
+#include <random>
+#include <set>
+
+#include "tests/integration/container_fixture.h"
+
+using namespace berth::test;
+
+namespace {
+
+const std::string kIp = berth::path_exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip";
+const std::string kNft = berth::path_exists("/usr/sbin/nft") ? "/usr/sbin/nft" : "/sbin/nft";
+
+std::string host_links() {
+  auto r = berth::test::run({kIp, "-o", "link", "show"});
+  std::set<std::string> names;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    auto colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    auto end = line.find_first_of(":@", colon + 2);
+    names.insert(line.substr(colon + 2, end - colon - 2));
+  }
+  std::string out;
+  for (auto& n : names) out += n + "\n";
+  return out;
+}
+
+std::string nft_ruleset() {
+  auto r = berth::test::run({kNft, "list", "ruleset"});
+  std::string out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) out += line.substr(0, line.find(" # handle")) + "\n";
+  return out;
+}
+
+class NetworkAutoRemove : public ContainerTest {
+ protected:
+  void TearDown() override {
+    if (root_.empty()) return;
+    ContainerTest::TearDown();
+    berth({"network", "rm", "rmnet"});
+  }
+  // Endpoints recorded in the network store (read from disk: no berth
+  // command runs, so nothing sweeps stale ones meanwhile).
+  size_t stored_endpoints() const {
+    size_t n = 0;
+    std::string dir = root_ + "/network/networks";
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return 0;
+    while (auto* e = ::readdir(d)) {
+      std::string f = e->d_name;
+      if (f.size() < 6 || f.substr(f.size() - 5) != ".json") continue;
+      std::string text;
+      if (!berth::read_file_if_exists(dir + "/" + f, text)) continue;
+      auto j = nlohmann::json::parse(text, nullptr, false);
+      if (j.is_object() && j.contains("Endpoints")) n += j["Endpoints"].size();
+    }
+    ::closedir(d);
+    return n;
+  }
+  bool netns_dir_empty() const {
+    DIR* d = ::opendir((run_root_ + "/netns").c_str());
+    if (!d) return true;
+    bool empty = true;
+    while (auto* e = ::readdir(d)) empty &= e->d_name[0] == '.';
+    ::closedir(d);
+    return empty;
+  }
+};
+
+}  // namespace
+
+TEST_F(NetworkAutoRemove, DetachedRmContainerLeavesNoEndpointRuleOrVethWhenItExits) {
+  std::random_device rd;
+  std::string subnet = "10." + std::to_string(100 + rd() % 100) + "." + std::to_string(rd() % 250) + ".0/24";
+  int port = 20000 + static_cast<int>(rd() % 20000);
+  auto made = berth({"network", "create", "--subnet", subnet, "rmnet"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::string links_before = host_links(), nft_before = nft_ruleset();
+  ASSERT_EQ(stored_endpoints(), 0u);
+
+  std::string id = run_detached({"--rm", "--network", "rmnet", "-p", "127.0.0.1:" + std::to_string(port) + ":80"},
+                                {"sleep", "1"});
+  ASSERT_FALSE(id.empty());
+  // While it runs: its endpoint, its port's rules and its veth exist.
+  EXPECT_EQ(stored_endpoints(), 1u);
+  EXPECT_NE(nft_ruleset().find(std::to_string(port)), std::string::npos);
+  EXPECT_NE(host_links(), links_before);
+
+  // It exits on its own; nothing is run here but reads of the host's state.
+  EXPECT_TRUE(eventually([&] { return !berth::path_exists(root_ + "/containers/" + id); }, 10000));
+  EXPECT_TRUE(eventually([&] { return stored_endpoints() == 0; }, 5000)) << "endpoint (and its address) left";
+  EXPECT_TRUE(eventually([&] { return nft_ruleset() == nft_before; }, 5000)) << nft_ruleset();
+  EXPECT_TRUE(eventually([&] { return host_links() == links_before; }, 5000)) << host_links();
+  EXPECT_TRUE(netns_dir_empty());
+  expect_no_trace_of(id);
+}
