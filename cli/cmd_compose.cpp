@@ -30,6 +30,7 @@
 #include "cli/table.h"
 #include "cli/project_flags.h"
 #include "images/images.h"
+#include "net/network.h"
 #include "net/ports.h"
 #include "reconciler/container_network.h"
 #include "reconciler/driver.h"
@@ -153,11 +154,22 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string ports_text(const runtime::Runtime& rt, const runtime::Container& c) {
+// Every network in the store, read once for all the containers ps shows
+// (none when there is no store yet).
+std::vector<net::NetworkRecord> all_networks(const std::string& root) {
+  try {
+    net::NetworkManager mgr(root);
+    if (path_exists(mgr.store().dir())) return mgr.list();
+  } catch (const Error&) {
+  }
+  return {};
+}
+
+std::string ports_text(const std::vector<net::NetworkRecord>& networks, const runtime::Container& c) {
   std::string out;
   if (c.state.status != runtime::Status::Running && c.state.status != runtime::Status::Paused) return out;
   try {
-    for (const auto& j : reconciler::container_endpoints(rt, c))
+    for (const auto& j : reconciler::container_endpoints(networks, c))
       for (const auto& p : j.endpoint.ports)
         out += (out.empty() ? "" : ", ") +
                net::format_port(p.host_ip.empty() ? "0.0.0.0" : p.host_ip, p.host_port, p.container_port, p.protocol);
@@ -167,11 +179,11 @@ std::string ports_text(const runtime::Runtime& rt, const runtime::Container& c) 
 }
 
 // compose's ps --format json "Publishers".
-json publishers_json(const runtime::Runtime& rt, const runtime::Container& c) {
+json publishers_json(const std::vector<net::NetworkRecord>& networks, const runtime::Container& c) {
   json out = json::array();
   if (c.state.status != runtime::Status::Running && c.state.status != runtime::Status::Paused) return out;
   try {
-    for (const auto& j : reconciler::container_endpoints(rt, c))
+    for (const auto& j : reconciler::container_endpoints(networks, c))
       for (const auto& p : j.endpoint.ports)
         out.push_back({{"URL", p.host_ip.empty() ? "0.0.0.0" : p.host_ip},
                        {"TargetPort", p.container_port},
@@ -898,6 +910,8 @@ void add_ps(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pro
       shown.push_back(std::move(c));
     }
     std::sort(shown.begin(), shown.end(), [](const auto& a, const auto& b) { return a.spec.name < b.spec.name; });
+    std::vector<net::NetworkRecord> networks;
+    if (!shown.empty() && !f->quiet && !f->list_services) networks = all_networks(g.root);
     if (f->list_services) {
       std::set<std::string> names;
       for (const auto& c : shown) names.insert(label_of(c, label::service));
@@ -929,8 +943,8 @@ void add_ps(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pro
                        {"Health", c.state.health.status},
                        {"ExitCode", c.state.exit_code},
                        {"Status", status_text(c)},
-                       {"Ports", ports_text(rt, c)},
-                       {"Publishers", publishers_json(rt, c)},
+                       {"Ports", ports_text(networks, c)},
+                       {"Publishers", publishers_json(networks, c)},
                        {"Labels", c.spec.labels}});
       }
       std::cout << arr.dump() << "\n";
@@ -940,7 +954,7 @@ void add_ps(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pro
     std::vector<std::vector<std::string>> rows{{"NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"}};
     for (const auto& c : shown)
       rows.push_back({c.spec.name, c.spec.image, command_of(c), label_of(c, label::service), ago(c.state.created_at),
-                      status_text(c), ports_text(rt, c)});
+                      status_text(c), ports_text(networks, c)});
     print_table(rows);
   });
 }

@@ -254,11 +254,17 @@ void disconnect_container(const runtime::Runtime& rt, const std::string& network
 }
 
 std::vector<JoinedNetwork> container_endpoints(const runtime::Runtime& rt, const runtime::Container& c) {
+  if (c.spec.network != runtime::NetworkMode::Netns || !c.spec.remove_netns) return {};
+  net::NetworkManager mgr(paths_of(rt).root);
+  if (!path_exists(mgr.store().dir())) return {};
+  return container_endpoints(mgr.list(), c);
+}
+
+std::vector<JoinedNetwork> container_endpoints(const std::vector<net::NetworkRecord>& networks,
+                                               const runtime::Container& c) {
   std::vector<JoinedNetwork> out;
   if (c.spec.network != runtime::NetworkMode::Netns || !c.spec.remove_netns) return out;
-  net::NetworkManager mgr(paths_of(rt).root);
-  if (!path_exists(mgr.store().dir())) return out;
-  for (auto& n : mgr.list())
+  for (auto& n : networks)
     for (auto& [id, e] : n.endpoints)
       if (e.netns == c.spec.netns_path) out.push_back({n, e});
   return out;

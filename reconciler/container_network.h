@@ -97,5 +97,9 @@ void disconnect_container(const runtime::Runtime& rt, const std::string& network
 
 // The container's endpoints, network by network (for inspect/ps/port).
 std::vector<JoinedNetwork> container_endpoints(const runtime::Runtime& rt, const runtime::Container& c);
+// The same from networks already listed (net::NetworkManager::list), for
+// callers that look at many containers (ps): the store is read once.
+std::vector<JoinedNetwork> container_endpoints(const std::vector<net::NetworkRecord>& networks,
+                                               const runtime::Container& c);
 
 }  // namespace berth::reconciler
