@@ -1,6 +1,7 @@
 // berth serve: see serve.h.
 #include <fcntl.h>
 #include <http_parser.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -653,6 +654,9 @@ void Daemon::resync() {
     forget(id);
   }
   if (opt_.dns) sync_network(initial);
+  // A resync reads every container's state (a burst of allocations freed
+  // right after): give the freed pages back instead of keeping them.
+  ::malloc_trim(0);
 }
 
 void Daemon::forget(const std::string& id) {
@@ -1169,6 +1173,10 @@ void Daemon::shutdown() {
 }
 
 void Daemon::run() {
+  // One malloc arena: the short-lived helper threads (DNS listeners enter
+  // a container's netns on one) would otherwise each leave an arena of
+  // their own behind, ~700 KiB resident with 50 containers.
+  ::mallopt(M_ARENA_MAX, 1);
   auto& paths = opt_.paths;
   exe_ = paths.self_exe;
   if (exe_.empty()) {
