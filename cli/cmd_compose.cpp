@@ -1323,6 +1323,7 @@ void add_ls(CLI::App& parent, const GlobalOptions& g) {
       std::string config_files;
       std::string last_error;  // of serve --watch's last apply
       bool watched = false;
+      std::string watch_state;
     };
     std::map<std::string, Project> projects;
     // A running `berth serve` answers for the projects it knows (and for
@@ -1347,6 +1348,8 @@ void add_ls(CLI::App& parent, const GlobalOptions& g) {
         p.config_files = e.value("ConfigFiles", "");
         p.last_error = e.value("LastError", "");
         p.watched = e.contains("Watch");
+        // Not running anything yet: what serve --watch is doing with it.
+        if (p.watched && p.states.empty()) p.watch_state = e["Watch"].value("State", "");
       }
       projects.erase("");
     } else if (is_directory(g.root)) {
@@ -1360,6 +1363,7 @@ void add_ls(CLI::App& parent, const GlobalOptions& g) {
       }
     }
     auto status_of = [](const Project& p) {
+      if (p.states.empty()) return p.watch_state;
       std::string s;
       for (const auto& [state, n] : p.states) s += (s.empty() ? "" : ", ") + state + "(" + std::to_string(n) + ")";
       return s;
@@ -1387,7 +1391,8 @@ void add_ls(CLI::App& parent, const GlobalOptions& g) {
     std::vector<std::vector<std::string>> rows{{"NAME", "STATUS", "CONFIG FILES"}};
     for (const auto& n : names) {
       std::string status = status_of(projects[n]);
-      if (!projects[n].last_error.empty()) status += (status.empty() ? "" : ", ") + std::string("apply failed");
+      if (!projects[n].last_error.empty())
+        status = status.empty() || status == "failed" ? "apply failed" : status + ", apply failed";
       rows.push_back({n, status, projects[n].config_files});
     }
     print_table(rows);

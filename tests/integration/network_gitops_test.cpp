@@ -105,6 +105,18 @@ TEST_F(GitOpsTest, AppliesUpdatesRejectsABrokenFileAndRemoves) {
   EXPECT_EQ(ls["app"]["Status"], "running(2)");
   EXPECT_EQ(ls["app"]["ConfigFiles"], watch_ + "/app.yaml");
   EXPECT_FALSE(ls["app"].contains("LastError")) << ls["app"];
+  // The API says more: the file, the hash and time of the last apply.
+  std::string api = http_unix(socket_, "/projects");
+  auto body = nlohmann::json::parse(api.substr(api.find("\r\n\r\n") + 4), nullptr, false);
+  ASSERT_TRUE(body.is_array()) << api;
+  ASSERT_EQ(body.size(), 1u) << api;
+  auto watch = body[0]["Watch"];
+  EXPECT_EQ(watch["File"], watch_ + "/app.yaml");
+  EXPECT_EQ(watch["State"], "applied");
+  EXPECT_EQ(watch["ConfigHash"], applied[0]["Actor"]["Attributes"]["hash"]);
+  EXPECT_EQ(watch["ConfigHash"].get<std::string>().rfind("sha256:", 0), 0u);
+  EXPECT_FALSE(watch["AppliedAt"].get<std::string>().empty());
+  EXPECT_EQ(watch["LastError"], "");
   auto table = berth({"ls"});
   EXPECT_NE(table.out.find("NAME"), std::string::npos) << table.out;
   EXPECT_NE(lines_of(table.out, "app ").find("running(2)"), std::string::npos) << table.out;
@@ -164,9 +176,18 @@ TEST_F(GitOpsTest, SubdirectoryProjectDeletedWhileServeWasDownGoesDown) {
   write_file_atomic(site + "/compose.yaml",
                     "services:\n  page:\n    image: busybox:latest\n    network_mode: none\n"
                     "    command: [\"sleep\", \"600\"]\n    stop_signal: SIGKILL\n");
+  // Broken from the start: listed (even without -a) with its error, nothing runs.
+  std::ofstream(watch_ + "/bad.yml") << "services:\n  x: [\n";
   start_serve({"--watch", watch_});
   ASSERT_TRUE(eventually([&] { return running(containers(), "site-page-1"); }, 60000)) << serve_log();
   EXPECT_EQ(projects()["site"]["ConfigFiles"], site + "/compose.yaml");
+  ASSERT_TRUE(eventually([&] { return projects()["bad"].contains("LastError"); }, 30000)) << serve_log();
+  EXPECT_NE(projects()["bad"]["LastError"].get<std::string>().find(watch_ + "/bad.yml:"), std::string::npos)
+      << projects()["bad"];
+  EXPECT_EQ(projects()["bad"]["Status"], "failed");
+  EXPECT_NE(lines_of(berth({"ls"}).out, "bad ").find("apply failed"), std::string::npos) << berth({"ls"}).out;
+  ASSERT_EQ(::unlink((watch_ + "/bad.yml").c_str()), 0);
+  EXPECT_TRUE(eventually([&] { return !projects().count("bad"); }, 30000)) << serve_log();
   stop_serve(SIGTERM);
   ASSERT_GT(std::filesystem::remove_all(site), 0u);
   EXPECT_TRUE(running(containers(), "site-page-1")) << "nothing watches while serve is down";
