@@ -554,6 +554,7 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   eopts.max_parallel = reconciler::parallel_limit(kDefaultParallel);
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
+  eopts.ordered_events = true;  // the same lines in the same order, however the operations overlap
   // `berth serve` enforces restart policies, runs healthchecks (which
   // service_healthy waits on) and answers DNS on berth networks: make sure
   // one runs for these roots when the app needs any of that.
@@ -636,6 +637,7 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
   eopts.max_parallel = reconciler::parallel_limit(kDefaultParallel);
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
+  eopts.ordered_events = true;  // the same lines in the same order, however the operations overlap
   auto result = reconciler::run_plan(plan, parallel, eopts, [&] { return parallel.drain(); });
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << "Error " << e << "\n";

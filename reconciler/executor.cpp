@@ -54,6 +54,7 @@ Executor::Executor(Plan plan, Driver& driver, ExecutorOptions options)
     : plan_(std::move(plan)), driver_(driver), options_(std::move(options)) {
   if (options_.max_parallel == 0) options_.max_parallel = 1;
   result_.status.assign(plan_.operations.size(), OpStatus::pending);
+  held_.resize(plan_.operations.size());
 }
 
 void Executor::start() { pump(); }
@@ -74,12 +75,38 @@ std::string Executor::describe(const Operation& op) const {
   return verb + " " + op.name;
 }
 
-void Executor::emit(const Operation& op, const std::string& status, const std::string& detail) {
-  if (options_.on_event) options_.on_event(Event{object_of(op.kind), op.name, status, detail});
+void Executor::emit(std::size_t index, const std::string& status, const std::string& detail) {
+  const Operation& op = plan_.operations[index];
+  deliver(index, Event{object_of(op.kind), op.name, status, detail});
 }
 
-void Executor::emit_container(const std::string& name, const std::string& status) {
-  if (options_.on_event) options_.on_event(Event{"Container", name, status, {}});
+void Executor::emit_container(std::size_t index, const std::string& name, const std::string& status) {
+  deliver(index, Event{"Container", name, status, {}});
+}
+
+void Executor::deliver(std::size_t index, Event event) {
+  if (!options_.on_event) return;
+  if (!options_.ordered_events || index == printing_) return options_.on_event(event);
+  held_[index].push_back(std::move(event));
+}
+
+// After an operation finished: the next unfinished one becomes the one
+// printed live, once the held events of those before it are out.
+void Executor::advance_printed() {
+  if (!options_.ordered_events) return;
+  auto finished_op = [&](std::size_t i) {
+    OpStatus s = result_.status[i];
+    return s == OpStatus::done || s == OpStatus::failed || s == OpStatus::skipped;
+  };
+  while (printing_ < plan_.operations.size() && finished_op(printing_)) {
+    ++printing_;
+    if (printing_ < plan_.operations.size()) {
+      std::vector<Event> held = std::move(held_[printing_]);
+      held_[printing_].clear();
+      if (options_.on_event)
+        for (const auto& e : held) options_.on_event(e);
+    }
+  }
 }
 
 // Ready when every dependency has finished. Doomed when a required one did
@@ -117,6 +144,7 @@ void Executor::pump() {
         result_.status[i] = OpStatus::skipped;
         ++finished_count_;
         result_.errors.push_back(owner(op) + ": " + describe(op) + " skipped: " + reason);
+        advance_printed();
         pump_again_ = true;
         continue;
       }
@@ -143,7 +171,7 @@ void Executor::run_waits(std::size_t index, std::size_t next_wait) {
   // compose shows waiting only for the conditions that take time.
   bool visible = wait.condition != "service_started";
   if (visible)
-    for (const auto& c : wait.containers) emit_container(c, "Waiting");
+    for (const auto& c : wait.containers) emit_container(index, c, "Waiting");
   driver_.wait_condition(wait, [this, index, next_wait, visible](std::optional<Error> error) {
     const Operation& op = plan_.operations[index];
     const WaitFor& wait = op.waits[next_wait];
@@ -153,10 +181,10 @@ void Executor::run_waits(std::size_t index, std::size_t next_wait) {
         return;
       }
       // required: false tolerates a dependency that failed.
-      emit(op, "Warning", "dependency " + wait.service + " did not reach " + wait.condition + ": " + error->what());
+      emit(index, "Warning", "dependency " + wait.service + " did not reach " + wait.condition + ": " + error->what());
     } else if (visible) {
       const char* reached = wait.condition == "service_healthy" ? "Healthy" : "Exited";
-      for (const auto& c : wait.containers) emit_container(c, reached);
+      for (const auto& c : wait.containers) emit_container(index, c, reached);
     }
     run_waits(index, next_wait + 1);
   });
@@ -164,7 +192,7 @@ void Executor::run_waits(std::size_t index, std::size_t next_wait) {
 
 void Executor::perform(std::size_t index) {
   const Operation& op = plan_.operations[index];
-  emit(op, statuses(op.kind).first);
+  emit(index, statuses(op.kind).first);
   Completion done = [this, index](std::optional<Error> error) { complete(index, std::move(error)); };
   const std::string& ref = op.container_id.empty() ? op.name : op.container_id;
   switch (op.kind) {
@@ -194,11 +222,12 @@ void Executor::complete(std::size_t index, std::optional<Error> error) {
   if (error) {
     result_.status[index] = OpStatus::failed;
     result_.errors.push_back(owner(op) + ": " + describe(op) + ": " + error->what());
-    emit(op, "Error", error->what());
+    emit(index, "Error", error->what());
   } else {
     result_.status[index] = OpStatus::done;
-    emit(op, statuses(op.kind).second);
+    emit(index, statuses(op.kind).second);
   }
+  advance_printed();
   pump();
 }
 

@@ -73,6 +73,12 @@ struct ExecutorOptions {
   std::size_t max_parallel = 4;  // operations in flight at once (>= 1)
   std::chrono::seconds stop_timeout{10};
   std::function<void(const Event&)> on_event;  // may be empty
+  // Events in the order a one-at-a-time run prints them, whatever order
+  // concurrent operations finish in: the first unfinished operation (in
+  // plan order) streams its events as they happen; a later one's are held
+  // until every operation before it has finished. Deterministic output for
+  // the CLI (compose's own plain output is in completion order).
+  bool ordered_events = false;
 };
 
 class Executor {
@@ -93,8 +99,10 @@ class Executor {
   void run_waits(std::size_t index, std::size_t next_wait);
   void perform(std::size_t index);
   void complete(std::size_t index, std::optional<Error> error);
-  void emit(const Operation& op, const std::string& status, const std::string& detail = {});
-  void emit_container(const std::string& name, const std::string& status);
+  void emit(std::size_t index, const std::string& status, const std::string& detail = {});
+  void emit_container(std::size_t index, const std::string& name, const std::string& status);
+  void deliver(std::size_t index, Event event);
+  void advance_printed();
   bool ready(std::size_t index, bool& doomed, std::string& reason) const;
   std::string describe(const Operation& op) const;
 
@@ -106,6 +114,10 @@ class Executor {
   std::size_t finished_count_ = 0;
   bool pumping_ = false;
   bool pump_again_ = false;
+  // ordered_events: held events by operation, and the operation whose
+  // events are printed as they come.
+  std::vector<std::vector<Event>> held_;
+  std::size_t printing_ = 0;
 };
 
 // Runs a plan to the end with a driver whose completions run inline (or

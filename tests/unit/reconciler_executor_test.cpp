@@ -238,3 +238,22 @@ TEST(ReconcilerExecutor, CompletionsOutOfOrderKeepTheDependencyOrder) {
   EXPECT_LT(position(c, "start_container app-api-1"), position(c, "start_container app-web-1"));
   EXPECT_TRUE(plan(desired_state(load(kChain)), driver.world).empty());
 }
+
+TEST(ReconcilerExecutor, OrderedEventsAreThoseOfAOneAtATimeRun) {
+  Plan p = plan(desired_state(load(kChain)), {});
+  std::vector<std::string> serial, overlapped;
+  FakeDriver one;
+  ASSERT_TRUE(run_plan(p, one, {.max_parallel = 1, .on_event = [&](const Event& e) { serial.push_back(e.str()); }}).ok());
+  FakeDriver many;
+  many.defer = true;
+  ExecutorOptions o;
+  o.max_parallel = 4;
+  o.ordered_events = true;
+  o.on_event = [&](const Event& e) { overlapped.push_back(e.str()); };
+  Executor executor(p, many, o);
+  executor.start();
+  // Completions come newest first: without ordering, the events would too.
+  while (!executor.finished()) ASSERT_TRUE(many.complete_next(true));
+  EXPECT_GT(many.max_pending, 1u);
+  EXPECT_EQ(overlapped, serial);
+}
