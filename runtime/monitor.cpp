@@ -62,11 +62,16 @@ std::string monitor_exe(const std::string& berth_exe) {
 }
 
 // Execs berth-monitor with a's fds inherited; when it cannot be executed
-// (a berth binary copied without it), the same loop runs in this process.
+// (a berth binary copied without it), or the container has already exited,
+// the same loop runs in this process.
 [[noreturn]] void exec_monitor(MonitorArgs& a) {
   for (int fd : {a.out_fd, a.err_fd, a.report_fd, a.attach_fd})
     if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
-  if (!a.berth_exe.empty()) {
+  // A command that is already done (`run --rm IMAGE true`) is finished off
+  // here: an exec and a dynamic load would only delay its exit record.
+  siginfo_t done {};
+  bool exited = ::waitid(P_PID, static_cast<id_t>(a.pid), &done, WEXITED | WNOHANG | WNOWAIT) == 0 && done.si_pid == a.pid;
+  if (!a.berth_exe.empty() && !exited) {
     std::vector<std::string> args = monitor_argv(monitor_exe(a.berth_exe), a);
     std::vector<char*> argv;
     for (auto& s : args) argv.push_back(s.data());

@@ -5,7 +5,8 @@
 // static executable (runtime/monitor_main.cpp) that the launch half of the
 // monitor (runtime/monitor.cpp, still a fork of berth) execs once the init
 // has started, so that each container costs only this process's memory.
-// The same code runs in-process when berth-monitor cannot be executed.
+// The same code runs in-process when berth-monitor cannot be executed, or
+// when the container is already gone by the time it would be.
 //
 // Kept free of spdlog, libcurl, libnl, nftables, libarchive, seccomp and
 // libcap: berth-monitor links only base's core and the state, log and
