@@ -1,14 +1,22 @@
-// DNS bench: net::DnsServer on 127.0.0.1 (its own libuv loop on one
-// thread), asked for A records of registered names over UDP.
+// DNS bench: berth's embedded DNS server asked for A records over UDP.
 //   latency: one query at a time, N queries -> p50/p99/max in µs
 //   throughput: a window of W queries in flight for S seconds -> queries/s
 // Prints one "key value" line per number and checks the targets
 // (p99 < 1 ms, >= 20k q/s); exit 1 when a target is missed.
 //
-// Usage: bench_net_dns [queries=20000] [seconds=3] [window=32]
+// Two ways to run it:
+//   bench_net_dns [queries=20000] [seconds=3] [window=32]
+//     an in-process net::DnsServer on 127.0.0.1 (its own libuv loop on one
+//     thread), with 50 registered names: the server alone.
+//   bench_net_dns --netns PATH --name NAME [--server IP[:PORT]] [queries seconds window]
+//     from inside a container: the client joins the network namespace PATH
+//     (a container's <run_root>/netns/<id>) and asks the server there
+//     (default 127.0.0.11:53, answered by `berth serve`) for NAME.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -18,6 +26,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,28 +60,66 @@ bool good_answer(const uint8_t* r, ssize_t n, uint16_t id) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int queries = argc > 1 ? std::atoi(argv[1]) : 20000;
-  double seconds = argc > 2 ? std::atof(argv[2]) : 3;
-  int window = argc > 3 ? std::atoi(argv[3]) : 32;
+  // Flags first, then the positional numbers.
+  std::string netns, server_addr = "127.0.0.11:53", name;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--netns" || a == "--server" || a == "--name") && i + 1 < argc) {
+      (a == "--netns" ? netns : a == "--server" ? server_addr : name) = argv[++i];
+    } else if (a.rfind("--", 0) == 0) {
+      std::fprintf(stderr, "bench_net_dns: unknown flag %s\n", a.c_str());
+      return 2;
+    } else {
+      positional.push_back(a);
+    }
+  }
+  int queries = positional.size() > 0 ? std::atoi(positional[0].c_str()) : 20000;
+  double seconds = positional.size() > 1 ? std::atof(positional[1].c_str()) : 3;
+  int window = positional.size() > 2 ? std::atoi(positional[2].c_str()) : 32;
 
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  auto server = std::make_unique<berth::net::DnsServer>(&loop, berth::net::DnsServerOptions{{"127.0.0.1:9"}, 200});
-  // 50 containers' names on the network, as a mid-size app would have.
-  const std::string net = "benchnet";
-  for (int i = 0; i < 50; ++i)
-    server->names().add(net, "svc" + std::to_string(i), berth::net::Ipv4{static_cast<uint32_t>(0x0a000002 + i)});
-  int id = server->listen_here("127.0.0.1", 0, {net});
-  uint16_t port = server->udp_port_of(id);
   uv_async_t stop;
-  uv_async_init(&loop, &stop, [](uv_async_t* h) { uv_stop(h->loop); });
-  std::thread loop_thread([&] { uv_run(&loop, UV_RUN_DEFAULT); });
-
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  std::unique_ptr<berth::net::DnsServer> server;
+  std::thread loop_thread;
   sockaddr_in to{};
   to.sin_family = AF_INET;
-  to.sin_port = htons(port);
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<std::string> names;
+  if (netns.empty()) {
+    uv_loop_init(&loop);
+    server = std::make_unique<berth::net::DnsServer>(&loop, berth::net::DnsServerOptions{{"127.0.0.1:9"}, 200});
+    // 50 containers' names on the network, as a mid-size app would have.
+    const std::string net = "benchnet";
+    for (int i = 0; i < 50; ++i) {
+      names.push_back("svc" + std::to_string(i));
+      server->names().add(net, names.back(), berth::net::Ipv4{static_cast<uint32_t>(0x0a000002 + i)});
+    }
+    int id = server->listen_here("127.0.0.1", 0, {net});
+    to.sin_port = htons(server->udp_port_of(id));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    uv_async_init(&loop, &stop, [](uv_async_t* h) { uv_stop(h->loop); });
+    loop_thread = std::thread([&] { uv_run(&loop, UV_RUN_DEFAULT); });
+  } else {
+    if (name.empty()) {
+      std::fprintf(stderr, "bench_net_dns: --netns needs --name NAME to ask for\n");
+      return 2;
+    }
+    int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+      std::perror(("bench_net_dns: cannot join the network namespace " + netns).c_str());
+      return 2;
+    }
+    ::close(ns);
+    auto colon = server_addr.find(':');
+    to.sin_port = htons(colon == std::string::npos ? 53 : static_cast<uint16_t>(std::atoi(server_addr.c_str() + colon + 1)));
+    if (::inet_pton(AF_INET, server_addr.substr(0, colon).c_str(), &to.sin_addr) != 1) {
+      std::fprintf(stderr, "bench_net_dns: bad --server %s (want IP[:PORT])\n", server_addr.c_str());
+      return 2;
+    }
+    names.push_back(name);
+  }
+
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
   uint8_t buf[1500];
   int failures = 0;
@@ -82,7 +129,7 @@ int main(int argc, char** argv) {
   us.reserve(static_cast<size_t>(queries));
   for (int i = 0; i < queries; ++i) {
     uint16_t qid = static_cast<uint16_t>(i);
-    auto q = query(qid, "svc" + std::to_string(i % 50));
+    auto q = query(qid, names[static_cast<size_t>(i) % names.size()]);
     auto t0 = Clock::now();
     ::send(fd, q.data(), q.size(), 0);
     pollfd p{fd, POLLIN, 0};
@@ -105,7 +152,7 @@ int main(int argc, char** argv) {
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   while (Clock::now() < end) {
     while (in_flight < window) {
-      auto q = query(next, "svc" + std::to_string(next % 50));
+      auto q = query(next, names[next % names.size()]);
       ++next;
       ::send(fd, q.data(), q.size(), 0);
       ++in_flight;
@@ -127,12 +174,14 @@ int main(int argc, char** argv) {
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   double qps = answered / elapsed;
 
-  uv_async_send(&stop);
-  loop_thread.join();
-  server.reset();
-  uv_close(reinterpret_cast<uv_handle_t*>(&stop), nullptr);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
+  if (server) {
+    uv_async_send(&stop);
+    loop_thread.join();
+    server.reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&stop), nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+  }
   ::close(fd);
 
   std::printf("dns_latency_queries %zu\n", us.size());

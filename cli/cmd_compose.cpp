@@ -557,8 +557,11 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   eopts.ordered_events = true;  // the same lines in the same order, however the operations overlap
   // `berth serve` enforces restart policies, runs healthchecks (which
   // service_healthy waits on) and answers DNS on berth networks: make sure
-  // one runs for these roots when the app needs any of that.
-  if (!plan.operations.empty() && needs_supervisor(project, g.root)) supervisor::ensure_daemon(paths);
+  // one runs for these roots when the app needs any of that, also when
+  // nothing changed: after a supervisor died, the next `up` brings it back
+  // (and with it restart policies, healthchecks and DNS). A running one is a
+  // single connect away.
+  if (needs_supervisor(project, g.root)) supervisor::ensure_daemon(paths);
   auto result = reconciler::run_plan(plan, parallel, eopts, [&] { return parallel.drain(); });
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << "Error " << e << "\n";

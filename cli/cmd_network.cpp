@@ -38,10 +38,20 @@ std::optional<runtime::Container> container_named(const runtime::Runtime& rt, co
   }
 }
 
-nlohmann::json inspect_json(const net::NetworkRecord& n) {
+// docker keys inspect's Containers by container id. An endpoint made for a
+// container was connected through <run_root>/netns/<container id>; one
+// connected by hand through another namespace path keeps its endpoint id.
+std::string endpoint_owner(const std::string& run_root, const net::EndpointRecord& e) {
+  std::string dir = reconciler::container_netns_path(run_root, "");
+  if (e.netns.starts_with(dir) && e.netns.find('/', dir.size()) == std::string::npos && e.netns.size() > dir.size())
+    return e.netns.substr(dir.size());
+  return e.id;
+}
+
+nlohmann::json inspect_json(const std::string& run_root, const net::NetworkRecord& n) {
   nlohmann::json containers = nlohmann::json::object();
   for (auto& [id, e] : n.endpoints)
-    containers[id] = {{"Name", e.name},
+    containers[endpoint_owner(run_root, e)] = {{"Name", e.name},
                       {"EndpointID", e.id},
                       {"MacAddress", e.mac},
                       {"IPv4Address", e.address.to_string() + "/" + std::to_string(n.subnet.prefix)},
@@ -191,7 +201,7 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
     for (auto& name : *inspect_names) {
       auto n = manager.store().find(name);
       if (n)
-        out.push_back(inspect_json(*n));
+        out.push_back(inspect_json(global.run_root, *n));
       else
         missing.push_back(name);
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -36,6 +37,7 @@ void add_network_flags(CLI::App* cmd, NetworkFlags& f) {
   cmd->add_option("-p,--publish", f.publish, "Publish a container's port(s) to the host ([ip:][host:]ctr[/proto])")
       ->allow_extra_args(false);
   cmd->add_flag("-P,--publish-all", f.publish_all, "Publish all exposed ports to random ports");
+  cmd->add_option("--expose", f.expose, "Expose a port or a range of ports")->allow_extra_args(false);
   cmd->add_option("--dns", f.dns, "Set custom DNS servers")->allow_extra_args(false);
   cmd->add_option("--dns-search", f.dns_search, "Set custom DNS search domains")->allow_extra_args(false);
   cmd->add_option("--dns-option,--dns-opt", f.dns_opt, "Set DNS options")->allow_extra_args(false);
@@ -49,13 +51,17 @@ runtime::Container create_with_network(runtime::Runtime& rt, runtime::ContainerS
   if (!f.ip.empty()) join.ipv4_address = f.ip;
   req.networks.push_back(join);
   req.publish = f.publish;
-  if (f.publish_all) {
-    // -P: every ExposedPorts entry of the image to a random host port.
-    auto it = spec.annotations.find(reconciler::kConfigAnnotation);
-    auto cfg = it == spec.annotations.end() ? nlohmann::json() : nlohmann::json::parse(it->second, nullptr, false);
-    if (cfg.is_object() && cfg.contains("ExposedPorts") && cfg["ExposedPorts"].is_object())
-      for (auto& [port, unused] : cfg["ExposedPorts"].items()) req.publish.push_back(port);
-  }
+  // --expose joins the image's ExposedPorts in the recorded Config.
+  auto it = spec.annotations.find(reconciler::kConfigAnnotation);
+  auto cfg = it == spec.annotations.end() ? nlohmann::json::object()
+                                          : nlohmann::json::parse(it->second, nullptr, false);
+  if (!cfg.is_object()) cfg = nlohmann::json::object();
+  for (auto& e : f.expose)
+    for (auto& key : net::parse_expose_spec(e)) cfg["ExposedPorts"][key] = nlohmann::json::object();
+  if (!f.expose.empty()) spec.annotations[reconciler::kConfigAnnotation] = cfg.dump();
+  if (f.publish_all && cfg.contains("ExposedPorts") && cfg["ExposedPorts"].is_object())
+    // -P: every exposed port to a random host port.
+    for (auto& [port, unused] : cfg["ExposedPorts"].items()) req.publish.push_back(port);
   req.dns = f.dns;
   req.dns_search = f.dns_search;
   req.dns_opt = f.dns_opt;
@@ -175,9 +181,21 @@ nlohmann::json network_settings_json(const runtime::Runtime& rt, const runtime::
 
 std::string ports_text(const runtime::Runtime& rt, const runtime::Container& c) {
   std::vector<std::string> parts;
+  std::set<std::string> published;
   for (auto& j : reconciler::container_endpoints(rt, c))
-    for (auto& p : j.endpoint.ports)
+    for (auto& p : j.endpoint.ports) {
       parts.push_back(net::format_port(p.host_ip.empty() ? "0.0.0.0" : p.host_ip, p.host_port, p.container_port, p.protocol));
+      published.insert(std::to_string(p.container_port) + "/" + p.protocol);
+    }
+  // A running container's exposed ports that are not published show bare, "80/tcp".
+  auto it = c.spec.annotations.find(reconciler::kConfigAnnotation);
+  if (it != c.spec.annotations.end() &&
+      (c.state.status == runtime::Status::Running || c.state.status == runtime::Status::Paused)) {
+    auto cfg = nlohmann::json::parse(it->second, nullptr, false);
+    if (cfg.is_object() && cfg.contains("ExposedPorts") && cfg["ExposedPorts"].is_object())
+      for (auto& [key, unused] : cfg["ExposedPorts"].items())
+        if (!published.count(key)) parts.push_back(key);
+  }
   std::string out;
   for (auto& p : parts) out += (out.empty() ? "" : ", ") + p;
   return out;

@@ -22,6 +22,7 @@ struct NetworkFlags {
   std::string ip;
   std::vector<std::string> publish;
   bool publish_all = false;
+  std::vector<std::string> expose;  // --expose: ExposedPorts beyond the image's (-P publishes them)
   std::vector<std::string> dns, dns_search, dns_opt, add_host;
 };
 

@@ -81,6 +81,14 @@ std::vector<PortMapping> parse_port_spec(std::string_view spec) {
   return out;
 }
 
+std::vector<std::string> parse_expose_spec(std::string_view spec) {
+  if (spec.find(':') != std::string_view::npos)
+    throw Error("invalid port format for --expose: \"" + std::string(spec) + "\" (want PORT[/PROTO] or START-END[/PROTO])");
+  std::vector<std::string> out;
+  for (auto& m : parse_port_spec(spec)) out.push_back(std::to_string(m.container_port) + "/" + m.protocol);
+  return out;
+}
+
 std::string format_port(const std::string& host_ip, uint16_t host_port, uint16_t container_port,
                         const std::string& protocol) {
   return (host_ip.empty() ? std::string("0.0.0.0") : host_ip) + ":" + std::to_string(host_port) + "->" +

@@ -23,6 +23,10 @@ struct PortMapping {
 // Throws berth::Error with docker-like wording on bad input.
 std::vector<PortMapping> parse_port_spec(std::string_view spec);
 
+// docker's `--expose` / compose `expose:`: "80", "53/udp", "7000-7002" to
+// ExposedPorts keys ("80/tcp", ...). Throws berth::Error on bad input.
+std::vector<std::string> parse_expose_spec(std::string_view spec);
+
 // The "0.0.0.0:8080->80/tcp" text docker prints, for one bound port.
 std::string format_port(const std::string& host_ip, uint16_t host_port, uint16_t container_port,
                         const std::string& protocol);

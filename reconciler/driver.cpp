@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "net/network.h"
+#include "net/ports.h"
 #include "runtime/volume.h"
 
 namespace berth::reconciler {
@@ -349,6 +350,15 @@ runtime::ContainerSpec runtime_spec(const ContainerSpec& c, const ImageRootfs& i
   if (!stop_signal.empty()) merged["StopSignal"] = s.stop_signal;
   for (const char* key : {"ExposedPorts", "Volumes"})
     if (cfg.contains(key) && cfg[key].is_object() && !cfg[key].empty()) merged[key] = cfg[key];
+  for (auto& e : c.service_spec.expose) {
+    std::vector<std::string> keys;
+    try {
+      keys = net::parse_expose_spec(e);
+    } catch (const Error& err) {
+      fail(c, std::string("expose: ") + err.what());
+    }
+    for (auto& key : keys) merged["ExposedPorts"][key] = json::object();
+  }
   s.annotations[kConfigAnnotation] = merged.dump();
   return s;
 }

@@ -201,6 +201,11 @@ TEST_F(NetworkContainer, ContainersOnANetworkTalkAndOtherNetworksCannotReachThem
   auto n = nlohmann::json::parse(berth({"network", "inspect", "front"}).out)[0];
   EXPECT_EQ(n["Containers"].size(), 3u);
   auto j = inspect("client");
+  // Keyed by container id, as docker's; the endpoint id is inside.
+  ASSERT_TRUE(n["Containers"].contains(j["Id"].get<std::string>())) << n["Containers"].dump();
+  EXPECT_EQ(n["Containers"][j["Id"].get<std::string>()]["Name"], "client");
+  EXPECT_EQ(n["Containers"][j["Id"].get<std::string>()]["EndpointID"],
+            j["NetworkSettings"]["Networks"]["front"]["EndpointID"]);
   EXPECT_EQ(j["HostConfig"]["NetworkMode"], "front");
   EXPECT_EQ(j["NetworkSettings"]["Networks"]["front"]["Aliases"], nlohmann::json({"cli"}));
   EXPECT_EQ(j["NetworkSettings"]["Networks"]["front"]["DNSNames"], nlohmann::json({"client", "cli"}));
@@ -245,6 +250,20 @@ TEST_F(NetworkContainer, PublishedPortReachesTheContainerFromLoopbackAndTheHostA
   std::string where = trim(berth({"port", "random", "80/tcp"}).out);
   ASSERT_EQ(where.rfind("0.0.0.0:", 0), 0u) << where;
   EXPECT_TRUE(eventually([&] { return http_host("127.0.0.1", where.substr(8)).out == "hello-from-random\n"; }));
+
+  // --expose: recorded in Config.ExposedPorts, bare in PORTS, and -P publishes it.
+  run_detached({"--network", "front", "--name", "exposed", "--hostname", "exposed", "--expose", "80",
+                "--expose", "7000-7001/udp"},
+               kHttpd);
+  auto exposed = inspect("exposed")["Config"]["ExposedPorts"];
+  EXPECT_EQ(exposed, nlohmann::json::parse(R"({"80/tcp":{},"7000/udp":{},"7001/udp":{}})")) << exposed.dump();
+  auto bare = berth({"ps", "--filter", "name=exposed", "--format", "{{.Ports}}"});
+  EXPECT_TRUE(contains(bare.out, "80/tcp") && contains(bare.out, "7000/udp") && !contains(bare.out, "->"))
+      << bare.out;
+  run_detached({"--network", "front", "--name", "all", "--hostname", "all", "--expose", "80", "-P"}, kHttpd);
+  std::string all = trim(berth({"port", "all", "80"}).out);
+  ASSERT_EQ(all.rfind("0.0.0.0:", 0), 0u) << all;
+  EXPECT_TRUE(eventually([&] { return http_host("127.0.0.1", all.substr(8)).out == "hello-from-all\n"; }));
 }
 
 TEST_F(NetworkContainer, OutboundTrafficIsMasqueraded) {
@@ -392,6 +411,8 @@ TEST_F(NetworkContainer, BadInputIsAClearErrorAndChangesNothing) {
   expect_refused({"--network", "front", "-p", "127.0.0.1:80:80/sctp"}, "sctp");
   expect_refused({"--network", "front", "--add-host", "nocolon"}, "--add-host");
   expect_refused({"--network", "container:nosuch"}, "nosuch");
+  expect_refused({"--network", "front", "--expose", "80:80"}, "--expose");
+  expect_refused({"--network", "front", "--expose", "70000"}, "70000");
   // A port a host process holds.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sin{};

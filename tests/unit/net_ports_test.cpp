@@ -29,3 +29,11 @@ TEST(NetPorts, FormatsLikeDocker) {
   EXPECT_EQ(format_port("", 8080, 80, "tcp"), "0.0.0.0:8080->80/tcp");
   EXPECT_EQ(format_port("127.0.0.1", 53, 53, "udp"), "127.0.0.1:53->53/udp");
 }
+
+TEST(NetPorts, ExposeSpecsBecomeExposedPortsKeys) {
+  EXPECT_EQ(parse_expose_spec("80"), (std::vector<std::string>{"80/tcp"}));
+  EXPECT_EQ(parse_expose_spec("53/udp"), (std::vector<std::string>{"53/udp"}));
+  EXPECT_EQ(parse_expose_spec("7000-7002"), (std::vector<std::string>{"7000/tcp", "7001/tcp", "7002/tcp"}));
+  for (const char* bad : {"", "80:80", "127.0.0.1::80", "70000", "80/sctp", "x"})
+    EXPECT_THROW(parse_expose_spec(bad), berth::Error) << bad;
+}
