@@ -3,7 +3,8 @@
 // run, and berth's layer unpack against `tar -x` of the same layer tars.
 // Targets: berth >= 2x docker for load and save; unpack within 1.5x of tar.
 //
-// Usage: bench_images_load_save [--size-mb N] [--rounds N] [--keep]
+// Usage: bench_images_load_save [--size-mb N] [--rounds N] [--keep] [--unpack-only]
+//        bench_images_load_save --unpack LAYER.tar DIR   (one unpack, for strace/perf)
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,10 +59,19 @@ static int run_bench(int argc, char** argv) {
   size_t total_mb = 200;
   int rounds = 3;
   bool keep = false;
+  bool unpack_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--size-mb") && i + 1 < argc) total_mb = std::strtoul(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--keep")) keep = true;
+    else if (!std::strcmp(argv[i], "--unpack-only")) unpack_only = true;
+    else if (!std::strcmp(argv[i], "--unpack") && i + 2 < argc) {
+      berth::UniqueFd fd(::open(argv[i + 1], O_RDONLY | O_CLOEXEC));
+      if (!fd) throw std::runtime_error(std::string("cannot open ") + argv[i + 1]);
+      berth::make_dirs(argv[i + 2]);
+      berth::images::unpack_layer(fd.get(), argv[i + 2], "bench-layer");
+      return 0;
+    }
   }
   char tmpl[] = "/var/tmp/berth-bench-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -124,6 +134,7 @@ static int run_bench(int argc, char** argv) {
   };
 
   // ---- berth ----
+  if (!unpack_only) {
   std::string berth_bin = berth::test::berth_binary();
   std::string root = dir + "/berth-root";
   double berth_load = best_of([&] {
@@ -164,6 +175,7 @@ static int run_bench(int argc, char** argv) {
   } else {
     std::printf("docker: skipped: %s\n", why.c_str());
   }
+  }  // !unpack_only
 
   // ---- unpack vs tar -x of the same layers ----
   double unpack_total = 0, tar_total = 0;

@@ -3,12 +3,15 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -29,10 +32,24 @@ struct ArchiveDeleter {
 };
 using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 
-// Feeds libarchive from an fd while hashing and counting every byte it reads.
+ReadFn fd_reader(int fd) {
+  return [fd](char* buf, size_t cap) -> size_t {
+    for (;;) {
+      ssize_t n = ::read(fd, buf, cap);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("read failed");
+      return static_cast<size_t>(n);
+    }
+  };
+}
+
+// Feeds libarchive from a source (an fd, or a stream another thread fills)
+// while hashing and counting every byte it reads.
 struct HashingReader {
-  explicit HashingReader(int f) : fd(f) {}
-  int fd;
+  explicit HashingReader(int fd) : source(fd_reader(fd)), from_fd(true) {}
+  explicit HashingReader(ReadFn f) : source(std::move(f)) {}
+  ReadFn source;
+  bool from_fd = false;
   bool hashing = true;
   Sha256 hash;
   uint64_t bytes = 0;
@@ -41,41 +58,52 @@ struct HashingReader {
   std::vector<char> buffer = std::vector<char>(kReadBuffer);
   int error = 0;
 
+  // The source's exception, kept while libarchive unwinds (it must not pass through C).
+  std::exception_ptr failure;
+
   static la_ssize_t read(archive*, void* self_ptr, const void** out) {
     auto* self = static_cast<HashingReader*>(self_ptr);
-    for (;;) {
-      ssize_t n = ::read(self->fd, self->buffer.data(), self->buffer.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        self->error = errno;
-        return -1;
-      }
-      if (self->hashing) self->hash.update(self->buffer.data(), static_cast<size_t>(n));
-      self->bytes += static_cast<uint64_t>(n);
-      if (self->progress && *self->progress && (self->bytes - self->last_report >= (4u << 20) || n == 0)) {
-        self->last_report = self->bytes;
-        (*self->progress)(self->bytes);
-      }
-      *out = self->buffer.data();
-      return n;
+    size_t n;
+    try {
+      n = self->source(self->buffer.data(), self->buffer.size());
+    } catch (const Error& e) {
+      self->error = e.err() ? e.err() : EIO;
+      self->failure = std::current_exception();
+      return -1;
+    } catch (...) {
+      self->error = EIO;
+      self->failure = std::current_exception();
+      return -1;
     }
+    if (self->hashing) self->hash.update(self->buffer.data(), n);
+    self->bytes += n;
+    if (self->progress && *self->progress && (self->bytes - self->last_report >= (4u << 20) || n == 0)) {
+      self->last_report = self->bytes;
+      (*self->progress)(self->bytes);
+    }
+    *out = self->buffer.data();
+    return static_cast<la_ssize_t>(n);
   }
 
   // Hashes what libarchive did not read (padding after the end-of-archive blocks).
   void drain() {
     for (;;) {
-      ssize_t n = ::read(fd, buffer.data(), buffer.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("read failed");
+      size_t n = source(buffer.data(), buffer.size());
       if (n == 0) break;
-      if (hashing) hash.update(buffer.data(), static_cast<size_t>(n));
-      bytes += static_cast<uint64_t>(n);
+      if (hashing) hash.update(buffer.data(), n);
+      bytes += n;
     }
     if (progress && *progress) (*progress)(bytes);
+  }
+
+  // A source that failed says why itself (a download error, say), not libarchive.
+  void rethrow_failure() const {
+    if (failure && !from_fd) std::rethrow_exception(failure);
   }
 };
 
 std::string archive_error(archive* a, const HashingReader& reader) {
+  reader.rethrow_failure();
   if (reader.error) return Error::errno_text(reader.error);
   const char* s = archive_error_string(a);
   return s ? s : "unknown archive error";
@@ -92,6 +120,30 @@ void write_all(int fd, const void* data, size_t size, const std::string& what) {
     p += n;
     size -= static_cast<size_t>(n);
   }
+}
+
+// The process umask, read without changing it (umask(2) cannot read it
+// alone, and flipping it would race other threads creating files).
+mode_t current_umask() {
+  static const mode_t mask = [] {
+    std::string status;
+    if (read_file_if_exists("/proc/self/status", status)) {
+      size_t at = status.find("\nUmask:");
+      if (at != std::string::npos) return static_cast<mode_t>(std::strtoul(status.c_str() + at + 8, nullptr, 8));
+    }
+    return static_cast<mode_t>(07777);  // unknown: every mode is set explicitly
+  }();
+  return mask;
+}
+
+// Opens the directory at rel below root in one syscall, refusing any
+// symlink on the way and anything outside root. -1 with errno set when it
+// cannot (the caller then walks component by component for a precise error).
+int open_dir_beneath(int root, const std::string& rel) {
+  open_how how{};
+  how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  return static_cast<int>(::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how));
 }
 
 }  // namespace
@@ -198,6 +250,7 @@ class Unpacker {
     is_root_ = ::geteuid() == 0;
     euid_ = ::geteuid();
     egid_ = ::getegid();
+    umask_ = current_umask();
   }
 
   uint64_t content_size = 0;
@@ -263,17 +316,24 @@ class Unpacker {
       }
       case AE_IFREG: {
         // Create first; only a name already taken (rare) costs the extra remove and retry.
+        // A file that needs no chown and whose mode the umask leaves alone is
+        // created with its final mode: no fchmod (setuid/setgid bits always
+        // get one, after the chown that would clear them).
         constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-        UniqueFd fd(::openat(parent, name.c_str(), flags, 0600));
+        mode_t perm = archive_entry_perm(e) & 07777;
+        bool owned = owner_matches(e);
+        bool final_mode = owned && (perm & 07000) == 0 && (perm & umask_) == 0;
+        mode_t create_mode = final_mode ? perm : 0600;
+        UniqueFd fd(::openat(parent, name.c_str(), flags, create_mode));
         if (!fd && errno == EEXIST) {
           remove_existing(parent, name, false);
-          fd = UniqueFd(::openat(parent, name.c_str(), flags, 0600));
+          fd = UniqueFd(::openat(parent, name.c_str(), flags, create_mode));
         }
         if (!fd) fail_errno("cannot create file");
         write_data(a, fd.get(), archive_entry_size(e));
         content_size += static_cast<uint64_t>(archive_entry_size(e));
-        set_owner(fd.get(), "", e, 0);
-        if (::fchmod(fd.get(), archive_entry_perm(e) & 07777) != 0) fail_errno("cannot chmod");
+        if (!owned) set_owner(fd.get(), "", e, 0);
+        if (!final_mode && ::fchmod(fd.get(), perm) != 0) fail_errno("cannot chmod");
         set_xattrs_fd(fd.get(), e);
         timespec t[2] = {entry_atime(e), entry_mtime(e)};
         if (::futimens(fd.get(), t) != 0) fail_errno("cannot set times");
@@ -306,15 +366,17 @@ class Unpacker {
 
   void finish() {
     // Directory mtimes last: creating their children changed them.
+    // A directory a later entry replaced (by a symlink, say) is refused by
+    // openat2 or not found: nothing to stamp. No fsync here: the store
+    // flushes every staged layer with one syncfs before it commits them.
     for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
-      try {
-        UniqueFd dir = walk(it->parts, false);
-        if (dir) ::futimens(dir.get(), it->times);
-      } catch (const Error&) {
-        // a later entry replaced this directory (e.g. by a symlink): nothing to stamp
+      if (it->parts.empty()) {
+        ::futimens(root_.get(), it->times);
+        continue;
       }
+      UniqueFd dir(open_dir_beneath(root_.get(), join_parts(it->parts, it->parts.size())));
+      if (dir) ::futimens(dir.get(), it->times);
     }
-    ::fsync(root_.get());
   }
 
  private:
@@ -364,7 +426,11 @@ class Unpacker {
   int parent_fd(const std::vector<std::string>& parts) {
     std::string key = join_parts(parts, parts.size());
     if (cached_fd_ && key == cached_key_) return cached_fd_.get();
-    cached_fd_ = walk(parts, true);
+    // Usually the directory exists and one openat2 finds it; a missing
+    // directory or a refused path (a symlink on the way) takes the walk,
+    // which creates parents and names the offending component.
+    int fd = key.empty() ? -1 : open_dir_beneath(root_.get(), key);
+    cached_fd_ = fd >= 0 ? UniqueFd(fd) : walk(parts, true);
     cached_key_ = key;
     return cached_fd_.get();
   }
@@ -409,6 +475,10 @@ class Unpacker {
     }
     // Sparse files end in a hole that no block covers.
     if (written_end < size && ::ftruncate(fd, size) != 0) fail_errno("cannot size file");
+  }
+
+  bool owner_matches(archive_entry* e) const {
+    return static_cast<uid_t>(archive_entry_uid(e)) == euid_ && static_cast<gid_t>(archive_entry_gid(e)) == egid_;
   }
 
   void set_owner(int fd, const std::string& name, archive_entry* e, int flags) {
@@ -470,12 +540,137 @@ class Unpacker {
   bool is_root_ = false;
   uid_t euid_ = 0;
   gid_t egid_ = 0;
+  mode_t umask_ = 07777;
   UniqueFd cached_fd_;
   std::string cached_key_;
   std::vector<DeferredDirTime> dir_times_;
 };
 
 }  // namespace
+
+namespace {
+
+// Hands libarchive's tar reader the uncompressed blocks of a decompressing
+// (raw format) archive, hashing them and copying them to the tar file.
+struct TeeReader {
+  archive* inner = nullptr;
+  const HashingReader* input = nullptr;
+  int tar_fd = -1;
+  Sha256 hash;
+  uint64_t bytes = 0;
+  bool eof = false;
+  std::exception_ptr failure;
+  std::string error;
+
+  // The next uncompressed block (size 0 at the end).
+  bool next(const void** block, size_t* size) {
+    *size = 0;
+    while (!eof) {
+      la_int64_t offset;
+      int r = archive_read_data_block(inner, block, size, &offset);
+      if (r == ARCHIVE_EOF) {
+        eof = true;
+        *size = 0;
+        return true;
+      }
+      if (r < ARCHIVE_WARN) {
+        error = archive_error(inner, *input);
+        return false;
+      }
+      if (*size == 0) continue;
+      hash.update(*block, *size);
+      bytes += *size;
+      if (tar_fd >= 0) write_all(tar_fd, *block, *size, "the layer tar");
+      return true;
+    }
+    return true;
+  }
+
+  static la_ssize_t read(archive*, void* self_ptr, const void** out) {
+    auto* self = static_cast<TeeReader*>(self_ptr);
+    size_t size = 0;
+    try {
+      if (!self->next(out, &size)) return -1;
+    } catch (...) {
+      self->failure = std::current_exception();
+      return -1;
+    }
+    return static_cast<la_ssize_t>(size);
+  }
+
+  void drain() {
+    const void* block;
+    size_t size;
+    while (!eof) {
+      if (!next(&block, &size)) throw Error(error);
+    }
+  }
+};
+
+}  // namespace
+
+StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
+                                       bool hash_input, const BytesProgress& progress) {
+  const std::string what = "layer " + layer_name;
+  ArchivePtr inner(archive_read_new());
+  archive_read_support_filter_all(inner.get());
+  archive_read_support_format_raw(inner.get());
+  archive_read_support_format_empty(inner.get());
+  HashingReader input(read);
+  input.progress = &progress;
+  input.hashing = hash_input;
+  if (archive_read_open(inner.get(), &input, nullptr, &HashingReader::read, nullptr) != ARCHIVE_OK)
+    throw Error(what + ": cannot read: " + archive_error(inner.get(), input));
+  TeeReader tee;
+  tee.inner = inner.get();
+  tee.input = &input;
+  tee.tar_fd = tar_fd;
+  archive_entry* raw_entry = nullptr;
+  int r = archive_read_next_header(inner.get(), &raw_entry);
+  if (r == ARCHIVE_EOF) tee.eof = true;  // an empty input: an empty tar
+  else if (r != ARCHIVE_OK) throw Error(what + ": cannot decompress: " + archive_error(inner.get(), input));
+
+  ArchivePtr a(archive_read_new());
+  archive_read_support_format_tar(a.get());
+  archive_read_support_format_empty(a.get());
+  auto tar_error = [&]() -> std::string {
+    if (tee.failure) std::rethrow_exception(tee.failure);
+    if (!tee.error.empty()) return tee.error;
+    const char* s = archive_error_string(a.get());
+    return s ? s : "unknown archive error";
+  };
+  if (archive_read_open(a.get(), &tee, nullptr, &TeeReader::read, nullptr) != ARCHIVE_OK)
+    throw Error(what + ": cannot read: " + tar_error());
+  Unpacker unpacker(dest_dir, layer_name);
+  try {
+    for (;;) {
+      archive_entry* entry = nullptr;
+      r = archive_read_next_header(a.get(), &entry);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) throw Error(what + ": not a valid tar: " + tar_error());
+      unpacker.entry(a.get(), entry);
+    }
+  } catch (const Error&) {
+    if (tee.failure) std::rethrow_exception(tee.failure);  // the source's own error says more than "cannot read data"
+    throw;
+  }
+  if (tee.failure) std::rethrow_exception(tee.failure);
+  unpacker.finish();
+  try {
+    tee.drain();  // padding after the end-of-archive blocks
+  } catch (const Error& e) {
+    input.rethrow_failure();
+    throw Error(what + ": cannot decompress: " + e.what());
+  }
+  input.drain();
+  StreamUnpackResult result;
+  if (hash_input) result.input_digest = input.hash.finish();
+  result.input_size = input.bytes;
+  result.diff_id = tee.hash.finish();
+  result.tar_size = tee.bytes;
+  result.content_size = unpacker.content_size;
+  return result;
+}
 
 UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::string& layer_name,
                           const BytesProgress& progress, bool compute_digest) {

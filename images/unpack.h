@@ -11,6 +11,9 @@ namespace berth::images {
 
 // Called with the number of input bytes consumed so far.
 using BytesProgress = std::function<void(uint64_t)>;
+// A byte source: fills up to cap bytes of buf, returns how many (0 at the
+// end of the stream). Throws berth::Error on failure.
+using ReadFn = std::function<size_t(char* buf, size_t cap)>;
 
 enum class Compression { None, Gzip, Zstd, Bzip2, Xz };
 // Looks at the first bytes of the file at fd (pread, offset 0).
@@ -44,6 +47,24 @@ struct UnpackResult {
 // With compute_digest false (the caller verified the bytes already) diff_id is left empty.
 UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::string& layer_name,
                           const BytesProgress& progress = {}, bool compute_digest = true);
+
+struct StreamUnpackResult {
+  std::string input_digest;   // sha256 of the bytes read (the compressed blob); "" unless hash_input
+  std::string diff_id;        // sha256 of the uncompressed tar stream
+  uint64_t input_size = 0;
+  uint64_t tar_size = 0;
+  uint64_t content_size = 0;
+};
+
+// One pass over a layer in any compression (tar, gzip, zstd, bzip2, xz;
+// detected): decompresses what read yields, writes the uncompressed tar to
+// tar_fd (when >= 0: the store keeps it as the layer's blob) and unpacks it
+// into dest_dir exactly as unpack_layer does, hashing the tar stream (and
+// the input when hash_input). The whole input is read, to its end. An error
+// thrown by read is rethrown as it is; on any error dest_dir and tar_fd are
+// left partially written (the caller removes them).
+StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
+                                       bool hash_input, const BytesProgress& progress = {});
 
 // Removes a directory tree without following symlinks (ENOENT is fine).
 void remove_tree(const std::string& path);

@@ -6,6 +6,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 
 #include "base/error.h"
@@ -37,18 +39,41 @@ berth::images::UnpackResult unpack(const std::string& tar, const std::string& de
   return berth::images::unpack_layer(fd.get(), dest, "sha256:test-layer");
 }
 
-// Unpacking must fail, naming the layer and the entry.
+// The one-pass path pull uses: a (here gzip-compressed) layer read through
+// a ReadFn, its uncompressed tar copied to tar_copy.
+berth::images::StreamUnpackResult unpack_stream(const std::string& tar, const std::string& dest, const std::string& tar_copy) {
+  berth::make_dirs(dest);
+  auto gz = berth::test::run({"/bin/gzip", "-kf", tar});
+  if (gz.exit_code != 0) throw Error("gzip failed: " + gz.err);
+  UniqueFd in(::open((tar + ".gz").c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd copy(::open(tar_copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  // Small, uneven reads: block boundaries must not matter.
+  auto read = [&](char* buf, size_t cap) -> size_t {
+    ssize_t n = ::read(in.get(), buf, std::min<size_t>(cap, 777));
+    if (n < 0) throw Error("read failed", errno);
+    return static_cast<size_t>(n);
+  };
+  return berth::images::unpack_layer_stream(read, copy.get(), dest, "sha256:test-layer", true);
+}
+
+// Unpacking must fail, naming the layer and the entry; in one pass from a
+// compressed stream as well.
 void expect_rejected(const std::function<void(TarWriter&)>& fill, const std::string& entry, const std::string& why) {
   TempDir dir;
   std::string tar = make_tar(dir, "evil.tar", fill);
-  try {
-    unpack(tar, dir.path() + "/out");
-    ADD_FAILURE() << "entry " << entry << " was accepted";
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    EXPECT_NE(msg.find("sha256:test-layer"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(entry), std::string::npos) << msg;
-    EXPECT_NE(msg.find(why), std::string::npos) << msg;
+  for (bool stream : {false, true}) {
+    try {
+      if (stream)
+        unpack_stream(tar, dir.path() + "/out-stream", dir.path() + "/copy.tar");
+      else
+        unpack(tar, dir.path() + "/out");
+      ADD_FAILURE() << "entry " << entry << " was accepted" << (stream ? " (stream)" : "");
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find("sha256:test-layer"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(entry), std::string::npos) << msg;
+      EXPECT_NE(msg.find(why), std::string::npos) << msg;
+    }
   }
 }
 
@@ -200,6 +225,57 @@ TEST(ImagesUnpack, DecompressComputesBothDigests) {
   EXPECT_EQ(r.diff_id, tar_digest);
   EXPECT_EQ(r.input_digest, berth::images::sha256_file(tar + ".gz"));
   EXPECT_EQ(berth::images::sha256_file(out_path), tar_digest);
+}
+
+TEST(ImagesUnpack, StreamUnpacksCompressedLayerInOnePass) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "layer.tar", [](TarWriter& t) {
+    t.add_entry("bin/", '5', 0755);
+    t.add_entry("bin/tool", '0', 04755, "#!/bin/sh\n", "", 1000, 1001);
+    t.add_entry("bin/sh", '2', 0777, {}, "tool");
+    t.add_entry("etc/", '5', 0755);
+    t.add_entry("etc/.wh.gone", '0', 0644);
+    t.add_entry("etc/big", '0', 0640, std::string(300000, 'q'));
+    t.add_entry("var/.wh..wh..opq", '0', 0644);
+  });
+  std::string out = dir.path() + "/out", copy = dir.path() + "/copy.tar";
+  auto r = unpack_stream(tar, out, copy);
+  EXPECT_EQ(r.diff_id, berth::images::sha256_file(tar));
+  EXPECT_EQ(r.input_digest, berth::images::sha256_file(tar + ".gz"));
+  EXPECT_EQ(berth::images::sha256_file(copy), r.diff_id) << "the tar copy is the uncompressed stream, padding included";
+  EXPECT_EQ(r.tar_size, lstat_of(tar).st_size);
+  EXPECT_EQ(r.input_size, lstat_of(tar + ".gz").st_size);
+  struct stat tool = lstat_of(out + "/bin/tool");
+  EXPECT_EQ(tool.st_mode & 07777, 04755u);
+  EXPECT_EQ(tool.st_uid, 1000u);
+  EXPECT_EQ(lstat_of(out + "/etc/big").st_mode & 07777, 0640u);
+  EXPECT_EQ(lstat_of(out + "/etc/big").st_size, 300000);
+  EXPECT_EQ(lstat_of(out + "/etc").st_mtime, 1700000000);
+  EXPECT_TRUE(S_ISCHR(lstat_of(out + "/etc/gone").st_mode));
+  char value[8] = {};
+  EXPECT_EQ(::getxattr((out + "/var").c_str(), "trusted.overlay.opaque", value, sizeof value), 1);
+}
+
+TEST(ImagesUnpack, StreamSourceErrorIsRethrownAsItIs) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "layer.tar", [](TarWriter& t) { t.add_entry("f", '0', 0644, std::string(200000, 'z')); });
+  std::string data = berth::read_file(tar);
+  size_t at = 0;
+  // The source fails mid-stream, as a download whose digest did not match.
+  auto read = [&](char* buf, size_t cap) -> size_t {
+    if (at >= data.size() / 2) throw Error("blob sha256:abc: digest mismatch");
+    size_t n = std::min(cap, data.size() / 2 - at);
+    std::memcpy(buf, data.data() + at, n);
+    at += n;
+    return n;
+  };
+  berth::make_dirs(dir.path() + "/out");
+  try {
+    berth::images::unpack_layer_stream(read, -1, dir.path() + "/out", "sha256:test-layer", false);
+    ADD_FAILURE() << "a failed source was accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "blob sha256:abc: digest mismatch");
+  }
 }
 
 TEST(ImagesUnpack, TruncatedGzipIsAnError) {
