@@ -16,12 +16,15 @@
 
 #include <uv.h>
 
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/runtime.h"
@@ -45,6 +48,21 @@ std::map<std::string, WatchSource> discover_projects(const std::string& dir, std
 // "sha256:<hex>" over what a project's apply reads: its compose file and
 // the .env beside it (a subdirectory project: every regular file in it).
 std::string source_hash(const WatchSource& source);
+
+// SHA-256, incrementally; sha256_hex is the one-shot lowercase hex form.
+class Sha256 {
+ public:
+  void update(std::string_view data);
+  std::array<unsigned char, 32> finish();  // once
+
+ private:
+  void compress();
+  uint32_t h_[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  unsigned char block_[64] = {};
+  std::size_t fill_ = 0;
+  uint64_t length_ = 0;
+};
+std::string sha256_hex(std::string_view data);
 
 // What a failed `up`/`down` printed, without its progress lines
 // ("Container app-web-1  Started") and warnings: the error lines.
