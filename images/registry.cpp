@@ -1,10 +1,13 @@
 // pull and push over the OCI distribution API, on top of the store's layer
 // staging (the same verify-and-unpack path `load` uses).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <cstring>
 #include <map>
 #include <exception>
 #include <mutex>
@@ -143,28 +146,31 @@ Descriptor descriptor(const nlohmann::json& j, const std::string& what) {
 // with the whole blob (200) makes restart() rewind the sink. Throws unless
 // the content matches the digest (and size).
 constexpr int kResumes = 4;
+// Bytes buffered between a layer's download and its unpack.
+constexpr size_t kChannelBytes = 1u << 20;
 
 void get_blob(RegistryClient& client, const Descriptor& d, const std::string& what,
-              const std::function<void(const char*, size_t)>& sink, const std::function<void()>& restart, std::string* memory,
-              Progress* progress) {
+              const std::function<void(const char*, size_t)>& sink, std::string* memory, Progress* progress) {
   Sha256 hash;
   uint64_t received = 0, reported = 0;
+  uint64_t skip = 0;  // bytes of a repeated answer that were consumed already
   const std::string where = what + " " + d.digest + " from " + client.registry() + "/" + client.repository();
   HttpRequest req;
   req.url = "/v2/" + client.repository() + "/blobs/" + d.digest;
   req.retry_transport = false;  // a retry would stream the blob into the sink twice; resumed below
   if (memory) req.max_body = 16u << 20;
-  // A resumed request answered with the whole blob (200): start over.
-  req.on_stream = [&](long status) {
-    if (status != 200 || received == 0) return;
-    hash = Sha256();
-    received = reported = 0;
-    if (memory)
-      memory->clear();
-    else
-      restart();
-  };
+  // A resumed request answered with the whole blob (200): the bytes already
+  // consumed (hashed, and maybe unpacked by now) are skipped; if the second
+  // answer differs from the first, the digest check at the end fails.
+  req.on_stream = [&](long status) { skip = status == 200 ? received : 0; };
   req.sink = [&](const char* data, size_t n) {
+    if (skip) {
+      size_t drop = static_cast<size_t>(std::min<uint64_t>(skip, n));
+      skip -= drop;
+      data += drop;
+      n -= drop;
+      if (n == 0) return true;
+    }
     hash.update(data, n);
     received += n;
     if (d.size >= 0 && received > static_cast<uint64_t>(d.size)) return false;
@@ -203,7 +209,10 @@ void get_blob(RegistryClient& client, const Descriptor& d, const std::string& wh
         throw Error(where + ": asked to resume at byte " + std::to_string(from) + " but the registry sent Content-Range \"" + range + "\"");
       break;
     }
-    if (from > 0 && r.status == 200) break;  // the whole blob again, streamed from the start (on_stream rewound)
+    if (from > 0 && r.status == 200) {  // the whole blob again, its first `from` bytes skipped
+      if (skip) throw Error(where + ": the registry sent the blob again but it ended before byte " + std::to_string(from));
+      break;
+    }
     if (r.status != 200) client.fail(r, "downloading " + what + " " + d.digest);
     break;
   }
@@ -215,6 +224,71 @@ void get_blob(RegistryClient& client, const Descriptor& d, const std::string& wh
 }
 
 std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.tag : ref.digest; }
+
+// A bounded byte stream from a download thread to an unpacking thread: the
+// download blocks while the unpack is behind, so memory stays at `capacity`
+// per layer whatever the layer's size.
+class ByteChannel {
+ public:
+  explicit ByteChannel(size_t capacity) : ring_(capacity) {}
+
+  // False when the reader has gone (it failed; nothing more is wanted).
+  bool write(const char* data, size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (n) {
+      changed_.wait(lock, [&] { return reader_gone_ || size_ < ring_.size(); });
+      if (reader_gone_) return false;
+      size_t tail = (head_ + size_) % ring_.size();
+      size_t chunk = std::min({n, ring_.size() - size_, ring_.size() - tail});
+      std::memcpy(ring_.data() + tail, data, chunk);
+      size_ += chunk;
+      data += chunk;
+      n -= chunk;
+      changed_.notify_all();
+    }
+    return true;
+  }
+  // The end of the stream: cleanly (failure empty) or with the download's error.
+  void close_write(std::exception_ptr failure) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writer_done_ = true;
+    failure_ = std::move(failure);
+    changed_.notify_all();
+  }
+  void close_read() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reader_gone_ = true;
+    changed_.notify_all();
+  }
+  // A ReadFn: 0 at the clean end; rethrows the download's error.
+  size_t read(char* buf, size_t cap) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return size_ > 0 || writer_done_; });
+    if (size_ == 0) {
+      if (failure_) std::rethrow_exception(failure_);
+      return 0;
+    }
+    size_t chunk = std::min({cap, size_, ring_.size() - head_});
+    std::memcpy(buf, ring_.data() + head_, chunk);
+    head_ = (head_ + chunk) % ring_.size();
+    size_ -= chunk;
+    changed_.notify_all();
+    return chunk;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<char> ring_;
+  size_t head_ = 0, size_ = 0;
+  bool writer_done_ = false, reader_gone_ = false;
+  std::exception_ptr failure_;
+};
+
+// Thrown into the download when the unpack stopped reading (its own error is the one reported).
+struct UnpackStopped : Error {
+  UnpackStopped() : Error("the unpack stopped") {}
+};
 
 }  // namespace
 
@@ -252,7 +326,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   std::string config_bytes;
   if (!read_file_if_exists(blob_path(dir, config_desc.digest), config_bytes) || sha256_digest(config_bytes) != config_desc.digest) {
     config_bytes.clear();
-    get_blob(client, config_desc, "image config", {}, {}, &config_bytes, nullptr);
+    get_blob(client, config_desc, "image config", {}, &config_bytes, nullptr);
   }
   nlohmann::json config = parse_json(config_bytes, "image config " + config_desc.digest);
   std::vector<std::string> diff_ids;
@@ -264,9 +338,12 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     throw Error("image config " + config_desc.digest + " lists " + std::to_string(diff_ids.size()) + " DiffIDs but " + what + " has " +
                 std::to_string(layers.size()) + " layers");
 
-  // Only the layers the store lacks are fetched; each worker downloads a
-  // blob into the work dir (verified as it streams) and unpacks it at once,
-  // so one layer's unpack overlaps the others' downloads.
+  // Only the layers the store lacks are fetched. Each layer goes through in
+  // one pass: its worker downloads (hashing the compressed bytes as they
+  // stream) into a bounded channel that a second thread decompresses,
+  // writes once as the layer's tar blob and unpacks, hashing the DiffID.
+  // Both digests are checked before anything is committed; on any error the
+  // work dir (partial tar and tree) goes with `work`.
   WorkDir work(dir, "pull");
   std::vector<size_t> todo;
   std::set<std::string> seen;
@@ -282,31 +359,56 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   std::vector<StagedLayer> staged(todo.size());
   std::vector<std::exception_ptr> failures(todo.size());
   std::atomic<size_t> next{0};
+  auto pull_layer = [&](size_t i, StagedLayer& out) {
+    const std::string& expected = diff_ids[i];
+    out.diff_id = expected;
+    out.tar_path = work.next_name("tar-");
+    out.dir = work.next_name("layer-");
+    make_dirs(out.dir + "/diff");
+    ::chmod((out.dir + "/diff").c_str(), 0755);
+    UniqueFd tar(::open(out.tar_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!tar) throw_errno("cannot create " + out.tar_path);
+    ByteChannel channel(kChannelBytes);
+    StreamUnpackResult unpacked;
+    std::exception_ptr unpack_failure, download_failure;
+    std::thread unpacker([&] {
+      try {
+        unpacked = unpack_layer_stream([&](char* buf, size_t cap) { return channel.read(buf, cap); }, tar.get(), out.dir + "/diff",
+                                       expected, false);
+      } catch (...) {
+        unpack_failure = std::current_exception();
+      }
+      channel.close_read();
+    });
+    try {
+      get_blob(client, layers[i], "layer",
+               [&](const char* data, size_t n) {
+                 if (!channel.write(data, n)) throw UnpackStopped();
+               },
+               nullptr, &progress);
+      channel.close_write(nullptr);
+      progress(ProgressEvent::Kind::Advance, "Download complete", layers[i].digest);
+    } catch (const UnpackStopped&) {
+      channel.close_write(std::current_exception());
+    } catch (...) {
+      download_failure = std::current_exception();
+      channel.close_write(download_failure);
+    }
+    unpacker.join();
+    // The download's own error first (a digest mismatch, a dropped registry):
+    // the unpack failed only because its stream did.
+    if (download_failure) std::rethrow_exception(download_failure);
+    if (unpack_failure) std::rethrow_exception(unpack_failure);
+    if (unpacked.diff_id != expected)
+      throw Error("layer " + expected + " (blob " + layers[i].digest + "): DiffID mismatch: the layer content has digest " + unpacked.diff_id);
+    out.content_size = unpacked.content_size;
+    out.tar_size = unpacked.tar_size;
+  };
   auto worker = [&] {
     for (size_t k; (k = next++) < todo.size();) {
       size_t i = todo[k];
       try {
-        std::string path = work.next_name("blob-");
-        {
-          UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-          if (!out) throw_errno("cannot create " + path);
-          get_blob(client, layers[i], "layer",
-                   [&](const char* data, size_t n) {
-                     while (n) {
-                       ssize_t w = ::write(out.get(), data, n);
-                       if (w < 0 && errno == EINTR) continue;
-                       if (w < 0) throw_errno("cannot write " + path);
-                       data += w;
-                       n -= static_cast<size_t>(w);
-                     }
-                   },
-                   [&] {
-                     if (::ftruncate(out.get(), 0) != 0 || ::lseek(out.get(), 0, SEEK_SET) != 0) throw_errno("cannot rewind " + path);
-                   },
-                   nullptr, &progress);
-        }
-        progress(ProgressEvent::Kind::Advance, "Download complete", layers[i].digest);
-        staged[k] = stage_layer(dir, work, path, layers[i].digest, diff_ids[i], {});
+        pull_layer(i, staged[k]);
         progress(ProgressEvent::Kind::Done, "Pull complete", layers[i].digest);
       } catch (...) {
         failures[k] = std::current_exception();
