@@ -683,6 +683,18 @@ void RegistryClient::fail(const HttpResponse& r, const std::string& what) const 
       throw Error("not found: " + what + ": " + where + suffix);
     case 429:
       throw Error("toomanyrequests: " + what + ": " + registry_ + " is rate limiting requests; try again later" + suffix);
+    case 400:
+      // nginx's answer when ssl_verify_client wants a certificate the client did not send (or it did not verify).
+      if (r.body.find("No required SSL certificate was sent") != std::string::npos || r.body.find("SSL certificate error") != std::string::npos) {
+        std::string dir = certs_hint_.size() > 7 && certs_hint_.compare(certs_hint_.size() - 7, 7, "/ca.crt") == 0
+                              ? certs_hint_.substr(0, certs_hint_.size() - 7)
+                              : certs_hint_;
+        throw Error("registry " + registry_ + " requires a TLS client certificate, and " +
+                    (tls_.client.empty() ? "none was found: put client.cert and client.key in " + dir
+                                         : "it refused " + tls_.client.front().first) +
+                    " (" + what + ": HTTP 400)");
+      }
+      throw Error("registry " + registry_ + " answered HTTP 400 " + what + " for " + where + suffix);
     default:
       if (r.status >= 500)
         throw Error("registry " + registry_ + " failed (HTTP " + std::to_string(r.status) + ") " + what + " for " + where + suffix);

@@ -284,6 +284,39 @@ TEST_F(RegistryDeployTest, PullOnATerminalShowsProgressBars) {
   EXPECT_EQ(plain.out.find("Downloading"), std::string::npos) << plain.out;
 }
 
+// nginx with ssl_verify_client on: berth sends the client certificate it
+// finds in certs.d/<host:port>/ (client.cert + client.key, docker's names)
+// and is refused, clearly, without one.
+TEST_F(RegistryDeployTest, ClientCertificateFromCertsDIsSentToTheRegistry) {
+  if (!have_nginx()) GTEST_SKIP() << "nginx or openssl is not installed (scripts/deps test)";
+  RegistryServer backend;
+  TlsProxy proxy(backend.address(), "registry.berth.test", "carol", "cert-s3cret", true);
+  std::vector<std::string> env{proxy.resolve_env()};
+  std::string root1 = dir.path() + "/root1", root2 = dir.path() + "/root2";
+  std::string ref = proxy.address() + "/team/busybox:cert";
+  std::string id = import_busybox(root1, ref);
+  for (auto& root : {root1, root2}) dir.write(root.substr(dir.path().size() + 1) + "/certs.d/" + proxy.address() + "/ca.crt", slurp(proxy.ca_file()));
+
+  Result without = run_berth({"--root", root1, "login", "-u", "carol", "--password-stdin", proxy.address()}, "cert-s3cret\n", env);
+  EXPECT_NE(without.exit_code, 0);
+  EXPECT_NE(without.err.find("registry " + proxy.address() + " requires a TLS client certificate"), std::string::npos) << without.err;
+  EXPECT_NE(without.err.find(root1 + "/certs.d/" + proxy.address()), std::string::npos) << without.err;
+
+  for (auto& root : {root1, root2}) {
+    std::string certs = root.substr(dir.path().size() + 1) + "/certs.d/" + proxy.address();
+    dir.write(certs + "/client.cert", slurp(proxy.client_cert_file()));
+    dir.write(certs + "/client.key", slurp(proxy.client_key_file()));
+    Result login = run_berth({"--root", root, "login", "-u", "carol", "--password-stdin", proxy.address()}, "cert-s3cret\n", env);
+    ASSERT_EQ(login.exit_code, 0) << login.err;
+  }
+  Result push = run_berth({"--root", root1, "push", ref}, "", env);
+  ASSERT_EQ(push.exit_code, 0) << push.out << push.err;
+  Result pull = run_berth({"--root", root2, "pull", ref}, "", env);
+  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  EXPECT_EQ(image_id(root2, ref), id);
+  EXPECT_GE(count(proxy.access_log(), "GET /v2/team/busybox/blobs/sha256:"), 1) << proxy.access_log();
+}
+
 // A server that drops the layer download halfway once, then answers the
 // Range request with the rest (or, when honour_range is false, ignores it
 // and sends the whole blob again, as some servers do).

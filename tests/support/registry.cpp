@@ -117,7 +117,7 @@ static void must(const Result& r, const std::string& what) {
 }
 
 TestCertificates::TestCertificates(const std::string& dir, const std::string& name)
-    : ca(dir + "/ca.crt"), cert(dir + "/server.crt"), key(dir + "/server.key") {
+    : ca(dir + "/ca.crt"), cert(dir + "/server.crt"), key(dir + "/server.key"), client_cert(dir + "/client.cert"), client_key(dir + "/client.key") {
   std::string ca_key = dir + "/ca.key", csr = dir + "/server.csr", ext = dir + "/server.ext";
   must(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
             "-subj", "/CN=berth test CA"}),
@@ -131,9 +131,20 @@ TestCertificates::TestCertificates(const std::string& dir, const std::string& na
   must(run({"/usr/bin/openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days",
             "2", "-extfile", ext}),
        "openssl: signing the server certificate");
+  std::string client_csr = dir + "/client.csr", client_ext = dir + "/client.ext";
+  must(run({"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", client_key, "-out", client_csr, "-subj", "/CN=berth test client"}),
+       "openssl: making the client key");
+  {
+    std::ofstream out(client_ext);
+    out << "extendedKeyUsage=clientAuth\n";
+  }
+  must(run({"/usr/bin/openssl", "x509", "-req", "-in", client_csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", client_cert,
+            "-days", "2", "-extfile", client_ext}),
+       "openssl: signing the client certificate");
 }
 
-TlsProxy::TlsProxy(const std::string& upstream, const std::string& name, const std::string& user, const std::string& password)
+TlsProxy::TlsProxy(const std::string& upstream, const std::string& name, const std::string& user, const std::string& password,
+                   bool require_client_cert)
     : name_(name), port_(free_port()), certs_(dir_.path(), name) {
   Result h = run({"/usr/bin/htpasswd", "-bn", user, password});  // apr1 (MD5), which nginx checks itself
   must(h, "htpasswd");
@@ -155,7 +166,8 @@ TlsProxy::TlsProxy(const std::string& upstream, const std::string& name, const s
                      "    listen 127.0.0.1:" + std::to_string(port_) + " ssl;\n"
                      "    server_name " + name + ";\n"
                      "    ssl_certificate " + certs_.cert + ";\n"
-                     "    ssl_certificate_key " + certs_.key + ";\n"
+                     "    ssl_certificate_key " + certs_.key + ";\n" +
+                     (require_client_cert ? "    ssl_client_certificate " + certs_.ca + ";\n    ssl_verify_client on;\n" : std::string()) +
                      "    client_max_body_size 0;\n"
                      "    chunked_transfer_encoding on;\n"
                      "    location /v2/ {\n"

@@ -43,10 +43,13 @@ class RegistryServer {
 bool have_nginx();
 
 // A test CA and a server certificate it signed, made with openssl in dir:
-// <dir>/ca.crt, <dir>/server.crt, <dir>/server.key (SANs: name, 127.0.0.1).
+// <dir>/ca.crt, <dir>/server.crt, <dir>/server.key (SANs: name, 127.0.0.1),
+// and a client certificate it signed: <dir>/client.cert, <dir>/client.key
+// (docker's certs.d names).
 struct TestCertificates {
   TestCertificates(const std::string& dir, const std::string& name);
   std::string ca, cert, key;
+  std::string client_cert, client_key;
 };
 
 // Debian's nginx on 127.0.0.1 as a TLS reverse proxy with Basic auth in
@@ -56,7 +59,10 @@ struct TestCertificates {
 class TlsProxy {
  public:
   // upstream: "127.0.0.1:<port>" of the registry; name: the TLS server name.
-  TlsProxy(const std::string& upstream, const std::string& name, const std::string& user, const std::string& password);
+  // With require_client_cert nginx refuses clients without a certificate
+  // signed by the test CA (ssl_verify_client on).
+  TlsProxy(const std::string& upstream, const std::string& name, const std::string& user, const std::string& password,
+           bool require_client_cert = false);
   ~TlsProxy();
   TlsProxy(const TlsProxy&) = delete;
   TlsProxy& operator=(const TlsProxy&) = delete;
@@ -67,6 +73,8 @@ class TlsProxy {
   // "BERTH_RESOLVE=<name>:<port>:127.0.0.1"
   std::string resolve_env() const { return "BERTH_RESOLVE=" + address() + ":127.0.0.1"; }
   const std::string& ca_file() const { return certs_.ca; }
+  const std::string& client_cert_file() const { return certs_.client_cert; }
+  const std::string& client_key_file() const { return certs_.client_key; }
   std::string access_log() const;
 
  private:
