@@ -35,6 +35,7 @@
 #include "runtime/runtime.h"
 #include "runtime/volume.h"
 #include "spec/decode.h"
+#include "supervisor/client.h"
 
 namespace berth::cli {
 
@@ -46,6 +47,19 @@ using runtime::Status;
 namespace {
 
 Runtime runtime_for(const GlobalOptions& g) { return Runtime(runtime::Paths{g.root, g.run_root, {}}); }
+
+// docker's daemon is always there; berth starts a `berth serve` for these
+// roots when a container needs one: a restart policy, a healthcheck, or a
+// user-defined network (serve answers its names on 127.0.0.11). Cheap when
+// one already answers.
+void ensure_supervisor_for(const GlobalOptions& g, const Container& c) {
+  const auto& s = c.spec;
+  bool restarts = !s.restart_policy.empty() && s.restart_policy != "no";
+  bool health = !s.healthcheck.test.empty() && s.healthcheck.test.front() != "NONE";
+  std::string mode = network_mode_name(c);
+  bool user_network = mode != "bridge" && mode != "host" && mode != "none" && mode.rfind("container:", 0) != 0;
+  if (restarts || health || user_network) supervisor::ensure_daemon(runtime::Paths{g.root, g.run_root, {}});
+}
 
 // Docker's multi-container verbs (start, stop, kill, rm, ...): act on each
 // reference in turn, print it on success, report each failure on its own
@@ -736,6 +750,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       try {
         std::unique_ptr<RawTerminal> raw;
         if (attach.attach && o->tty && o->interactive) raw = std::make_unique<RawTerminal>();
+        ensure_supervisor_for(global, c);
         code = rt.start(c.id, attach);
       } catch (const Error& e) {
         if (o->rm) {
@@ -774,9 +789,13 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     Runtime rt = runtime_for(global);
     if (*start_attach) {
       if (start_refs->size() != 1) throw UsageError("you cannot start and attach multiple containers at once");
+      ensure_supervisor_for(global, rt.get(start_refs->front()));
       exit_with(rt.start(start_refs->front(), runtime::Attach{true, false}));
     }
-    for_each_container(*start_refs, [&](const std::string& r) { rt.start(r); });
+    for_each_container(*start_refs, [&](const std::string& r) {
+      ensure_supervisor_for(global, rt.get(r));
+      rt.start(r);
+    });
   });
 
   auto* stop = add_command(app, "stop", "Stop one or more running containers");
