@@ -1,4 +1,5 @@
 #include "base/fs.h"
+#include "base/write_all.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -77,6 +78,17 @@ void write_file_atomic(const std::string& path, std::string_view data, unsigned 
   }
   UniqueFd dir(::open(path_dirname(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir) ::fsync(dir.get());
+}
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
 }
 
 bool path_exists(const std::string& path) {

@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/write_all.h"
 #include "runtime/runtime.h"
 #include "runtime/state.h"
 
@@ -107,17 +108,6 @@ int connect_unix_in(const std::string& dir, const std::string& name) {
 }
 
 namespace {
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
 
 // --sig-proxy: the caller's signals go to the container while attached.
 int g_proxy_pipe = -1;

@@ -830,52 +830,34 @@ int Runtime::exec(const std::string& ref, const ProcessSpec& process, bool detac
   if (!has_env(env, "HOME")) env.push_back("HOME=" + user.home);
 
   std::unique_ptr<Cgroup> cgroup = cgroup_for(c.id);
-  int errp[2];
-  if (::pipe2(errp, O_CLOEXEC) != 0) throw_errno("pipe");
-  UniqueFd err_r(errp[0]), err_w(errp[1]);
-  std::cout.flush();
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) throw_errno("fork");
-  if (child == 0) {
-    err_r.reset();
-    try {
-      cgroup->add_process(::getpid());
-      // Enter every namespace the init has, in one step through its pidfd
-      // (no window for pid reuse); the pid namespace applies to children,
-      // hence the second fork below.
-      int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
-      if (::setns(pidfd.get(), flags) != 0) throw_errno("cannot enter the container's namespaces");
-      pid_t inner = ::fork();
-      if (inner < 0) throw_errno("fork");
-      if (inner == 0) {
-        if (detach) {
-          UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-          for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
+  int st = fork_and_wait(
+      [&](int err_w) {
+        cgroup->add_process(::getpid());
+        // Enter every namespace the init has, in one step through its pidfd
+        // (no window for pid reuse); the pid namespace applies to children,
+        // hence the second fork below.
+        int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
+        if (::setns(pidfd.get(), flags) != 0) throw_errno("cannot enter the container's namespaces");
+        pid_t inner = ::fork();
+        if (inner < 0) throw_errno("fork");
+        if (inner == 0) {
+          if (detach) {
+            UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+            for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
+          }
+          std::string cwd = process.cwd.empty() ? c.spec.process.cwd : process.cwd;
+          if (::chdir(cwd.c_str()) != 0) throw_errno("cannot enter the working directory " + cwd);
+          finish_and_exec(cfg, process, env, err_w);
         }
-        std::string cwd = process.cwd.empty() ? c.spec.process.cwd : process.cwd;
-        if (::chdir(cwd.c_str()) != 0) throw_errno("cannot enter the working directory " + cwd);
-        finish_and_exec(cfg, process, env, err_w.get());
-      }
-      err_w.reset();
-      // Detached: the process is left to the container's init to reap.
-      if (detach) ::_exit(0);
-      int st = 0;
-      while (::waitpid(inner, &st, 0) < 0 && errno == EINTR) {
-      }
-      ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : exit_code_for_signal(WTERMSIG(st)));
-    } catch (const std::exception& e) {
-      child_fail(err_w.get(), 125, e.what());
-    }
-  }
-  err_w.reset();
-  int code = 0;
-  std::string why;
-  bool failed = read_child_error(err_r.get(), code, why);
-  int st = 0;
-  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (failed) throw Error(why, 0, code);
+        ::close(err_w);
+        // Detached: the process is left to the container's init to reap.
+        if (detach) ::_exit(0);
+        int inner_st = 0;
+        while (::waitpid(inner, &inner_st, 0) < 0 && errno == EINTR) {
+        }
+        ::_exit(WIFEXITED(inner_st) ? WEXITSTATUS(inner_st) : exit_code_for_signal(WTERMSIG(inner_st)));
+      },
+      [](const std::exception&) { return 125; });
   return WIFEXITED(st) ? WEXITSTATUS(st) : exit_code_for_signal(WTERMSIG(st));
 }
 
@@ -904,41 +886,23 @@ void Runtime::with_root(const std::string& ref, const std::function<void(int roo
   view.container_dir = c.dir;
   view.spec = c.spec;
   resolve_volume_mounts(view, paths_, false);
-  int errp[2];
-  if (::pipe2(errp, O_CLOEXEC) != 0) throw_errno("pipe");
-  UniqueFd err_r(errp[0]), err_w(errp[1]);
-  std::cout.flush();
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) throw_errno("fork");
-  if (child == 0) {
-    err_r.reset();
-    try {
-      if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare(CLONE_NEWNS)");
-      mount_copy_view(view);
-      std::string merged = c.dir + "/merged";
-      UniqueFd root(::open(merged.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-      if (!root) throw_errno("cannot open " + merged);
-      fn(root.get());
-      root.reset();
-      // Let go of the overlay now rather than when the namespace is
-      // reaped, so a start right after the copy finds its upper dir free.
-      ::umount2(merged.c_str(), MNT_DETACH);
-    } catch (const Error& e) {
-      child_fail(err_w.get(), e.exit_code() ? e.exit_code() : 1, e.what());
-    } catch (const std::exception& e) {
-      child_fail(err_w.get(), 1, e.what());
-    }
-    ::_exit(0);
-  }
-  err_w.reset();
-  int code = 0;
-  std::string why;
-  bool failed = read_child_error(err_r.get(), code, why);
-  int st = 0;
-  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (failed) throw Error(why, 0, code);
+  int st = fork_and_wait(
+      [&](int) {
+        if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare(CLONE_NEWNS)");
+        mount_copy_view(view);
+        std::string merged = c.dir + "/merged";
+        UniqueFd root(::open(merged.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!root) throw_errno("cannot open " + merged);
+        fn(root.get());
+        root.reset();
+        // Let go of the overlay now rather than when the namespace is
+        // reaped, so a start right after the copy finds its upper dir free.
+        ::umount2(merged.c_str(), MNT_DETACH);
+      },
+      [](const std::exception& e) {
+        auto* err = dynamic_cast<const Error*>(&e);
+        return err && err->exit_code() ? err->exit_code() : 1;
+      });
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) throw Error("the copy process failed", 0, 1);
 }
 

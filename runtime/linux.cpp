@@ -17,10 +17,13 @@
 #include <linux/close_range.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <map>
 
 #include "base/error.h"
@@ -95,6 +98,35 @@ bool read_child_error(int fd, int& code, std::string& message) {
   message = nl == std::string::npos ? "" : buf.substr(nl + 1);
   if (code == 0) code = 125;
   return true;
+}
+
+int fork_and_wait(const std::function<void(int error_fd)>& body,
+                  const std::function<int(const std::exception&)>& code_for) {
+  int errp[2];
+  if (::pipe2(errp, O_CLOEXEC) != 0) throw_errno("pipe");
+  UniqueFd err_r(errp[0]), err_w(errp[1]);
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t child = ::fork();
+  if (child < 0) throw_errno("fork");
+  if (child == 0) {
+    err_r.reset();
+    try {
+      body(err_w.get());
+    } catch (const std::exception& e) {
+      child_fail(err_w.get(), code_for(e), e.what());
+    }
+    ::_exit(0);
+  }
+  err_w.reset();
+  int code = 0;
+  std::string why;
+  bool failed = read_child_error(err_r.get(), code, why);
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (failed) throw Error(why, 0, code);
+  return st;
 }
 
 std::string find_init_binary(const std::string& self_exe) {

@@ -3,6 +3,8 @@
 // plain value so the child only applies it.
 #pragma once
 
+#include <functional>
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -95,5 +97,12 @@ void validate_rlimits(const std::vector<Rlimit>& limits);
 
 // Parses what child_fail wrote; false when the pipe was closed empty (exec succeeded).
 bool read_child_error(int fd, int& code, std::string& message);
+
+// Forks a child that runs body(error_fd) and then _exits 0 (the body may
+// exec or _exit itself; error_fd is close-on-exec). An exception thrown in
+// the child reaches the caller as berth::Error with the child's message and
+// the code code_for(exception) gave it. Returns the child's wait status.
+int fork_and_wait(const std::function<void(int error_fd)>& body,
+                  const std::function<int(const std::exception&)>& code_for);
 
 }  // namespace berth::runtime

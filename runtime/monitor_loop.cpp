@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "base/fs.h"
+#include "base/write_all.h"
 #include "runtime/attach.h"
 #include "runtime/cgroup.h"
 #include "runtime/logfile.h"
@@ -34,16 +35,6 @@ void remove_netns_file(const std::string& path) {
 
 namespace {
 
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
 
 bool report(int fd, const std::string& line) {
   if (fd < 0) return false;

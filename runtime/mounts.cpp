@@ -284,6 +284,25 @@ void mount_cgroups(int rootfd, const InitConfig& cfg) {
   }
 }
 
+// The indexes of spec.mounts, parents before children (docker sorts them by
+// the number of path components; equal depths keep their order).
+std::vector<size_t> mount_order(const ContainerSpec& spec) {
+  auto depth = [](const std::string& p) { return components(p).size(); };
+  std::vector<size_t> order(spec.mounts.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return depth(spec.mounts[a].destination) < depth(spec.mounts[b].destination);
+  });
+  return order;
+}
+
+// The resolved volume of spec.mounts[index], if it is one.
+const VolumeMount* volume_mount_of(const InitConfig& cfg, size_t index) {
+  for (auto& v : cfg.volume_mounts)
+    if (v.index == index) return &v;
+  return nullptr;
+}
+
 }  // namespace
 
 void mount_copy_view(const InitConfig& cfg) {
@@ -295,17 +314,9 @@ void mount_copy_view(const InitConfig& cfg) {
   if (!root) throw_errno("cannot open " + merged);
   // Volumes and binds, parents first, as the container would see them; a
   // tmpfs has nothing in it while the container is stopped.
-  auto depth = [](const std::string& p) { return components(p).size(); };
-  std::vector<size_t> order(spec.mounts.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return depth(spec.mounts[a].destination) < depth(spec.mounts[b].destination);
-  });
-  for (size_t i : order) {
+  for (size_t i : mount_order(spec)) {
     const MountSpec& m = spec.mounts[i];
-    const VolumeMount* vm = nullptr;
-    for (auto& v : cfg.volume_mounts)
-      if (v.index == i) vm = &v;
+    const VolumeMount* vm = volume_mount_of(cfg, i);
     if (vm && !vm->fstype.empty()) {
       mount_in_root(root.get(), m.destination, true, vm->device, vm->fstype.c_str(), m.read_only ? MS_RDONLY : 0, vm->data);
     } else if (m.type == MountSpec::Type::Bind) {
@@ -356,17 +367,9 @@ void setup_rootfs(const InitConfig& cfg) {
   // number of path components), then the generated /etc files on top: a
   // volume on /etc still shows the container's hosts. A user mount of one
   // of those files replaces the generated one, as in docker.
-  auto depth = [](const std::string& p) { return components(p).size(); };
-  std::vector<size_t> order(spec.mounts.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return depth(spec.mounts[a].destination) < depth(spec.mounts[b].destination);
-  });
-  for (size_t i : order) {
+  for (size_t i : mount_order(spec)) {
     const MountSpec& m = spec.mounts[i];
-    const VolumeMount* vm = nullptr;
-    for (auto& v : cfg.volume_mounts)
-      if (v.index == i) vm = &v;
+    const VolumeMount* vm = volume_mount_of(cfg, i);
     if (vm && !vm->fstype.empty()) {
       mount_in_root(r, m.destination, true, vm->device, vm->fstype.c_str(), m.read_only ? MS_RDONLY : 0, vm->data);
     } else if (m.type == MountSpec::Type::Bind) {

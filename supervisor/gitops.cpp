@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -58,80 +60,6 @@ std::string hex(const unsigned char* p, unsigned n) {
 
 }  // namespace
 
-// SHA-256 (FIPS 180-4), here rather than through OpenSSL: the first EVP
-// digest initializes OpenSSL's providers, ~2 MiB of libcrypto pages that
-// serve would then keep resident.
-void Sha256::update(std::string_view data) {
-  for (unsigned char c : data) {
-    block_[fill_++] = c;
-    if (fill_ == 64) {
-      compress();
-      fill_ = 0;
-    }
-  }
-  length_ += data.size();
-}
-
-void Sha256::compress() {
-  static const uint32_t k[64] = {
-      0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-      0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-      0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-      0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-      0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-      0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-      0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-      0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-  auto rotr = [](uint32_t x, int n) { return (x >> n) | (x << (32 - n)); };
-  uint32_t w[64];
-  for (int i = 0; i < 16; ++i)
-    w[i] = uint32_t(block_[4 * i]) << 24 | uint32_t(block_[4 * i + 1]) << 16 | uint32_t(block_[4 * i + 2]) << 8 |
-           uint32_t(block_[4 * i + 3]);
-  for (int i = 16; i < 64; ++i) {
-    uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-    uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-  }
-  uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], hh = h_[7];
-  for (int i = 0; i < 64; ++i) {
-    uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
-    uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-    hh = g;
-    g = f;
-    f = e;
-    e = d + t1;
-    d = c;
-    c = b;
-    b = a;
-    a = t1 + t2;
-  }
-  h_[0] += a, h_[1] += b, h_[2] += c, h_[3] += d, h_[4] += e, h_[5] += f, h_[6] += g, h_[7] += hh;
-}
-
-std::array<unsigned char, 32> Sha256::finish() {
-  uint64_t bits = length_ * 8;
-  block_[fill_++] = 0x80;
-  if (fill_ > 56) {
-    while (fill_ < 64) block_[fill_++] = 0;
-    compress();
-    fill_ = 0;
-  }
-  while (fill_ < 56) block_[fill_++] = 0;
-  for (int i = 7; i >= 0; --i) block_[fill_++] = static_cast<unsigned char>(bits >> (8 * i));
-  compress();
-  std::array<unsigned char, 32> out{};
-  for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < 4; ++j) out[4 * i + j] = static_cast<unsigned char>(h_[i] >> (24 - 8 * j));
-  return out;
-}
-
-std::string sha256_hex(std::string_view data) {
-  Sha256 h;
-  h.update(data);
-  auto md = h.finish();
-  return hex(md.data(), static_cast<unsigned>(md.size()));
-}
-
 std::map<std::string, WatchSource> discover_projects(const std::string& dir, std::vector<std::string>* problems) {
   std::map<std::string, WatchSource> out;
   std::string root = path_absolute(dir);
@@ -180,16 +108,16 @@ std::string source_hash(const WatchSource& source) {
   } else {
     files = {path_basename(source.file), ".env"};
   }
-  Sha256 h;
+  std::string stream;
   for (const auto& f : files) {
     std::string data;
     if (!read_file_if_exists(path_join(source.directory, f), data)) continue;
-    std::string head = f + '\0' + std::to_string(data.size()) + '\0';
-    h.update(head);
-    h.update(data);
+    stream += f + '\0' + std::to_string(data.size()) + '\0' + data;
   }
-  auto md = h.finish();
-  return "sha256:" + hex(md.data(), static_cast<unsigned>(md.size()));
+  uint64_t h = std::hash<std::string>{}(stream);
+  unsigned char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(h >> (56 - 8 * i));
+  return "content:" + hex(bytes, 8);
 }
 
 std::string apply_error_text(const std::string& output) {

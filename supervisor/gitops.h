@@ -45,24 +45,13 @@ struct WatchSource {
 // the other. Hidden entries (".x") and editor leftovers ("x~") are skipped.
 std::map<std::string, WatchSource> discover_projects(const std::string& dir, std::vector<std::string>* problems = nullptr);
 
-// "sha256:<hex>" over what a project's apply reads: its compose file and
-// the .env beside it (a subdirectory project: every regular file in it).
+// A fingerprint ("content:<16 hex>") of what a project's apply reads: its
+// compose file and the .env beside it (a subdirectory project: every
+// regular file in it). It only tells "changed since the last apply"; it is
+// not a digest anyone verifies, so a 64-bit hash of the bytes does (and
+// serve stays clear of OpenSSL's provider set-up, ~2 MiB resident).
 std::string source_hash(const WatchSource& source);
 
-// SHA-256, incrementally; sha256_hex is the one-shot lowercase hex form.
-class Sha256 {
- public:
-  void update(std::string_view data);
-  std::array<unsigned char, 32> finish();  // once
-
- private:
-  void compress();
-  uint32_t h_[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  unsigned char block_[64] = {};
-  std::size_t fill_ = 0;
-  uint64_t length_ = 0;
-};
-std::string sha256_hex(std::string_view data);
 
 // What a failed `up`/`down` printed, without its progress lines
 // ("Container app-web-1  Started") and warnings: the error lines.

@@ -114,7 +114,7 @@ TEST_F(GitOpsTest, AppliesUpdatesRejectsABrokenFileAndRemoves) {
   EXPECT_EQ(watch["File"], watch_ + "/app.yaml");
   EXPECT_EQ(watch["State"], "applied");
   EXPECT_EQ(watch["ConfigHash"], applied[0]["Actor"]["Attributes"]["hash"]);
-  EXPECT_EQ(watch["ConfigHash"].get<std::string>().rfind("sha256:", 0), 0u);
+  EXPECT_EQ(watch["ConfigHash"].get<std::string>().rfind("content:", 0), 0u);
   EXPECT_FALSE(watch["AppliedAt"].get<std::string>().empty());
   EXPECT_EQ(watch["LastError"], "");
   auto table = berth({"ls"});
