@@ -116,7 +116,12 @@ void make_dirs(const std::string& path, unsigned mode) {
       throw_errno("cannot create directory " + p);
     }
   }
-  if (!is_directory(p)) throw Error("not a directory: " + path);
+  // Another process may remove what it made meanwhile (the shared cgroup
+  // parent goes with its last container): that is ENOENT, which callers
+  // retry, not "not a directory".
+  struct stat st;
+  if (::stat(p.c_str(), &st) != 0) throw_errno("cannot create directory " + p);
+  if (!S_ISDIR(st.st_mode)) throw Error("not a directory: " + path, ENOTDIR);
 }
 
 std::string path_join(const std::string& a, const std::string& b) {

@@ -410,8 +410,12 @@ int attach_up(const UpFlags& f, const runtime::Paths& paths, const std::string& 
   LogPrinter printer(rt, lo);
   auto attached = project_containers(rt, project, selected);
   {
+    // By name, as compose lists them (the containers start in parallel).
+    std::vector<std::string> sorted;
+    for (const auto& c : attached) sorted.push_back(short_name(c));
+    std::sort(sorted.begin(), sorted.end());
     std::string names;
-    for (const auto& c : attached) names += (names.empty() ? "" : ", ") + short_name(c);
+    for (const auto& n : sorted) names += (names.empty() ? "" : ", ") + n;
     std::cout << "Attaching to " << names << "\n" << std::flush;
   }
   bool abort = f.abort_on_exit || !f.exit_code_from.empty();

@@ -165,6 +165,8 @@ TEST_F(ServeTest, AtStartItBringsBackAlwaysAndUnlessStoppedContainersThatWereRun
   std::string unless = run_detached({"--name", "unless", "--restart", "unless-stopped"}, {"sleep", "600"});
   std::string onf = run_detached({"--name", "onf", "--restart", "on-failure"}, {"sleep", "600"});
   std::string never = run_detached({"--name", "never"}, {"sleep", "600"});
+  // A reboot: the serve `run` started for the policies goes too.
+  stop_daemon();
   for (auto& id : {always, unless, onf, never}) {
     pid_t pid = container_pid(id);
     ASSERT_GT(pid, 0);
