@@ -8,36 +8,11 @@
 #include <set>
 
 #include "tests/integration/container_fixture.h"
+#include "tests/integration/host_net.h"
 
 using namespace berth::test;
 
 namespace {
-
-const std::string kIp = berth::path_exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip";
-const std::string kNft = berth::path_exists("/usr/sbin/nft") ? "/usr/sbin/nft" : "/sbin/nft";
-
-std::string host_links() {
-  auto r = berth::test::run({kIp, "-o", "link", "show"});
-  std::set<std::string> names;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) {
-    auto colon = line.find(": ");
-    if (colon == std::string::npos) continue;
-    auto end = line.find_first_of(":@", colon + 2);
-    names.insert(line.substr(colon + 2, end - colon - 2));
-  }
-  std::string out;
-  for (auto& n : names) out += n + "\n";
-  return out;
-}
-
-std::string nft_ruleset() {
-  auto r = berth::test::run({kNft, "list", "ruleset"});
-  std::string out;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) out += line.substr(0, line.find(" # handle")) + "\n";
-  return out;
-}
 
 class NetworkAutoRemove : public ContainerTest {
  protected:

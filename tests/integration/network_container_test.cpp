@@ -14,43 +14,16 @@
 #include <set>
 
 #include "tests/integration/container_fixture.h"
+#include "tests/integration/host_net.h"
 
 using namespace berth::test;
 
 namespace {
 
-const std::string kIp = berth::path_exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip";
-const std::string kNft = berth::path_exists("/usr/sbin/nft") ? "/usr/sbin/nft" : "/sbin/nft";
-
 // A host command (the fixture's run() runs containers).
 Result host_run(const std::vector<std::string>& argv) { return berth::test::run(argv); }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// Host link names (no counters or indexes), one a line, sorted.
-std::string host_links() {
-  auto r = host_run({kIp, "-o", "link", "show"});
-  std::set<std::string> names;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) {
-    auto colon = line.find(": ");
-    if (colon == std::string::npos) continue;
-    auto end = line.find_first_of(":@", colon + 2);
-    names.insert(line.substr(colon + 2, end - colon - 2));
-  }
-  std::string out;
-  for (auto& n : names) out += n + "\n";
-  return out;
-}
-
-std::string nft_ruleset() {
-  // Rule handles and counters would differ; the rules themselves must not.
-  auto r = host_run({kNft, "list", "ruleset"});
-  std::string out;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) out += line.substr(0, line.find(" # handle")) + "\n";
-  return out;
-}
 
 // The host's first global IPv4 address that is not on a berth bridge.
 std::string host_address() {

@@ -15,12 +15,10 @@
 #include <set>
 
 #include "tests/integration/container_fixture.h"
+#include "tests/integration/host_net.h"
 
 namespace berth::test {
 namespace {
-
-const std::string kIp = path_exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip";
-const std::string kNft = path_exists("/usr/sbin/nft") ? "/usr/sbin/nft" : "/sbin/nft";
 
 bool port_free(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -31,14 +29,6 @@ bool port_free(int port) {
   bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0;
   ::close(fd);
   return ok;
-}
-
-// Without rule handles and counters, which carry no meaning here.
-std::string without_handles(const std::string& text) {
-  std::string out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out += line.substr(0, line.find(" # handle")) + "\n";
-  return out;
 }
 
 class NetworkRestart : public ContainerTest {
