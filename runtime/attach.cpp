@@ -82,7 +82,11 @@ bool unix_address(const UniqueFd& dirfd, const std::string& name, sockaddr_un& s
 
 }  // namespace
 
-int listen_unix_in(const std::string& dir, const std::string& name) {
+namespace {
+
+// A unix stream socket on dir/name, bound and listening (a stale socket
+// file is replaced) or connected; -1 with errno on failure.
+int unix_socket_in(const std::string& dir, const std::string& name, bool listening) {
   UniqueFd d(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!d) return -1;
   sockaddr_un sa;
@@ -90,22 +94,21 @@ int listen_unix_in(const std::string& dir, const std::string& name) {
   if (!unix_address(d, name, sa, len)) return -1;
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s) return -1;
-  ::unlinkat(d.get(), name.c_str(), 0);
-  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 || ::listen(s.get(), 8) != 0) return -1;
+  auto* addr = reinterpret_cast<sockaddr*>(&sa);
+  if (listening) {
+    ::unlinkat(d.get(), name.c_str(), 0);
+    if (::bind(s.get(), addr, len) != 0 || ::listen(s.get(), 8) != 0) return -1;
+  } else if (::connect(s.get(), addr, len) != 0) {
+    return -1;
+  }
   return s.release();
 }
 
-int connect_unix_in(const std::string& dir, const std::string& name) {
-  UniqueFd d(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!d) return -1;
-  sockaddr_un sa;
-  socklen_t len;
-  if (!unix_address(d, name, sa, len)) return -1;
-  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s) return -1;
-  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0) return -1;
-  return s.release();
-}
+}  // namespace
+
+int listen_unix_in(const std::string& dir, const std::string& name) { return unix_socket_in(dir, name, true); }
+
+int connect_unix_in(const std::string& dir, const std::string& name) { return unix_socket_in(dir, name, false); }
 
 namespace {
 

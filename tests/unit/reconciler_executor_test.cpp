@@ -14,12 +14,7 @@ using berth::reconciler::fake::FakeDriver;
 
 namespace {
 
-spec::Project load(const std::string& yaml) {
-  spec::LoadOptions o;
-  o.project_name = "app";
-  o.working_directory = "/tmp";
-  return spec::load_project_from_string(yaml, o, "/tmp/compose.yaml");
-}
+using fake::load;
 
 // db <- api <- web (service_healthy on db), and an independent `other`.
 const char* kChain = R"(

@@ -12,8 +12,17 @@
 #include <vector>
 
 #include "reconciler/reconciler.h"
+#include "spec/spec.h"
 
 namespace berth::reconciler::fake {
+
+// A compose file's text as project "app" in /tmp.
+inline spec::Project load(const std::string& yaml) {
+  spec::LoadOptions o;
+  o.project_name = "app";
+  o.working_directory = "/tmp";
+  return spec::load_project_from_string(yaml, o, "/tmp/compose.yaml");
+}
 
 class FakeDriver : public Driver {
  public:

@@ -169,12 +169,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, ReconcilerGolden, ::testing::ValuesIn(cases()));
 
 namespace {
 
-spec::Project load(const std::string& yaml) {
-  spec::LoadOptions o;
-  o.project_name = "app";
-  o.working_directory = "/tmp";
-  return spec::load_project_from_string(yaml, o, "/tmp/compose.yaml");
-}
+using fake::load;
 
 const char* kWebDb = R"(
 services:

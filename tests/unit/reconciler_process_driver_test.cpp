@@ -22,18 +22,14 @@
 #include "reconciler/process_driver.h"
 #include "reconciler/reconciler.h"
 #include "spec/spec.h"
+#include "tests/unit/reconciler_fake_driver.h"
 
 using namespace berth;
 using namespace berth::reconciler;
 
 namespace {
 
-spec::Project load(const std::string& yaml) {
-  spec::LoadOptions o;
-  o.project_name = "app";
-  o.working_directory = "/tmp";
-  return spec::load_project_from_string(yaml, o, "/tmp/compose.yaml");
-}
+using fake::load;
 
 std::string services(int n, const std::string& extra = {}) {
   std::string y = "services:\n";
