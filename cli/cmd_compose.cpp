@@ -1042,6 +1042,7 @@ void add_exec(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<P
     p.args.assign(rest.begin() + 1, rest.end());
     p.user = f->user;
     p.cwd = f->workdir;
+    p.open_stdin = true;  // docker compose exec: -i is the default
     for (const auto& e : f->env) {
       if (e.find('=') != std::string::npos) p.env.push_back(e);
       else if (const char* v = std::getenv(e.c_str())) p.env.push_back(e + "=" + v);

@@ -312,6 +312,7 @@ ContainerSpec spec_from(const RunOptions& o, const std::vector<std::string>& pos
   for (auto& e : json_strings(image.value("Env", nlohmann::json()))) add_env(s.process.env, e);
   s.process.tty = o.tty;
   s.process.open_stdin = o.interactive;
+  s.process.stdin_once = o.interactive && !o.detach;  // docker: run -d clears StdinOnce
   for (auto& f : o.env_files) {
     std::string text;
     try {
@@ -621,6 +622,7 @@ nlohmann::json inspect_json(const Runtime& rt, const Container& c) {
         {"User", s.process.user},
         {"Tty", s.process.tty},
         {"OpenStdin", s.process.open_stdin},
+        {"StdinOnce", s.process.stdin_once},
         {"Env", s.process.env},
         {"Cmd", s.process.args},
         {"Image", s.image},
@@ -783,14 +785,48 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   auto* start = add_command(app, "start", "Start one or more stopped containers");
   auto start_refs = std::make_shared<std::vector<std::string>>();
   auto start_attach = std::make_shared<bool>(false);
+  auto start_stdin = std::make_shared<bool>(false);
+  auto start_keys = std::make_shared<std::string>();
   start->add_option("CONTAINER", *start_refs, "Containers")->required();
   start->add_flag("-a,--attach", *start_attach, "Attach STDOUT/STDERR and forward signals");
-  start->callback([start_refs, start_attach, &global] {
+  start->add_flag("-i,--interactive", *start_stdin, "Attach container's STDIN");
+  start->add_option("--detach-keys", *start_keys, "Override the key sequence for detaching a container");
+  start->callback([start_refs, start_attach, start_stdin, start_keys, &global] {
     Runtime rt = runtime_for(global);
-    if (*start_attach) {
+    // docker: -a streams the output and returns the exit code; -i also
+    // feeds the caller's stdin (if the container was made with -i).
+    if (*start_attach || *start_stdin) {
       if (start_refs->size() != 1) throw UsageError("you cannot start and attach multiple containers at once");
-      ensure_supervisor_for(global, rt.get(start_refs->front()));
-      exit_with(rt.start(start_refs->front(), runtime::Attach{true, false}));
+      runtime::parse_detach_keys(*start_keys);
+      Container c = rt.get(start_refs->front());
+      if (c.state.status == runtime::Status::Running || c.state.status == runtime::Status::Paused) {
+        // docker attaches to a container that is already running.
+        runtime::AttachOptions ao;
+        ao.stdin = *start_stdin;
+        ao.detach_keys = *start_keys;
+        bool detached = false;
+        int code = 0;
+        {
+          std::unique_ptr<RawTerminal> raw;
+          if (ao.stdin && c.spec.process.tty && c.spec.process.open_stdin) raw = std::make_unique<RawTerminal>();
+          code = rt.attach(c.id, ao, &detached);
+        }
+        exit_with(detached ? 0 : code);
+      }
+      ensure_supervisor_for(global, c);
+      runtime::Attach attach;
+      attach.attach = true;
+      attach.stdin = *start_stdin && c.spec.process.open_stdin;
+      attach.detach_keys = *start_keys;
+      bool detached = false;
+      attach.detached = &detached;
+      int code = 0;
+      {
+        std::unique_ptr<RawTerminal> raw;
+        if (attach.stdin && c.spec.process.tty) raw = std::make_unique<RawTerminal>();
+        code = rt.start(c.id, attach);
+      }
+      exit_with(detached ? 0 : code);
     }
     for_each_container(*start_refs, [&](const std::string& r) {
       ensure_supervisor_for(global, rt.get(r));
@@ -1083,7 +1119,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
   auto* exec = add_command(app, "exec", "Execute a command in a running container");
   auto exec_opts = std::make_shared<RunOptions>();
   exec->add_flag("-i,--interactive", exec_opts->interactive, "Keep STDIN open even if not attached");
-  exec->add_flag("-t,--tty", exec_opts->tty, "Allocate a pseudo-TTY (not supported yet: ignored)");
+  exec->add_flag("-t,--tty", exec_opts->tty, "Allocate a pseudo-TTY");
   exec->add_flag("-d,--detach", exec_opts->detach, "Detached mode: run command in the background");
   exec->add_option("-u,--user", exec_opts->user, "Username or UID (format: <name|uid>[:<group|gid>])");
   exec->add_option("-w,--workdir", exec_opts->workdir, "Working directory inside the container");
@@ -1097,8 +1133,17 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     p.user = exec_opts->user;
     p.cwd = exec_opts->workdir;
     for (auto& e : exec_opts->env) add_env(p.env, e);
+    p.tty = exec_opts->tty;
+    p.open_stdin = exec_opts->interactive;
     Runtime rt = runtime_for(global);
-    exit_with(rt.exec(rest[0], p, exec_opts->detach));
+    int code = 0;
+    {
+      // -it: keystrokes go to the process's pty as they are typed.
+      std::unique_ptr<RawTerminal> raw;
+      if (p.tty && p.open_stdin && !exec_opts->detach) raw = std::make_unique<RawTerminal>();
+      code = rt.exec(rest[0], p, exec_opts->detach);
+    }
+    exit_with(code);
   });
 }
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -62,6 +63,59 @@ std::string DetachScanner::feed(const char* data, size_t n) {
     out += c;
   }
   return out;
+}
+
+bool send_input(int fd, int type, const char* data, size_t n) {
+  char head[attach_proto::kHeader];
+  attach_proto::encode_header(head, type, static_cast<uint32_t>(n));
+  return write_all(fd, head, sizeof head) && (n == 0 || write_all(fd, data, n));
+}
+
+bool send_window_size(int fd) {
+  struct winsize ws {};
+  if (::ioctl(0, TIOCGWINSZ, &ws) != 0 && ::ioctl(1, TIOCGWINSZ, &ws) != 0) return true;
+  char size[4] = {static_cast<char>(ws.ws_row >> 8), static_cast<char>(ws.ws_row),
+                  static_cast<char>(ws.ws_col >> 8), static_cast<char>(ws.ws_col)};
+  return send_input(fd, attach_proto::kInResize, size, sizeof size);
+}
+
+namespace {
+int g_winch_pipe = -1;
+extern "C" void on_winch(int) {
+  int saved = errno;
+  char b = 1;
+  if (g_winch_pipe >= 0 && ::write(g_winch_pipe, &b, 1) < 0) {
+  }
+  errno = saved;
+}
+}  // namespace
+
+WinchPipe::WinchPipe(bool on) {
+  int p[2];
+  if (!on || g_winch_pipe >= 0 || ::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return;
+  read_ = p[0];
+  write_ = p[1];
+  g_winch_pipe = write_;
+  struct sigaction sa {};
+  sa.sa_handler = on_winch;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGWINCH, &sa, &saved_);
+}
+
+WinchPipe::~WinchPipe() {
+  if (read_ < 0) return;
+  ::sigaction(SIGWINCH, &saved_, nullptr);
+  g_winch_pipe = -1;
+  ::close(read_);
+  ::close(write_);
+}
+
+bool WinchPipe::drain() {
+  char b[64];
+  bool got = false;
+  while (read_ >= 0 && ::read(read_, b, sizeof b) > 0) got = true;
+  return got;
 }
 
 namespace {
@@ -159,18 +213,23 @@ int Runtime::attach(const std::string& ref, const AttachOptions& o, bool* detach
   std::string keys = parse_detach_keys(o.detach_keys);
   UniqueFd sock(connect_unix_in(state::runtime_dir(paths_, c.id), attach_proto::kSocketName));
   if (!sock) throw_errno("cannot attach to container " + c.spec.name);
-  bool with_stdin = o.stdin && c.spec.process.open_stdin && c.spec.process.tty;
+  bool tty = c.spec.process.tty;
+  bool with_stdin = o.stdin && c.spec.process.open_stdin;
   char flags = static_cast<char>(attach_proto::kStdout | attach_proto::kStderr | (with_stdin ? attach_proto::kStdin : 0));
   if (!write_all(sock.get(), &flags, 1)) throw_errno("cannot attach to container " + c.spec.name);
+  // The pty takes the caller's window size now and on each SIGWINCH.
+  WinchPipe winch(tty);
+  if (tty) send_window_size(sock.get());
 
-  ProxySignals proxy(o.sig_proxy && !c.spec.process.tty);
+  ProxySignals proxy(o.sig_proxy && !tty);
   DetachScanner scanner(keys);
   std::string in;  // frames not yet complete
   char buf[65536];
   bool stdin_open = with_stdin;
   for (;;) {
-    pollfd fds[3] = {{sock.get(), POLLIN, 0}, {proxy.fd(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
-    int rc = ::poll(fds, 3, -1);
+    pollfd fds[4] = {{sock.get(), POLLIN, 0}, {proxy.fd(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0},
+                     {winch.fd(), POLLIN, 0}};
+    int rc = ::poll(fds, 4, -1);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) throw_errno("attach: poll");
     if (fds[1].revents) {
@@ -182,13 +241,19 @@ int Runtime::attach(const std::string& ref, const AttachOptions& o, bool* detach
         }
       }
     }
+    if (fds[3].revents && winch.drain()) send_window_size(sock.get());
     if (stdin_open && fds[2].revents) {
       ssize_t n = ::read(0, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
+        // The monitor closes the container's stdin (StdinOnce) or ends
+        // this client's streams; the exit or the end comes on the socket.
         stdin_open = false;
+        send_input(sock.get(), attach_proto::kInEof, nullptr, 0);
       } else {
-        std::string pass = scanner.feed(buf, static_cast<size_t>(n));
-        if (!pass.empty()) write_all(sock.get(), pass.data(), pass.size());
+        // The detach keys apply to a terminal's keystrokes, not to piped data.
+        std::string pass = tty ? scanner.feed(buf, static_cast<size_t>(n)) : std::string(buf, static_cast<size_t>(n));
+        if (!pass.empty()) send_input(sock.get(), attach_proto::kInStdin, pass.data(), pass.size());
         if (scanner.detached()) {
           if (detached) *detached = true;
           return 0;

@@ -3,13 +3,23 @@
 //
 // Protocol (one unix stream connection per client):
 //   client -> monitor: one flags byte (kStdin | kStdout | kStderr), then
-//                      raw stdin bytes (to the container's pty).
+//                      frames with the same 5-byte header: kInStdin (bytes
+//                      for the container's stdin: its pty, or the pipe the
+//                      monitor holds for a `-i` container), kInEof (the
+//                      client's stdin ended: with StdinOnce and no tty the
+//                      container's stdin closes, otherwise this client's
+//                      streams end, as docker does) and kInResize (rows and
+//                      columns, 16 bits each, big-endian: TIOCSWINSZ on the
+//                      pty). An attached `run`/`start` sends the same frames
+//                      on its report socket (tty only).
 //   monitor -> client: frames of a 5-byte header (type, 32-bit big-endian
 //                      length) and data: kFrameStdout / kFrameStderr
 //                      output, and one kFrameExit (the decimal exit code)
 //                      once the container's exit is recorded.
 // Detach keys are handled by the client: it simply stops and closes.
 #pragma once
+
+#include <signal.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +31,7 @@ namespace attach_proto {
 inline constexpr const char* kSocketName = "attach.sock";
 inline constexpr int kStdin = 1, kStdout = 2, kStderr = 4;
 inline constexpr int kFrameStdout = 1, kFrameStderr = 2, kFrameExit = 3;
+inline constexpr int kInStdin = 1, kInEof = 2, kInResize = 3;
 inline constexpr size_t kHeader = 5;
 inline void encode_header(char* h, int type, uint32_t n) {
   h[0] = static_cast<char>(type);
@@ -34,6 +45,29 @@ inline uint32_t decode_length(const char* h) {
   return b(1) << 24 | b(2) << 16 | b(3) << 8 | b(4);
 }
 }  // namespace attach_proto
+
+// Client side of the input frames: false when fd is gone.
+bool send_input(int fd, int type, const char* data, size_t n);
+// A kInResize frame with the caller's window size (from fd 0, else 1);
+// true when there was none to send (neither is a terminal).
+bool send_window_size(int fd);
+
+// SIGWINCH to a pipe while it lives (fd() is -1 when off), so that a poll
+// loop can forward the new window size.
+class WinchPipe {
+ public:
+  explicit WinchPipe(bool on);
+  ~WinchPipe();
+  WinchPipe(const WinchPipe&) = delete;
+  WinchPipe& operator=(const WinchPipe&) = delete;
+  int fd() const { return read_; }
+  // Empties the pipe; true if a SIGWINCH arrived.
+  bool drain();
+
+ private:
+  int read_ = -1, write_ = -1;
+  struct sigaction saved_ {};
+};
 
 // docker's --detach-keys: comma-separated keys, each a single character or
 // ctrl-<letter|@|[|\|]|^|_>; "" = ctrl-p,ctrl-q. Returns the byte sequence.

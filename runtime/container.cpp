@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,6 +29,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/write_all.h"
 #include "runtime/attach.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
@@ -300,11 +303,77 @@ class SignalProxy {
   struct sigaction saved_[std::size(kSignals)] {};
 };
 
+// `exec -t`: a pty from the container's own devpts instance (the caller
+// has entered its mount namespace), sized as the caller's terminal.
+UniqueFd open_exec_pty(std::string& slave_name) {
+  UniqueFd master(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master || ::unlockpt(master.get()) != 0) throw_errno("cannot allocate a pty in the container");
+  char name[64];
+  if (::ptsname_r(master.get(), name, sizeof name) != 0) throw_errno("ptsname");
+  slave_name = name;
+  struct winsize ws {};
+  for (int fd : {0, 1})
+    if (::ioctl(fd, TIOCGWINSZ, &ws) == 0) {
+      ::ioctl(master.get(), TIOCSWINSZ, &ws);
+      break;
+    }
+  return master;
+}
+
+// `exec -t`: copies the caller's stdin (with -i) to the pty and the pty's
+// output to the caller's stdout, and the caller's window size to the pty on
+// SIGWINCH, until `inner` has exited and its output is drained. Returns
+// inner's wait status.
+int relay_exec_pty(pid_t inner, int master, bool forward_stdin) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGWINCH);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  bool exited = false, master_open = true, in_open = forward_stdin;
+  int status = 0;
+  char buf[65536];
+  while (master_open) {
+    if (!exited && ::waitpid(inner, &status, WNOHANG) == inner) exited = true;
+    pollfd fds[3] = {{master, POLLIN, 0}, {in_open ? 0 : -1, POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+    // Once the process is gone, what is left in the pty is read until it
+    // runs dry (a background process may keep the pty open).
+    int rc = ::poll(fds, 3, exited ? 100 : sfd ? -1 : 200);
+    if (rc < 0 && errno != EINTR) break;
+    if (rc == 0 && exited) break;
+    if (fds[2].revents) {
+      signalfd_siginfo si;
+      while (::read(sfd.get(), &si, sizeof si) > 0) {
+        struct winsize ws {};
+        if (si.ssi_signo == SIGWINCH && (::ioctl(0, TIOCGWINSZ, &ws) == 0 || ::ioctl(1, TIOCGWINSZ, &ws) == 0))
+          ::ioctl(master, TIOCSWINSZ, &ws);
+      }
+    }
+    if (fds[1].revents) {
+      ssize_t n = ::read(0, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) in_open = false;
+      else write_all(master, buf, static_cast<size_t>(n));
+    }
+    if (fds[0].revents) {
+      ssize_t n = ::read(master, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) master_open = false;  // EIO: no process holds the pty any more
+      else write_all(1, buf, static_cast<size_t>(n));
+    }
+  }
+  if (!exited)
+    while (::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
+    }
+  return status;
+}
+
 // The next line from the monitor, forwarding proxied signals meanwhile,
-// and (keys set) the caller's stdin to the monitor until the detach keys:
-// then an empty line.
+// and (keys set) the caller's stdin to the monitor as input frames until
+// the detach keys: then an empty line. winch (if on): its window size too.
 std::optional<std::string> next_line_or_signal(int fd, std::string& buf, SignalProxy& proxy,
-                                               DetachScanner* keys = nullptr) {
+                                               DetachScanner* keys = nullptr, WinchPipe* winch = nullptr) {
   bool stdin_open = keys != nullptr;
   for (;;) {
     auto nl = buf.find('\n');
@@ -313,24 +382,22 @@ std::optional<std::string> next_line_or_signal(int fd, std::string& buf, SignalP
       buf.erase(0, nl + 1);
       return line;
     }
-    pollfd fds[3] = {{fd, POLLIN, 0}, {proxy.fd(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
-    int rc = ::poll(fds, 3, -1);
+    pollfd fds[4] = {{fd, POLLIN, 0}, {proxy.fd(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0},
+                     {winch ? winch->fd() : -1, POLLIN, 0}};
+    int rc = ::poll(fds, 4, -1);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return std::nullopt;
     if (fds[1].revents) proxy.forward();
+    if (fds[3].revents && winch->drain()) send_window_size(fd);
     if (fds[2].revents) {
       char in[4096];
       ssize_t n = ::read(0, in, sizeof in);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         stdin_open = false;
       } else {
         std::string pass = keys->feed(in, static_cast<size_t>(n));
-        for (size_t off = 0; off < pass.size();) {
-          ssize_t w = ::write(fd, pass.data() + off, pass.size() - off);
-          if (w < 0 && errno == EINTR) continue;
-          if (w <= 0) break;
-          off += static_cast<size_t>(w);
-        }
+        if (!pass.empty()) send_input(fd, attach_proto::kInStdin, pass.data(), pass.size());
         if (keys->detached()) return std::string();
       }
     }
@@ -673,7 +740,10 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
   SignalProxy proxy(attach.sig_proxy ? init_pid : 0);
   std::optional<DetachScanner> keys;
   if (attach.stdin && c.spec.process.tty) keys.emplace(parse_detach_keys(attach.detach_keys));
-  while (auto line = next_line_or_signal(report_r.get(), buf, proxy, keys ? &*keys : nullptr)) {
+  // The pty takes the caller's window size now and on each SIGWINCH.
+  WinchPipe winch(keys.has_value());
+  if (keys) send_window_size(report_r.get());
+  while (auto line = next_line_or_signal(report_r.get(), buf, proxy, keys ? &*keys : nullptr, &winch)) {
     if (line->rfind("exit ", 0) == 0) return std::atoi(line->c_str() + 5);
     if (keys && keys->detached()) {
       if (attach.detached) *attach.detached = true;
@@ -838,12 +908,29 @@ int Runtime::exec(const std::string& ref, const ProcessSpec& process, bool detac
         // hence the second fork below.
         int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
         if (::setns(pidfd.get(), flags) != 0) throw_errno("cannot enter the container's namespaces");
+        // -t (not detached): the process's pty comes from the container's
+        // /dev/pts; this process relays it to the caller.
+        std::string slave_name;
+        UniqueFd master;
+        if (process.tty && !detach) master = open_exec_pty(slave_name);
         pid_t inner = ::fork();
         if (inner < 0) throw_errno("fork");
         if (inner == 0) {
           if (detach) {
             UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
             for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
+          } else if (master) {
+            master.reset();
+            if (::setsid() < 0) throw_errno("setsid");
+            UniqueFd slave(::open(slave_name.c_str(), O_RDWR | O_NOCTTY));
+            if (!slave) throw_errno("cannot open " + slave_name);
+            for (int fd = 0; fd < 3; ++fd)
+              if (::dup2(slave.get(), fd) < 0) throw_errno("dup2");
+            if (::ioctl(0, TIOCSCTTY, 0) != 0) throw_errno("cannot set the controlling terminal");
+          } else if (!process.open_stdin) {
+            // Without -i the process gets no stdin (docker: none attached).
+            UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+            ::dup2(devnull.get(), 0);
           }
           std::string cwd = process.cwd.empty() ? c.spec.process.cwd : process.cwd;
           if (::chdir(cwd.c_str()) != 0) throw_errno("cannot enter the working directory " + cwd);
@@ -853,8 +940,10 @@ int Runtime::exec(const std::string& ref, const ProcessSpec& process, bool detac
         // Detached: the process is left to the container's init to reap.
         if (detach) ::_exit(0);
         int inner_st = 0;
-        while (::waitpid(inner, &inner_st, 0) < 0 && errno == EINTR) {
-        }
+        if (master) inner_st = relay_exec_pty(inner, master.get(), process.open_stdin);
+        else
+          while (::waitpid(inner, &inner_st, 0) < 0 && errno == EINTR) {
+          }
         ::_exit(WIFEXITED(inner_st) ? WEXITSTATUS(inner_st) : exit_code_for_signal(WTERMSIG(inner_st)));
       },
       [](const std::exception&) { return 125; });

@@ -65,7 +65,7 @@ std::string monitor_exe(const std::string& berth_exe) {
 // (a berth binary copied without it), or the container has already exited,
 // the same loop runs in this process.
 [[noreturn]] void exec_monitor(MonitorArgs& a) {
-  for (int fd : {a.out_fd, a.err_fd, a.report_fd, a.attach_fd})
+  for (int fd : {a.out_fd, a.err_fd, a.report_fd, a.attach_fd, a.in_fd})
     if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
   // A command that is already done (`run --rm IMAGE true`) is finished off
   // here: an exec and a dynamic load would only delay its exit record.
@@ -109,7 +109,7 @@ void run_monitor(MonitorLaunch& m) {
 
     // The container's stdio: a pty, or one pipe per stream.
     UniqueFd child_in, child_out, child_err, pty_master;
-    UniqueFd out_r, err_r_stream;
+    UniqueFd out_r, err_r_stream, in_w;
     UniqueFd console_mine, console_theirs;
     if (spec.process.tty) {
       int sp[2];
@@ -128,7 +128,17 @@ void run_monitor(MonitorLaunch& m) {
       err_r_stream.reset(err[0]);
       child_out.reset(out[1]);
       child_err.reset(err[1]);
-      child_in.reset(::dup(m.attach.stdin ? 0 : devnull.get()));
+      if (m.attach.stdin) {
+        child_in.reset(::dup(0));
+      } else if (spec.process.open_stdin) {
+        // -i with nobody feeding it now: a pipe that attach clients feed.
+        int in[2];
+        if (::pipe2(in, O_CLOEXEC) != 0) throw_errno("pipe");
+        child_in.reset(in[0]);
+        in_w.reset(in[1]);
+      } else {
+        child_in.reset(::dup(devnull.get()));
+      }
     }
     // The monitor itself never reads the caller's stdin: with a tty it
     // arrives on the report socket (the caller watches for detach keys).
@@ -223,6 +233,8 @@ void run_monitor(MonitorLaunch& m) {
     a.err_fd = spec.process.tty ? -1 : err_r_stream.release();
     a.report_fd = report_fd;
     a.attach_fd = attach_sock.release();
+    a.in_fd = in_w.release();
+    a.stdin_once = spec.process.stdin_once;
     a.attached = m.attach.attach;
     a.forward_stdin = m.attach.stdin;
     a.log_driver = spec.log.driver;

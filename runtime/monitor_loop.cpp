@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -63,6 +64,7 @@ struct Stream {
 struct Client {
   UniqueFd fd;
   int flags = -1;  // -1 until the flags byte arrived
+  std::string input;  // input frames not yet complete
 };
 
 // One frame to a client; a client that cannot take it within the send
@@ -109,6 +111,7 @@ std::vector<std::string> monitor_argv(const std::string& exe, const MonitorArgs&
                                 "--err", std::to_string(a.err_fd),
                                 "--report", std::to_string(a.report_fd),
                                 "--attach-socket", std::to_string(a.attach_fd),
+                                "--in", std::to_string(a.in_fd),
                                 "--log-driver", a.log_driver,
                                 "--log-max-size", std::to_string(a.log_max_size),
                                 "--log-max-file", std::to_string(a.log_max_file),
@@ -118,6 +121,7 @@ std::vector<std::string> monitor_argv(const std::string& exe, const MonitorArgs&
   if (a.tty) v.push_back("--tty");
   if (a.attached) v.push_back("--attached");
   if (a.forward_stdin) v.push_back("--stdin");
+  if (a.stdin_once) v.push_back("--stdin-once");
   if (a.auto_remove) v.push_back("--rm");
   if (!a.netns_file.empty()) v.insert(v.end(), {"--netns-file", a.netns_file});
   for (auto& vol : a.volumes) v.insert(v.end(), {"--volume", vol});
@@ -136,6 +140,7 @@ bool parse_monitor_argv(int argc, char** argv, MonitorArgs& a, std::string& why)
     if (k == "--tty") a.tty = true;
     else if (k == "--attached") a.attached = true;
     else if (k == "--stdin") a.forward_stdin = true;
+    else if (k == "--stdin-once") a.stdin_once = true;
     else if (k == "--rm") a.auto_remove = true;
     else {
       if (i + 1 >= argc) {
@@ -162,6 +167,7 @@ bool parse_monitor_argv(int argc, char** argv, MonitorArgs& a, std::string& why)
       else if (k == "--err") a.err_fd = static_cast<int>(n);
       else if (k == "--report") a.report_fd = static_cast<int>(n);
       else if (k == "--attach-socket") a.attach_fd = static_cast<int>(n);
+      else if (k == "--in") a.in_fd = static_cast<int>(n);
       else if (k == "--log-max-size") a.log_max_size = n;
       else if (k == "--log-max-file") a.log_max_file = static_cast<int>(n);
       else {
@@ -179,7 +185,7 @@ bool parse_monitor_argv(int argc, char** argv, MonitorArgs& a, std::string& why)
 
 void monitor_loop(MonitorArgs& a) {
   int report_fd = a.report_fd;
-  for (int fd : {a.out_fd, a.err_fd, report_fd, a.attach_fd})
+  for (int fd : {a.out_fd, a.err_fd, report_fd, a.attach_fd, a.in_fd})
     if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   // SIGCHLD stays blocked from before the init's clone (the mask survives
   // exec), so its exit is pending here if it already happened.
@@ -208,6 +214,61 @@ void monitor_loop(MonitorArgs& a) {
   bool forward_stdin = a.forward_stdin && a.tty;
   UniqueFd attach_listen(a.attach_fd);
   std::vector<Client> clients;
+  // A `-i` container's stdin pipe (no tty): what clients sent waits in
+  // stdin_pending until the pipe takes it, so a container that does not
+  // read never stalls this loop.
+  UniqueFd stdin_pipe(a.in_fd);
+  if (stdin_pipe) ::fcntl(stdin_pipe.get(), F_SETFL, O_NONBLOCK);
+  std::string stdin_pending, report_input;
+  bool close_stdin = false;
+  constexpr size_t kMaxPending = 1 << 20;
+  auto flush_stdin = [&] {
+    while (stdin_pipe && !stdin_pending.empty()) {
+      ssize_t w = ::write(stdin_pipe.get(), stdin_pending.data(), stdin_pending.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno == EAGAIN) return;
+      if (w <= 0) {  // EPIPE: the container closed its stdin
+        stdin_pipe.reset();
+        break;
+      }
+      stdin_pending.erase(0, static_cast<size_t>(w));
+    }
+    if (stdin_pending.empty() && close_stdin) stdin_pipe.reset();
+    if (!stdin_pipe) stdin_pending.clear();
+  };
+  // Input frames (runtime/attach.h) from a client, or (client null) from
+  // the attached caller's report socket; complete ones are consumed.
+  auto handle_input = [&](std::string& in, Client* client, bool stdin_allowed) {
+    while (in.size() >= attach_proto::kHeader) {
+      size_t len = attach_proto::decode_length(in.data());
+      if (in.size() < attach_proto::kHeader + len) break;
+      int type = in[0];
+      const char* data = in.data() + attach_proto::kHeader;
+      if (type == attach_proto::kInStdin) {
+        if (!stdin_allowed) {  // without kStdin only the control frames count
+        } else if (pty_master) write_all(pty_master.get(), data, len);
+        else if (stdin_pipe) stdin_pending.append(data, len);
+      } else if (type == attach_proto::kInResize && len == 4 && pty_master) {
+        auto b = [&](size_t i) { return static_cast<unsigned short>(static_cast<unsigned char>(data[i])); };
+        struct winsize ws {};
+        ws.ws_row = static_cast<unsigned short>(b(0) << 8 | b(1));
+        ws.ws_col = static_cast<unsigned short>(b(2) << 8 | b(3));
+        ::ioctl(pty_master.get(), TIOCSWINSZ, &ws);
+      } else if (type == attach_proto::kInEof && stdin_allowed) {
+        // docker: with StdinOnce (and no tty) the container's stdin closes;
+        // otherwise the client's streams end and the container goes on.
+        if (!a.tty && a.stdin_once && stdin_pipe) {
+          close_stdin = true;
+        } else if (client) {
+          client->fd.reset();
+          in.clear();
+          break;
+        }
+      }
+      in.erase(0, attach_proto::kHeader + len);
+    }
+    flush_stdin();
+  };
   auto caller_gone = [&] {
     // Stop writing to the caller's terminal or pipes.
     int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -243,7 +304,10 @@ void monitor_loop(MonitorArgs& a) {
       if (s.fd) fds.push_back({s.fd.get(), POLLIN, 0});
     if (report_fd >= 0 && a.attached) fds.push_back({report_fd, POLLIN, 0});
     if (attach_listen && !exited) fds.push_back({attach_listen.get(), POLLIN, 0});
-    for (auto& c : clients) fds.push_back({c.fd.get(), POLLIN, 0});
+    // A full stdin backlog stops reading clients until the container reads.
+    if (stdin_pending.size() < kMaxPending)
+      for (auto& c : clients) fds.push_back({c.fd.get(), POLLIN, 0});
+    if (stdin_pipe && !stdin_pending.empty()) fds.push_back({stdin_pipe.get(), POLLOUT, 0});
     // After the init died its pid namespace is gone, so the pipes reach
     // EOF at once; the timeout only guards against a stray holder (and,
     // without a signalfd, polls for the exit).
@@ -263,8 +327,16 @@ void monitor_loop(MonitorArgs& a) {
       if (p.fd == report_fd) {
         ssize_t got = ::read(report_fd, buf, sizeof buf);
         if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) caller_gone();
-        else if (forward_stdin && pty_master) write_all(pty_master.get(), buf, static_cast<size_t>(got));
+        if (got <= 0) {
+          caller_gone();
+        } else if (forward_stdin) {
+          report_input.append(buf, static_cast<size_t>(got));
+          handle_input(report_input, nullptr, true);
+        }
+        continue;
+      }
+      if (stdin_pipe && p.fd == stdin_pipe.get()) {
+        flush_stdin();
         continue;
       }
       if (attach_listen && p.fd == attach_listen.get()) {
@@ -272,7 +344,7 @@ void monitor_loop(MonitorArgs& a) {
         if (cfd >= 0) {
           struct timeval tv {1, 0};
           ::setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-          clients.push_back({UniqueFd(cfd), -1});
+          clients.push_back({UniqueFd(cfd), -1, {}});
         }
         continue;
       }
@@ -293,7 +365,10 @@ void monitor_loop(MonitorArgs& a) {
           ++data;
           --n;
         }
-        if (n > 0 && (c.flags & attach_proto::kStdin) && pty_master) write_all(pty_master.get(), data, n);
+        if (n > 0) {
+          c.input.append(data, n);
+          handle_input(c.input, &c, (c.flags & attach_proto::kStdin) != 0);
+        }
         break;
       }
       if (handled) continue;

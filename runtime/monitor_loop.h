@@ -31,6 +31,11 @@ struct MonitorArgs {
   int out_fd = -1;
   int err_fd = -1;
   bool tty = false;
+  // Without a tty, for a `-i` container no caller feeds directly: the write
+  // end of its stdin pipe, fed by attach clients (-1 = none). stdin_once:
+  // docker's StdinOnce, a client's EOF closes it.
+  int in_fd = -1;
+  bool stdin_once = false;
   // An attached caller: its fds 1 and 2 get the output, report_fd gets
   // "exit <code>" at the end; with stdin, fd 0 is copied to the pty.
   int report_fd = -1;

@@ -70,6 +70,10 @@ struct ProcessSpec {
   std::string user;               // "name|uid[:group|gid]"; empty = root
   bool tty = false;
   bool open_stdin = false;
+  // docker's StdinOnce (`run -i` attached, `create -i`): the container's
+  // stdin closes when the attached client's stdin does; otherwise (`run -d
+  // -i`) it stays open for the next client.
+  bool stdin_once = false;
 };
 
 struct Limits {

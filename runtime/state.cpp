@@ -102,7 +102,8 @@ std::string to_json(const ContainerSpec& s) {
         {"cwd", s.process.cwd},
         {"user", s.process.user},
         {"tty", s.process.tty},
-        {"open_stdin", s.process.open_stdin}}},
+        {"open_stdin", s.process.open_stdin},
+        {"stdin_once", s.process.stdin_once}}},
       {"hostname", s.hostname},
       {"mounts", mounts},
       {"read_only_rootfs", s.read_only_rootfs},
@@ -158,6 +159,7 @@ ContainerSpec spec_from_json(const std::string& text) {
   s.process.user = p.value("user", "");
   s.process.tty = p.value("tty", false);
   s.process.open_stdin = p.value("open_stdin", false);
+  s.process.stdin_once = p.value("stdin_once", false);
   s.hostname = j.value("hostname", "");
   for (auto& m : j.value("mounts", json::array())) {
     MountSpec ms;

@@ -8,6 +8,10 @@
 #include <pty.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
+
+#include <future>
+#include <regex>
 
 #include "tests/integration/container_fixture.h"
 
@@ -18,9 +22,13 @@ namespace {
 // A berth client on the slave side of a new pty (its controlling terminal).
 class PtyClient {
  public:
-  explicit PtyClient(const std::vector<std::string>& args) {
+  // rows/cols: the terminal's window size from the start (0: none).
+  explicit PtyClient(const std::vector<std::string>& args, unsigned short rows = 0, unsigned short cols = 0) {
     int slave = -1;
-    if (::openpty(&master_, &slave, nullptr, nullptr, nullptr) != 0) return;
+    struct winsize ws {};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    if (::openpty(&master_, &slave, nullptr, nullptr, rows ? &ws : nullptr) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
       ::setsid();
@@ -85,6 +93,27 @@ class PtyClient {
   }
   const std::string& seen() const { return seen_; }
   pid_t pid() const { return pid_; }
+  // A new window size, as a terminal emulator sets it (the client gets SIGWINCH).
+  void resize(unsigned short rows, unsigned short cols) {
+    struct winsize ws {};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    ASSERT_EQ(::ioctl(master_, TIOCSWINSZ, &ws), 0);
+  }
+  // Types `command` until `want` shows up (a resize reaches the container
+  // asynchronously), at most about timeout_ms.
+  bool retype_until(const std::string& command, const std::string& want, int timeout_ms = 10000) {
+    for (int waited = 0; waited < timeout_ms; waited += 500) {
+      type(command);
+      if (expect(want, 500)) return true;
+    }
+    return false;
+  }
+  // The terminal's line discipline is in raw mode (the client set it).
+  bool raw() const {
+    struct termios t {};
+    return ::tcgetattr(master_, &t) == 0 && !(t.c_lflag & (ICANON | ECHO));
+  }
 
  private:
   int master_ = -1;
@@ -192,4 +221,113 @@ TEST_F(ContainerAttach, WithoutATtyOutputStreamsAndTheClientsSignalsReachTheCont
   EXPECT_EQ(client.wait_exit(), 7) << client.seen();
   EXPECT_NE(client.seen().find("bye"), std::string::npos) << client.seen();
   EXPECT_TRUE(eventually([&] { return !running("ticker"); }));
+}
+
+TEST_F(ContainerAttach, ExecTGivesTheProcessAPtyOfTheContainersOwnDevPts) {
+  std::string id = run_detached({"--name", "box"}, {"sleep", "100"});
+  ASSERT_FALSE(id.empty());
+  // The pty is the container's (its /dev/pts has the node), stdin is a
+  // terminal, and it is the controlling terminal (/dev/tty opens).
+  auto r = berth({"exec", "-t", "box", "sh", "-c",
+                  "t=$(tty); echo $t; [ -t 0 ] && echo stdin-tty; [ -c $t ] && echo node-inside; "
+                  "echo ctty > /dev/tty; exit 4"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_TRUE(std::regex_match(r.out, std::regex("/dev/pts/[0-9]+\r\nstdin-tty\r\nnode-inside\r\nctty\r\n"))) << r.out;
+  // Without -t: no terminal; without -i: no stdin; with -i: stdin is fed.
+  r = berth({"exec", "box", "sh", "-c", "[ -t 0 ] || [ -t 1 ] || echo no-tty"});
+  EXPECT_EQ(r.out, "no-tty\n");
+  r = berth({"exec", "box", "cat"}, "not for cat\n");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+  r = berth({"exec", "-i", "box", "sh", "-c", "cat; echo done"}, "fed\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "fed\ndone\n");
+}
+
+TEST_F(ContainerAttach, ExecItIsRawForwardsKeysAndResizeAndRestoresTheTerminal) {
+  std::string id = run_detached({"--name", "box"}, {"sleep", "100"});
+  ASSERT_FALSE(id.empty());
+  PtyClient client(with_args({"exec", "-it", "box", "sh"}), 24, 80);
+  ASSERT_TRUE(client.ok());
+  client.type("echo e$((3*3))x\r");
+  EXPECT_TRUE(client.expect("e9x")) << client.seen();
+  EXPECT_TRUE(client.raw());
+  EXPECT_TRUE(client.retype_until("stty size\r", "24 80")) << client.seen();
+  client.resize(41, 101);
+  EXPECT_TRUE(client.retype_until("stty size\r", "41 101")) << client.seen();
+  client.type("exit 6\r");
+  EXPECT_EQ(client.wait_exit(), 6) << client.seen();
+  EXPECT_FALSE(client.raw()) << "the terminal was left in raw mode";
+}
+
+TEST_F(ContainerAttach, RunIPipesStdinAndItsEofEndsTheContainer) {
+  auto r = run({"-i", "--rm"}, {"cat"}, "hi\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hi\n");
+  // Without -i the container's stdin is empty.
+  r = run({"--rm"}, {"cat"}, "hi\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(ContainerAttach, StartAStreamsOutputAndStartAiFeedsStdin) {
+  auto made = berth({"create", "--rootfs", rootfs_, "--name", "talk", "sh", "-c", "echo out; echo err >&2; exit 3"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto r = berth({"start", "-a", "talk"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "err\n");
+
+  made = berth({"create", "-i", "--rootfs", rootfs_, "--name", "eat", "sh", "-c", "cat; echo eof; exit 2"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_EQ(inspect("eat")["Config"]["StdinOnce"], true);
+  r = berth({"start", "-ai", "eat"}, "fed\n");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.out, "fed\neof\n");
+}
+
+TEST_F(ContainerAttach, AttachFeedsStdinOfAnIContainerAndItsEofClosesItWithStdinOnce) {
+  // create -i: StdinOnce, so the client's EOF closes the container's stdin.
+  auto made = berth({"create", "-i", "--rootfs", rootfs_, "--name", "once", "sh", "-c",
+                     "while read l; do echo got-$l; done; echo closed; exit 4"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_EQ(berth({"start", "once"}).exit_code, 0);
+  auto r = berth({"attach", "once"}, "line\n");
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_EQ(r.out, "got-line\nclosed\n");
+
+  // run -d -i: no StdinOnce; a client's EOF ends only that client's streams,
+  // and the stdin stays open for the next one (docker).
+  std::string id = run_detached({"-i", "--name", "open"}, {"sh", "-c", "while read l; do echo got-$l; done; echo closed"});
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(inspect("open")["Config"]["StdinOnce"], false);
+  auto first = std::async(std::launch::async, [&] { return berth({"attach", "open"}, "one\n"); });
+  auto logs = [&] { return berth({"logs", "open"}).out; };
+  EXPECT_TRUE(eventually([&] { return logs() == "got-one\n"; })) << logs();
+  auto second = std::async(std::launch::async, [&] { return berth({"attach", "open"}, "two\n"); });
+  EXPECT_TRUE(eventually([&] { return logs() == "got-one\ngot-two\n"; })) << logs();
+  EXPECT_TRUE(running("open"));
+  // Both clients wait for the container's end, as docker attach does.
+  ASSERT_EQ(berth({"kill", "open"}).exit_code, 0);
+  EXPECT_EQ(first.get().exit_code, 137);
+  EXPECT_EQ(second.get().exit_code, 137);
+  EXPECT_EQ(logs(), "got-one\ngot-two\n");
+}
+
+TEST_F(ContainerAttach, TheWindowSizeReachesThePtyOfRunItAndOfAttach) {
+  PtyClient run(with_args({"run", "--network", "none", "-it", "--name", "sized", "--rootfs", rootfs_, "sh"}), 30, 90);
+  ASSERT_TRUE(run.ok());
+  EXPECT_TRUE(run.retype_until("stty size\r", "30 90")) << run.seen();
+  run.resize(50, 120);
+  EXPECT_TRUE(run.retype_until("stty size\r", "50 120")) << run.seen();
+  run.type("\x10\x11");
+  EXPECT_EQ(run.wait_exit(), 0) << run.seen();
+
+  PtyClient again(with_args({"attach", "sized"}), 33, 77);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again.retype_until("stty size\r", "33 77")) << again.seen();
+  again.resize(20, 60);
+  EXPECT_TRUE(again.retype_until("stty size\r", "20 60")) << again.seen();
+  again.type("exit 0\r");
+  EXPECT_EQ(again.wait_exit(), 0) << again.seen();
 }
