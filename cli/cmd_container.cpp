@@ -980,6 +980,11 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"});
     if (with_size && !custom) rows[0].push_back("SIZE");
     if (table_template) rows[0] = ps_template_header(tmpl);
+    std::optional<std::vector<net::NetworkRecord>> networks;  // read once, for the first PORTS shown
+    auto ports = [&](const runtime::Container& c) {
+      if (!networks) networks = all_networks(rt);
+      return ports_text(*networks, c);
+    };
     for (auto& c : rt.list()) {
       bool running = c.state.status == Status::Running || c.state.status == Status::Paused;
       if (!*ps_all && !running && !status_filter) continue;
@@ -1008,7 +1013,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
                             {"RunningFor", created + " ago"},
                             {"State", runtime::to_string(c.state.status)},
                             {"Status", status_text(c)},
-                            {"Ports", ports_text(rt, c)}, {"Names", c.spec.name},
+                            {"Ports", ports(c)}, {"Names", c.spec.name},
                             {"Labels", labels},
                             {"Size", size}};
         if (as_json) {
@@ -1020,7 +1025,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
         }
         continue;
       }
-      rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created + " ago", status_text(c), ports_text(rt, c), c.spec.name});
+      rows.push_back({id, c.spec.image, "\"" + cmd + "\"", created + " ago", status_text(c), ports(c), c.spec.name});
       if (with_size) rows.back().push_back(size);
     }
     if (*ps_quiet || as_json || (custom && !table_template)) return;

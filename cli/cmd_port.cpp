@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "cli/cli.h"
 #include "cli/network_flags.h"
@@ -179,10 +180,16 @@ nlohmann::json network_settings_json(const runtime::Runtime& rt, const runtime::
   return s;
 }
 
-std::string ports_text(const runtime::Runtime& rt, const runtime::Container& c) {
+std::vector<net::NetworkRecord> all_networks(const runtime::Runtime& rt) {
+  net::NetworkManager mgr(rt.paths().root);
+  if (!path_exists(mgr.store().dir())) return {};
+  return mgr.list();
+}
+
+std::string ports_text(const std::vector<net::NetworkRecord>& networks, const runtime::Container& c) {
   std::vector<std::string> parts;
   std::set<std::string> published;
-  for (auto& j : reconciler::container_endpoints(rt, c))
+  for (auto& j : reconciler::container_endpoints(networks, c))
     for (auto& p : j.endpoint.ports) {
       parts.push_back(net::format_port(p.host_ip.empty() ? "0.0.0.0" : p.host_ip, p.host_port, p.container_port, p.protocol));
       published.insert(std::to_string(p.container_port) + "/" + p.protocol);

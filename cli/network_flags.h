@@ -38,8 +38,12 @@ std::string network_mode_name(const runtime::Container& c);
 // docker inspect's NetworkSettings, and HostConfig's network keys merged into `host_config`.
 nlohmann::json network_settings_json(const runtime::Runtime& rt, const runtime::Container& c,
                                      nlohmann::json& host_config);
-// ps's PORTS column: "0.0.0.0:8080->80/tcp, 127.0.0.1:9000->9000/udp".
-std::string ports_text(const runtime::Runtime& rt, const runtime::Container& c);
+// Every network in the store (none when there is no store yet): ps reads
+// them once for all the containers it shows.
+std::vector<net::NetworkRecord> all_networks(const runtime::Runtime& rt);
+// ps's PORTS column: "0.0.0.0:8080->80/tcp, 127.0.0.1:9000->9000/udp", from
+// the networks of all_networks.
+std::string ports_text(const std::vector<net::NetworkRecord>& networks, const runtime::Container& c);
 // After `rm`: endpoints, veths, nft rules and IPAM entries of the container go.
 void release_network(const runtime::Runtime& rt, const std::string& container_id);
 

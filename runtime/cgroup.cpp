@@ -145,10 +145,34 @@ std::vector<CgroupMountSpec> container_cgroup_mounts() {
   return out;
 }
 
+namespace {
+
+// Where the host's cgroup hierarchies are. Detected once per process: they
+// do not move while berth runs, and `ps` or a resync asks for each container.
+struct CgroupLayout {
+  CgroupMode mode = CgroupMode::Legacy;
+  std::string v2_mount;
+  std::vector<std::pair<std::string, std::string>> v1;  // controller -> mount point
+};
+
+const CgroupLayout& cgroup_layout() {
+  static const CgroupLayout layout = [] {
+    CgroupLayout l;
+    HostInfo host = probe_host();
+    l.mode = host.cgroup_mode;
+    l.v2_mount = host.cgroup_v2_mount;
+    if (l.mode != CgroupMode::Unified) l.v1 = v1_hierarchies();
+    return l;
+  }();
+  return layout;
+}
+
+}  // namespace
+
 std::unique_ptr<Cgroup> cgroup_for(const std::string& id) {
-  HostInfo host = probe_host();
-  if (host.cgroup_mode == CgroupMode::Unified) return make_cgroup_v2(id, host.cgroup_v2_mount);
-  return make_cgroup_v1(id, v1_hierarchies(), host.cgroup_v2_mount);
+  const CgroupLayout& layout = cgroup_layout();
+  if (layout.mode == CgroupMode::Unified) return make_cgroup_v2(id, layout.v2_mount);
+  return make_cgroup_v1(id, layout.v1, layout.v2_mount);
 }
 
 }  // namespace berth::runtime

@@ -425,6 +425,42 @@ Runtime::Runtime(Paths paths) : paths_(std::move(paths)) {}
 
 std::string Runtime::log_path(const Container& c) const { return c.dir + "/" + c.id + "-json.log"; }
 
+// One container's spec and state, by full id; a running one's is checked
+// against its monitor and cgroup.
+static Container load_container(const Paths& paths, const std::string& id) {
+  Container c;
+  c.id = id;
+  c.dir = state::container_dir(paths, id);
+  c.spec = state::load_spec(c.dir);
+  c.state = state::load_state(c.dir);
+  if (c.state.status == Status::Running || c.state.status == Status::Paused) {
+    auto rec = state::load_runtime(state::runtime_dir(paths, id));
+    if (rec && state::process_matches(rec->monitor_pid, rec->monitor_start)) {
+      c.state.pid = rec->pid;
+      c.state.monitor_pid = rec->monitor_pid;
+      c.state.status = cgroup_for(id)->frozen() ? Status::Paused : Status::Running;
+    } else {
+      // The monitor may have recorded the exit just after we read the state.
+      c.state = state::load_state(c.dir);
+      if (c.state.status == Status::Running || c.state.status == Status::Paused) {
+        if (rec && state::process_matches(rec->pid, rec->pid_start)) {
+          c.state.status = Status::Dead;
+          c.state.pid = rec->pid;
+          c.state.error = "the container's monitor died; its process is still running unmonitored";
+        } else {
+          // Both gone (a host reboot empties the run root): it ended, how is
+          // unknown. 255 as docker reports after an unclean shutdown; it
+          // can be started again.
+          c.state.status = Status::Exited;
+          c.state.exit_code = 255;
+          c.state.error = "the container's monitor died without recording how the container ended";
+        }
+      }
+    }
+  }
+  return c;
+}
+
 Container Runtime::get(const std::string& ref) const {
   auto ids = state::list_ids(paths_);
   std::string found;
@@ -449,45 +485,14 @@ Container Runtime::get(const std::string& ref) const {
     }
   }
   if (found.empty()) throw Error("No such container: " + ref, 0, 1);
-
-  Container c;
-  c.id = found;
-  c.dir = state::container_dir(paths_, found);
-  c.spec = state::load_spec(c.dir);
-  c.state = state::load_state(c.dir);
-  if (c.state.status == Status::Running || c.state.status == Status::Paused) {
-    auto rec = state::load_runtime(state::runtime_dir(paths_, found));
-    if (rec && state::process_matches(rec->monitor_pid, rec->monitor_start)) {
-      c.state.pid = rec->pid;
-      c.state.monitor_pid = rec->monitor_pid;
-      c.state.status = cgroup_for(found)->frozen() ? Status::Paused : Status::Running;
-    } else {
-      // The monitor may have recorded the exit just after we read the state.
-      c.state = state::load_state(c.dir);
-      if (c.state.status == Status::Running || c.state.status == Status::Paused) {
-        if (rec && state::process_matches(rec->pid, rec->pid_start)) {
-          c.state.status = Status::Dead;
-          c.state.pid = rec->pid;
-          c.state.error = "the container's monitor died; its process is still running unmonitored";
-        } else {
-          // Both gone (a host reboot empties the run root): it ended, how is
-          // unknown. 255 as docker reports after an unclean shutdown; it
-          // can be started again.
-          c.state.status = Status::Exited;
-          c.state.exit_code = 255;
-          c.state.error = "the container's monitor died without recording how the container ended";
-        }
-      }
-    }
-  }
-  return c;
+  return load_container(paths_, found);
 }
 
 std::vector<Container> Runtime::list() const {
   std::vector<Container> out;
   for (auto& id : state::list_ids(paths_)) {
     try {
-      out.push_back(get(id));
+      out.push_back(load_container(paths_, id));
     } catch (const Error&) {
       // Removed while listing, or half-created: not a container yet.
     }
