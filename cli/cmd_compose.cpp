@@ -47,7 +47,7 @@ namespace {
 
 namespace label = reconciler::label;
 
-// Operations in flight at once in up/down (COMPOSE_PARALLEL_LIMIT overrides).
+// Operations in flight at once in up/down (--parallel, else COMPOSE_PARALLEL_LIMIT, overrides).
 constexpr std::size_t kDefaultParallel = 8;
 using nlohmann::json;
 
@@ -61,6 +61,7 @@ ProjectFlags merged(const ProjectFlags& outer, const ProjectFlags& inner) {
   if (f.project_directory.empty()) f.project_directory = outer.project_directory;
   if (f.env_files.empty()) f.env_files = outer.env_files;
   if (f.profiles.empty()) f.profiles = outer.profiles;
+  if (f.parallel == 0) f.parallel = outer.parallel;
   return f;
 }
 
@@ -555,7 +556,7 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   // Independent operations run at once, each in its own process.
   reconciler::ProcessDriver parallel(driver);
   reconciler::ExecutorOptions eopts;
-  eopts.max_parallel = reconciler::parallel_limit(kDefaultParallel);
+  eopts.max_parallel = reconciler::parallel_limit(f.project.parallel, kDefaultParallel);
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
   eopts.ordered_events = true;  // the same lines in the same order, however the operations overlap
@@ -641,7 +642,7 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
   reconciler::RuntimeDriver driver(paths, dopts);
   reconciler::ProcessDriver parallel(driver);
   reconciler::ExecutorOptions eopts;
-  eopts.max_parallel = reconciler::parallel_limit(kDefaultParallel);
+  eopts.max_parallel = reconciler::parallel_limit(f.project.parallel, kDefaultParallel);
   eopts.stop_timeout = std::chrono::seconds(f.timeout >= 0 ? f.timeout : 10);
   eopts.on_event = print_event;
   eopts.ordered_events = true;  // the same lines in the same order, however the operations overlap

@@ -18,6 +18,14 @@ void add_project_flags(CLI::App* command, ProjectFlags& flags) {
   command->add_option("--project-directory", flags.project_directory, "Alternate working directory");
   command->add_option("--env-file", flags.env_files, "Alternate environment files (repeatable)")->allow_extra_args(false);
   command->add_option("--profile", flags.profiles, "Profiles to enable (repeatable)")->allow_extra_args(false);
+  command->add_option("--parallel", flags.parallel, "Control max parallelism, -1 for unlimited")
+      ->check([](const std::string& v) -> std::string {
+        char* end = nullptr;
+        long n = std::strtol(v.c_str(), &end, 10);
+        return !v.empty() && *end == '\0' && (n > 0 || n == -1) && n <= 1 << 20
+                   ? ""
+                   : "--parallel: want a positive number, or -1 for unlimited, got \"" + v + "\"";
+      });
 }
 
 std::map<std::string, std::string> process_environment() {

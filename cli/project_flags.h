@@ -21,10 +21,13 @@ struct ProjectFlags {
   std::string project_directory;
   std::vector<std::string> env_files;
   std::vector<std::string> profiles;
+  // --parallel: operations at once (-1: no limit; 0: not given, so
+  // COMPOSE_PARALLEL_LIMIT or the default decides).
+  int parallel = 0;
 };
 
-// Adds -f/--file, -p/--project-name, --project-directory, --env-file and
-// --profile to `command`, writing into `flags` (which must outlive parsing).
+// Adds -f/--file, -p/--project-name, --project-directory, --env-file,
+// --profile and --parallel to `command`, writing into `flags` (which must outlive parsing).
 void add_project_flags(CLI::App* command, ProjectFlags& flags);
 
 // The process environment as a map (the interpolation environment).

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <optional>
 
 #include "base/error.h"
@@ -200,7 +201,9 @@ void ProcessDriver::wait_condition(const WaitFor& wait, Completion done) {
   spawn([&](Driver& d, Completion c) { d.wait_condition(wait, std::move(c)); }, std::move(done));
 }
 
-std::size_t parallel_limit(std::size_t fallback) {
+std::size_t parallel_limit(int flag, std::size_t fallback) {
+  if (flag > 0) return static_cast<std::size_t>(flag);
+  if (flag == -1) return std::numeric_limits<std::size_t>::max();
   if (const char* env = std::getenv("COMPOSE_PARALLEL_LIMIT"); env && *env) {
     char* end = nullptr;
     long v = std::strtol(env, &end, 10);

@@ -71,8 +71,9 @@ class ProcessDriver : public Driver {
   std::vector<Child> children_;
 };
 
-// The parallelism limit for the compose commands: COMPOSE_PARALLEL_LIMIT
-// when set to a positive number (as compose), else `fallback`.
-std::size_t parallel_limit(std::size_t fallback);
+// The parallelism limit for the compose commands, as compose decides it:
+// the --parallel flag when given (`flag` > 0; -1 means no limit), else
+// COMPOSE_PARALLEL_LIMIT when set to a positive number, else `fallback`.
+std::size_t parallel_limit(int flag, std::size_t fallback);
 
 }  // namespace berth::reconciler

@@ -1,5 +1,5 @@
 // `berth up` runs independent operations at once (each in its own
-// process, COMPOSE_PARALLEL_LIMIT at a time): a dependency chain still
+// process, --parallel or COMPOSE_PARALLEL_LIMIT at a time): a dependency chain still
 // starts in order, every service of a wide app comes up, and a service that
 // fails is reported for itself while the others keep running, as compose.
 // network_mode: none throughout, so no bridge or nft state is involved.
@@ -83,6 +83,61 @@ TEST_F(ComposeParallelTest, ParallelLimitOneStillRunsEverything) {
   auto up = run_berth(with_roots({"up", "-d"}), "", {"COMPOSE_PARALLEL_LIMIT=1"}, project_dir_);
   ASSERT_EQ(up.exit_code, 0) << up.err;
   EXPECT_EQ(running(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+// An RFC 3339 time as berth inspect prints it ("2026-12-02T03:07:39.75281208Z",
+// a fraction of up to 9 digits) as a string that sorts by time: the
+// fraction padded to nanoseconds.
+std::string sortable_time(std::string t) {
+  EXPECT_FALSE(t.empty());
+  if (!t.empty() && t.back() == 'Z') t.pop_back();
+  std::size_t dot = t.find('.');
+  std::string whole = t.substr(0, dot), fraction = dot == std::string::npos ? "" : t.substr(dot + 1);
+  fraction.resize(9, '0');
+  return whole + "." + fraction;
+}
+
+// --parallel 1 (compose's global flag; it wins over COMPOSE_PARALLEL_LIMIT):
+// one operation at a time, in plan order. The plan of three independent
+// services is create a, start a, create b, start b, create c, start c; run
+// one at a time, each container is created after the previous one started,
+// which the containers' own timestamps show. (With the default limit the
+// three creates run at once.)
+TEST_F(ComposeParallelTest, ParallelOneRunsOneOperationAtATimeInPlanOrder) {
+  start_compose_project();
+  write_app("name: app\nservices:\n" + service("a") + service("b") + service("c"));
+  auto plan = compose({"up", "--dry-run"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_LT(at(plan.out, "StartContainer app-a-1"), at(plan.out, "CreateContainer app-b-1")) << plan.out;
+  EXPECT_LT(at(plan.out, "StartContainer app-b-1"), at(plan.out, "CreateContainer app-c-1")) << plan.out;
+  auto up = run_berth(with_roots({"compose", "--parallel", "1", "up", "-d"}), "", {"COMPOSE_PARALLEL_LIMIT=8"},
+                      project_dir_);
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  std::vector<std::string> times;  // created a, started a, created b, ...
+  for (const char* name : {"app-a-1", "app-b-1", "app-c-1"}) {
+    auto r = compose({"inspect", "--format", "{{.Created}} {{.State.StartedAt}}", name});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream in(r.out);
+    std::string created, started;
+    in >> created >> started;
+    times.push_back(sortable_time(created));
+    times.push_back(sortable_time(started));
+  }
+  for (std::size_t i = 1; i < times.size(); ++i) EXPECT_LT(times[i - 1], times[i]) << "event " << i;
+  EXPECT_EQ(running(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(ComposeParallelTest, ParallelTakesAPositiveNumberOrMinusOne) {
+  start_compose_project();
+  write_app("name: app\nservices:\n" + service("a"));
+  auto zero = compose({"up", "-d", "--parallel", "0"});
+  EXPECT_NE(zero.exit_code, 0);
+  EXPECT_NE(zero.err.find("--parallel: want a positive number, or -1 for unlimited, got \"0\""), std::string::npos)
+      << zero.err;
+  EXPECT_EQ(compose({"compose", "ps", "-a", "-q"}).out, "");
+  auto unlimited = compose({"up", "-d", "--parallel", "-1"});
+  ASSERT_EQ(unlimited.exit_code, 0) << unlimited.err;
+  EXPECT_EQ(running(), (std::vector<std::string>{"a"}));
 }
 
 }  // namespace

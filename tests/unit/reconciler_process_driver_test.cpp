@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -233,9 +234,17 @@ TEST(ReconcilerProcessDriver, DrainWithNothingRunningSaysSo) {
 
 TEST(ReconcilerProcessDriver, ParallelLimitComesFromComposeParallelLimit) {
   ::setenv("COMPOSE_PARALLEL_LIMIT", "3", 1);
-  EXPECT_EQ(parallel_limit(8), 3u);
+  EXPECT_EQ(parallel_limit(0, 8), 3u);
   ::setenv("COMPOSE_PARALLEL_LIMIT", "zero", 1);
-  EXPECT_EQ(parallel_limit(8), 8u);
+  EXPECT_EQ(parallel_limit(0, 8), 8u);
   ::unsetenv("COMPOSE_PARALLEL_LIMIT");
-  EXPECT_EQ(parallel_limit(8), 8u);
+  EXPECT_EQ(parallel_limit(0, 8), 8u);
+}
+
+TEST(ReconcilerProcessDriver, ParallelFlagWinsOverComposeParallelLimit) {
+  ::setenv("COMPOSE_PARALLEL_LIMIT", "3", 1);
+  EXPECT_EQ(parallel_limit(1, 8), 1u);
+  EXPECT_EQ(parallel_limit(-1, 8), std::numeric_limits<std::size_t>::max());  // -1: no limit, as compose
+  ::unsetenv("COMPOSE_PARALLEL_LIMIT");
+  EXPECT_EQ(parallel_limit(5, 8), 5u);
 }
