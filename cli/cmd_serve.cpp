@@ -98,7 +98,19 @@ static void register_serve_commands(CLI::App& app, GlobalOptions& global) {
   serve->add_option("--watch-interval", *watch_ms, "Milliseconds between rescans of the --watch directory (the safety net)")
       ->capture_default_str()
       ->check(CLI::Range(100, 3'600'000));
-  serve->callback([resync_ms, no_dns, watch, watch_ms, &global] {
+  auto retry_ms = std::make_shared<int>(1000);
+  serve->add_option("--watch-retry", *retry_ms,
+                    "Milliseconds before a failed --watch apply is tried again (doubling after each failure, up to "
+                    "a minute)")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 60'000));
+  auto enforce_ms = std::make_shared<int>(30'000);
+  serve->add_option("--watch-resync", *enforce_ms,
+                    "Milliseconds between checks that the --watch projects still exist (one taken down by hand is "
+                    "applied again)")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3'600'000));
+  serve->callback([resync_ms, no_dns, watch, watch_ms, retry_ms, enforce_ms, &global] {
     supervisor::ServeOptions o;
     o.paths = paths_for(global);
     o.version = kVersion;
@@ -108,6 +120,8 @@ static void register_serve_commands(CLI::App& app, GlobalOptions& global) {
     if (!watch->empty() && !is_directory(*watch)) throw UsageError("--watch: " + *watch + " is not a directory");
     o.watch_dir = *watch;
     o.watch_rescan_ms = *watch_ms;
+    o.watch_retry_ms = *retry_ms;
+    o.watch_resync_ms = *enforce_ms;
     supervisor::serve(o);
   });
 

@@ -1261,6 +1261,8 @@ void Daemon::run() {
     go.paths = paths;
     go.rescan_ms = opt_.watch_rescan_ms;
     go.debounce_ms = opt_.watch_debounce_ms;
+    go.retry_ms = opt_.watch_retry_ms;
+    go.resync_ms = opt_.watch_resync_ms;
     gitops_ = std::make_unique<GitOps>(
         &loop_, go,
         [this](const std::string& action, const std::string& project, json attrs) {

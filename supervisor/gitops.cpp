@@ -148,7 +148,7 @@ std::string apply_error_text(const std::string& output) {
 json to_json(const WatchStatus& s) {
   return {{"Name", s.name},          {"File", s.file},           {"State", s.state},
           {"ConfigHash", s.config_hash}, {"AppliedAt", s.applied_at}, {"LastError", s.last_error},
-          {"ErrorAt", s.error_at}};
+          {"ErrorAt", s.error_at},   {"Failures", s.failures},   {"Cause", s.cause}};
 }
 
 // ---------------------------------------------------------------------------
@@ -160,13 +160,23 @@ struct GitOps::Entry {
   std::string disk_hash;     // at the last scan
   std::string attempted;     // the hash of the last apply, whatever its outcome
   bool busy = false, queued = false;
+  // The last attempt failed (status.failures > 0): whether it was a down,
+  // and when (uv_now) the same attempt is due again.
+  bool failed_down = false;
+  uint64_t retry_at = 0;
+  uint64_t finished_at = 0;  // uv_now when the last attempt ended
+  // resync: why the project must be applied again though its file did not
+  // change; and that it was, so a project that has no containers even
+  // when applied is not applied again at every resync.
+  std::string drift;
+  bool drift_applied = false;
   WatchStatus status;
 };
 
 struct GitOps::Child {
   uv_process_t process;
   GitOps* self;
-  std::string name, hash, log;
+  std::string name, hash, log, cause;
   bool down;
 };
 
@@ -214,6 +224,14 @@ void GitOps::start() {
   rescan_->data = this;
   uv_timer_start(rescan_, [](uv_timer_t* t) { static_cast<GitOps*>(t->data)->scan(); },
                  static_cast<uint64_t>(opt_.rescan_ms), static_cast<uint64_t>(opt_.rescan_ms));
+  retry_ = new uv_timer_t;
+  uv_timer_init(loop_, retry_);
+  retry_->data = this;
+  resync_ = new uv_timer_t;
+  uv_timer_init(loop_, resync_);
+  resync_->data = this;
+  uv_timer_start(resync_, [](uv_timer_t* t) { static_cast<GitOps*>(t->data)->resync(); },
+                 static_cast<uint64_t>(opt_.resync_ms), static_cast<uint64_t>(opt_.resync_ms));
   dir_watch_ = watch_path(loop_, opt_.dir, this);
   spdlog::info("gitops: watching {}", opt_.dir);
   scan();
@@ -231,8 +249,10 @@ void GitOps::stop() {
   stopped_ = true;
   close_free(debounce_);
   close_free(rescan_);
+  close_free(retry_);
+  close_free(resync_);
   close_free(dir_watch_);
-  debounce_ = rescan_ = nullptr;
+  debounce_ = rescan_ = retry_ = resync_ = nullptr;
   dir_watch_ = nullptr;
   for (auto& [path, w] : sub_watches_) close_free(w);
   sub_watches_.clear();
@@ -330,13 +350,66 @@ void GitOps::scan() {
   pump();
 }
 
+// The periodic enforcement: an applied project none of whose containers is
+// left (taken down by hand) is applied again, with the cause in a
+// `reconcile` event. Only the containers' existence is checked; a stopped
+// or exited one is its restart policy's business, as it would be without
+// GitOps.
+void GitOps::resync() {
+  if (stopped_ || !projects_) return;
+  auto have = projects_();
+  uint64_t now = uv_now(loop_);
+  for (auto& [name, ep] : entries_) {
+    Entry& e = *ep;
+    if (have.count(name)) {
+      e.drift_applied = false;
+      continue;
+    }
+    // Serve learns of new containers through inotify: a project applied a
+    // moment ago may not show yet.
+    if (!e.present || e.busy || e.queued || e.status.state != "applied" || e.drift_applied ||
+        now - e.finished_at < 2000)
+      continue;
+    e.drift = "the project has no containers (taken down outside --watch)";
+    spdlog::info("gitops: resync {}: {}", name, e.drift);
+    emit_("resync", name, {{"name", name}, {"file", e.source.file}, {"cause", e.drift}});
+    evaluate(e);
+  }
+  pump();
+}
+
+GitOps::Due GitOps::due(const Entry& e) const {
+  Due want = Due::nothing;
+  if (e.present && !e.disk_hash.empty()) {
+    if (e.disk_hash != e.attempted || e.status.failures > 0 || !e.drift.empty()) want = Due::up;
+  } else if (!e.present && e.managed) {
+    want = Due::down;
+  }
+  // The same attempt on the same content failed: not before its backoff.
+  bool same = e.status.failures > 0 && e.failed_down == (want == Due::down) &&
+              (want == Due::down || e.disk_hash == e.attempted);
+  if (want != Due::nothing && same && uv_now(loop_) < e.retry_at) return Due::nothing;
+  return want;
+}
+
 void GitOps::evaluate(Entry& e) {
-  if (e.busy || e.queued) return;
-  bool apply = e.present && !e.disk_hash.empty() && e.disk_hash != e.attempted;
-  bool down = !e.present && e.managed;
-  if (!apply && !down) return;
+  if (e.busy || e.queued || due(e) == Due::nothing) return;
   e.queued = true;
   queue_.push_back(e.status.name);
+}
+
+void GitOps::arm_retry() {
+  if (stopped_ || !retry_) return;
+  uint64_t soonest = 0;
+  for (const auto& [name, e] : entries_)
+    if (e->status.failures > 0 && !e->busy && (soonest == 0 || e->retry_at < soonest)) soonest = e->retry_at;
+  if (soonest == 0) {
+    uv_timer_stop(retry_);
+    return;
+  }
+  uint64_t now = uv_now(loop_);
+  uv_timer_start(retry_, [](uv_timer_t* t) { static_cast<GitOps*>(t->data)->scan(); },
+                 soonest > now ? soonest - now : 0, 0);
 }
 
 void GitOps::pump() {
@@ -347,8 +420,8 @@ void GitOps::pump() {
     if (it == entries_.end()) continue;
     Entry& e = *it->second;
     e.queued = false;
-    if (e.present && !e.disk_hash.empty() && e.disk_hash != e.attempted) spawn(e, false);
-    else if (!e.present && e.managed) spawn(e, true);
+    Due d = due(e);
+    if (d != Due::nothing) spawn(e, d == Due::down);
   }
 }
 
@@ -368,9 +441,17 @@ void GitOps::spawn(Entry& e, bool down) {
     if (!e.source.is_subdirectory) argv.insert(argv.end(), {"-f", e.source.file});
     cwd = e.source.directory;
   }
+  // Why it runs, for the status and the events.
+  bool retry = e.status.failures > 0 && e.failed_down == down && (down || e.disk_hash == e.attempted);
+  std::string cause = retry        ? "retry " + std::to_string(e.status.failures) + " after a failure"
+                      : down       ? "file removed"
+                      : !e.drift.empty() ? "resync: " + e.drift
+                      : e.attempted.empty() ? "file found"
+                                            : "file changed";
   auto* child = new Child;
   child->self = this;
   child->name = name;
+  child->cause = cause;
   child->down = down;
   child->hash = down ? std::string() : e.disk_hash;
   child->log = opt_.paths.run_root + "/gitops/" + name + ".log";
@@ -399,7 +480,7 @@ void GitOps::spawn(Entry& e, bool down) {
     GitOps* self = c->self;
     if (self) {
       self->children_.erase(c);
-      self->finished(c->name, c->down, sig ? 128 + sig : status, c->hash, c->log);
+      self->finished(*c, sig ? 128 + sig : status);
     }
     uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete static_cast<Child*>(h->data); });
   };
@@ -416,50 +497,76 @@ void GitOps::spawn(Entry& e, bool down) {
   children_.insert(child);
   ++running_;
   e.busy = true;
+  e.status.cause = cause;
+  if (!down && !e.drift.empty()) {
+    e.drift.clear();
+    e.drift_applied = true;
+  }
   if (!down) e.managed = true;  // whatever it made before failing is ours to remove
   e.status.state = down ? "removing" : "applying";
-  spdlog::info("gitops: {} {} ({})", down ? "taking down" : "applying", name, e.source.file);
+  spdlog::info("gitops: {} {} ({}; {})", down ? "taking down" : "applying", name, e.source.file, cause);
 }
 
-void GitOps::finished(const std::string& name, bool down, int64_t exit_status, const std::string& hash,
-                      const std::string& log) {
+void GitOps::finished(const Child& c, int64_t exit_status) {
+  const std::string& name = c.name;
+  bool down = c.down;
   if (running_ > 0) --running_;
   auto it = entries_.find(name);
   if (it != entries_.end()) {
     Entry& e = *it->second;
     e.busy = false;
+    e.finished_at = uv_now(loop_);
     std::string output;
-    read_file_if_exists(log, output);
-    if (!down) e.attempted = hash;
+    read_file_if_exists(c.log, output);
+    std::string previous = e.attempted;
+    if (!down) e.attempted = c.hash;
     if (exit_status == 0) {
       e.status.last_error.clear();
       e.status.error_at.clear();
+      e.status.failures = 0;
       if (down) {
         e.managed = false;
         e.status.state = "removed";
         spdlog::info("gitops: took {} down", name);
-        emit_("remove", name, {{"name", name}, {"file", e.source.file}});
+        emit_("remove", name, {{"name", name}, {"file", e.source.file}, {"cause", c.cause}});
       } else {
         e.status.state = "applied";
-        e.status.config_hash = hash;
+        e.status.config_hash = c.hash;
         e.status.applied_at = now_rfc3339_nano();
-        spdlog::info("gitops: applied {} ({})", name, hash.substr(0, 19));
-        emit_("apply", name, {{"name", name}, {"file", e.source.file}, {"hash", hash}});
+        spdlog::info("gitops: applied {} ({})", name, c.hash.substr(0, 19));
+        emit_("apply", name, {{"name", name}, {"file", e.source.file}, {"hash", c.hash}, {"cause", c.cause}});
       }
     } else {
       std::string err = apply_error_text(output);
       if (err.empty()) err = (down ? "down" : "up") + std::string(" exited with status ") + std::to_string(exit_status);
+      // Tried again with backoff: 1 s, 2 s, 4 s, ... (Options), whatever
+      // failed (a missing image may be loaded, a port freed meanwhile).
+      bool again = e.status.failures > 0 && e.failed_down == down && (down || previous == c.hash);
+      e.status.failures = again ? e.status.failures + 1 : 1;
+      e.failed_down = down;
+      int64_t delay = opt_.retry_ms;
+      for (int i = 1; i < e.status.failures && delay < opt_.retry_max_ms; ++i) delay *= 2;
+      delay = std::min<int64_t>(delay, opt_.retry_max_ms);
+      e.retry_at = e.finished_at + static_cast<uint64_t>(delay);
+      // A failure like the previous one is not news: one log line, no event.
+      bool news = !again || err != e.status.last_error;
       e.status.last_error = err;
       e.status.error_at = now_rfc3339_nano();
       e.status.state = "failed";
-      std::istringstream in(err);
-      for (std::string line; std::getline(in, line);)
-        spdlog::error("gitops: {} {}: {}", down ? "down" : "apply", name, line);
-      emit_("error", name, {{"name", name}, {"file", e.source.file}, {"error", err}});
+      const char* what = down ? "down" : "apply";
+      if (news) {
+        std::istringstream in(err);
+        for (std::string line; std::getline(in, line);) spdlog::error("gitops: {} {}: {}", what, name, line);
+        emit_("error", name, {{"name", name}, {"file", e.source.file}, {"error", err}, {"cause", c.cause}});
+      } else {
+        spdlog::warn("gitops: {} {} failed again ({} in a row)", what, name, e.status.failures);
+      }
+      spdlog::info("gitops: next try of {} in {} ms", name, delay);
     }
     if (!e.present && !e.managed && !e.queued) entries_.erase(it);
     else evaluate(e);
   }
+  arm_retry();
   pump();
 }
 

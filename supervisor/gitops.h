@@ -9,9 +9,14 @@
 // the daemon's loop never blocks; applies are serialized per project. A
 // file that does not validate fails its apply before anything changes: the
 // running project is left alone and the error is kept, logged and emitted
-// as a `reconcile` event. A deleted file takes its project down (`berth
-// down`, volumes kept), found again after a restart by the config-file
-// label of the project's containers.
+// as a `reconcile` event. A failed apply (or down) is tried again with
+// backoff (an image that shows up later, a port that frees), not only when
+// the file changes. A deleted file takes its project down (`berth down`,
+// volumes kept), found again after a restart by the config-file label of
+// the project's containers. A periodic resync enforces what is watched, as
+// a controller: an applied project whose containers are all gone (`berth
+// down -p NAME` by hand) is applied again, and says why in a `reconcile`
+// event. Containers that exited are left to their restart policies.
 #pragma once
 
 #include <uv.h>
@@ -65,6 +70,8 @@ struct WatchStatus {
   std::string applied_at;   // RFC 3339, of the last successful apply
   std::string last_error;   // of the last attempt; "" after a success
   std::string error_at;
+  int failures = 0;         // failed attempts in a row (each retried with backoff)
+  std::string cause;        // why the last apply or down ran
 };
 nlohmann::json to_json(const WatchStatus& status);
 
@@ -76,9 +83,14 @@ class GitOps {
     runtime::Paths paths;
     int debounce_ms = 300;
     int rescan_ms = 10'000;
+    // After a failed apply or down: the first retry's delay, doubled after
+    // each failure in a row, at most retry_max_ms.
+    int retry_ms = 1000;
+    int retry_max_ms = 60'000;
+    int resync_ms = 30'000;  // how often the watched projects are enforced
     std::size_t max_parallel = 2;  // applies running at once (different projects)
   };
-  // (action, project, attributes): "apply", "error", "remove"
+  // (action, project, attributes): "apply", "error", "remove", "resync"
   using EmitFn = std::function<void(const std::string&, const std::string&, nlohmann::json)>;
   // project -> its config files label, for every project that has containers.
   using ProjectsFn = std::function<std::map<std::string, std::string>()>;
@@ -102,11 +114,14 @@ class GitOps {
  private:
   struct Entry;
   struct Child;
+  enum class Due { nothing, up, down };
   void scan();
+  void resync();
+  Due due(const Entry& e) const;
   void evaluate(Entry& e);
+  void arm_retry();
   void spawn(Entry& e, bool down);
-  void finished(const std::string& name, bool down, int64_t exit_status, const std::string& hash,
-                const std::string& log);
+  void finished(const Child& child, int64_t exit_status);
   void watch_subdirectories();
   void pump();
 
@@ -118,6 +133,8 @@ class GitOps {
   std::map<std::string, uv_fs_event_t*> sub_watches_;  // by subdirectory path
   uv_timer_t* debounce_ = nullptr;
   uv_timer_t* rescan_ = nullptr;
+  uv_timer_t* retry_ = nullptr;   // fires at the soonest retry of a failed project
+  uv_timer_t* resync_ = nullptr;
   std::map<std::string, std::unique_ptr<Entry>> entries_;
   std::set<Child*> children_;
   std::vector<std::string> queue_;  // projects waiting for a free apply slot

@@ -23,10 +23,13 @@ struct ServeOptions {
   int resync_interval_ms = 5000;  // the safety-net full resync
   bool dns = true;                // host the embedded DNS server
   // GitOps (supervisor/gitops.h): the directory of compose files to keep
-  // applied ("" = none), and its safety-net rescan.
+  // applied ("" = none), its safety-net rescan, the first retry of a failed
+  // apply (doubling up to a minute), and the resync that enforces it.
   std::string watch_dir;
   int watch_rescan_ms = 10'000;
   int watch_debounce_ms = 300;
+  int watch_retry_ms = 1000;
+  int watch_resync_ms = 30'000;
 };
 
 // Runs until SIGTERM or SIGINT (clean shutdown: containers are left

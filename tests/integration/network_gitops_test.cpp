@@ -85,8 +85,23 @@ class GitOpsTest : public ServeFixture {
     return out;
   }
 
+  // The API's view of one watched project (GET /projects: "Watch").
+  nlohmann::json watch_status(const std::string& name) {
+    std::string api = http_unix(socket_, "/projects");
+    auto body = nlohmann::json::parse(api.substr(std::min(api.size(), api.find("\r\n\r\n") + 4)), nullptr, false);
+    if (body.is_array())
+      for (auto& p : body)
+        if (p.value("Name", "") == name && p.contains("Watch")) return p["Watch"];
+    return nlohmann::json::object();
+  }
+
   std::string watch_, empty_;
 };
+
+std::string single_service_yaml(const std::string& image) {
+  return "services:\n  web:\n    image: " + image +
+         "\n    network_mode: none\n    command: [\"sleep\", \"600\"]\n    stop_signal: SIGKILL\n";
+}
 
 TEST_F(GitOpsTest, AppliesUpdatesRejectsABrokenFileAndRemoves) {
   start_serve({"--watch", watch_});
@@ -193,6 +208,66 @@ TEST_F(GitOpsTest, SubdirectoryProjectDeletedWhileServeWasDownGoesDown) {
   EXPECT_TRUE(running(containers(), "site-page-1")) << "nothing watches while serve is down";
   start_serve({"--watch", watch_});
   EXPECT_TRUE(eventually([&] { return containers().empty(); }, 30000)) << serve_log();
+}
+
+// A failed apply is tried again with backoff, not only when the file
+// changes: the image appears later (loaded, pulled, tagged by hand) and
+// the project comes up without anyone touching its file. Failing the same
+// way again is logged, not emitted as one more error event.
+TEST_F(GitOpsTest, AFailedApplyIsRetriedUntilItsImageShowsUp) {
+  start_serve({"--watch", watch_, "--watch-retry", "200"});
+  write_file_atomic(watch_ + "/app.yaml", single_service_yaml("later:1"));
+  ASSERT_TRUE(eventually([&] { return watch_status("app").value("Failures", 0) >= 3; }, 30000)) << serve_log();
+  auto status = watch_status("app");
+  EXPECT_EQ(status["State"], "failed") << status;
+  EXPECT_NE(status["LastError"].get<std::string>().find("later:1"), std::string::npos) << status;
+  EXPECT_EQ(status["Cause"].get<std::string>().rfind("retry ", 0), 0u) << status;
+  EXPECT_NE(serve_log().find("gitops: apply app failed again"), std::string::npos) << serve_log();
+  EXPECT_TRUE(containers().empty());
+
+  auto tag = berth({"tag", "busybox:latest", "later:1"});
+  ASSERT_EQ(tag.exit_code, 0) << tag.err;
+  ASSERT_TRUE(eventually([&] { return running(containers(), "app-web-1"); }, 30000)) << serve_log();
+  ASSERT_TRUE(eventually([&] { return !reconcile_events("apply").empty(); }, 10000)) << serve_log();
+  auto applied = reconcile_events("apply");
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0]["Actor"]["Attributes"]["cause"].get<std::string>().rfind("retry ", 0), 0u) << applied[0];
+  auto errors = reconcile_events("error");
+  ASSERT_EQ(errors.size(), 1u) << "the same failure again is not news";
+  EXPECT_EQ(errors[0]["Actor"]["Attributes"]["cause"], "file found");
+  status = watch_status("app");
+  EXPECT_EQ(status["State"], "applied") << status;
+  EXPECT_EQ(status["Failures"], 0) << status;
+  EXPECT_EQ(status["LastError"], "") << status;
+}
+
+// The resync enforces what is watched, as a controller: a project taken
+// down by hand comes back, and a `reconcile` event says why.
+TEST_F(GitOpsTest, AProjectTakenDownByHandComesBackAtTheNextResync) {
+  start_serve({"--watch", watch_, "--watch-resync", "300"});
+  write_file_atomic(watch_ + "/app.yaml", single_service_yaml("busybox:latest"));
+  ASSERT_TRUE(eventually([&] { return running(containers(), "app-web-1"); }, 60000)) << serve_log();
+  std::string first = containers()["app-web-1"].first;
+  // Left alone while nothing drifts: resyncs apply nothing more.
+  ASSERT_TRUE(eventually([&] { return reconcile_events("apply").size() == 1; }, 10000)) << serve_log();
+  ::usleep(1000 * 1000);
+  EXPECT_TRUE(reconcile_events("resync").empty()) << serve_log();
+
+  auto down = run_berth(with_roots({"down", "-p", "app", "-t", "0"}), "", {}, empty_);
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  ASSERT_TRUE(eventually([&] {
+    auto cs = containers();
+    return running(cs, "app-web-1") && cs["app-web-1"].first != first;
+  }, 30000)) << serve_log();
+  ASSERT_TRUE(eventually([&] { return reconcile_events("apply").size() == 2; }, 10000)) << serve_log();
+  auto resyncs = reconcile_events("resync");
+  ASSERT_EQ(resyncs.size(), 1u) << serve_log();
+  EXPECT_EQ(resyncs[0]["Actor"]["ID"], "app");
+  std::string cause = resyncs[0]["Actor"]["Attributes"]["cause"];
+  EXPECT_NE(cause.find("no containers"), std::string::npos) << cause;
+  auto applied = reconcile_events("apply");
+  EXPECT_EQ(applied[1]["Actor"]["Attributes"]["cause"], "resync: " + cause) << applied[1];
+  EXPECT_EQ(watch_status("app")["Cause"], "resync: " + cause);
 }
 
 }  // namespace
