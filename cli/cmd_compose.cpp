@@ -652,7 +652,7 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
     rc = 1;
   }
   if (!images.empty() && is_directory(g.root)) {
-    reconciler::release_stale_holds(g.root);
+    reconciler::sync_image_holds(g.root);
     images::Store store(g.root);
     for (const auto& ref : images) {
       try {

@@ -898,7 +898,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
       }
       rt.remove(r, *rm_force, *rm_volumes);
       release_network(rt, id);
-      // Left behind if this fails: reconciler::release_stale_holds() drops it later.
+      // Left behind if this fails: reconciler::sync_image_holds() drops it later.
       try {
         reconciler::release_image(global.root, id);
       } catch (const Error& e) {

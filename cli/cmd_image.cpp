@@ -203,7 +203,7 @@ void add_rm(CLI::App& parent, const std::string& name, GlobalOptions& global) {
   auto no_prune = std::make_shared<bool>(false);
   cmd->add_flag("--no-prune", *no_prune, "Accepted for docker compatibility (berth keeps no parent images)");
   cmd->callback([&global, images_, force, no_prune] {
-    reconciler::release_stale_holds(global.root);
+    reconciler::sync_image_holds(global.root);
     images::Store store(global.root);
     bool failed = false;
     for (auto& name : *images_) {
@@ -363,7 +363,7 @@ void add_prune(CLI::App& parent, GlobalOptions& global) {
       std::getline(std::cin, answer);
       if (answer != "y" && answer != "Y" && answer != "yes") return;
     }
-    reconciler::release_stale_holds(global.root);
+    reconciler::sync_image_holds(global.root);
     images::RemoveReport r = images::Store(global.root).prune(*all);
     if (!r.untagged.empty() || !r.deleted.empty()) {
       std::cout << "Deleted Images:\n";

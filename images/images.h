@@ -4,7 +4,8 @@
 // (readers a shared one), so concurrent berth processes never corrupt it.
 //
 // Layout:
-//   index.json                 images, tags, holders (atomic replace)
+//   index.json                 images, tags (atomic replace)
+//   holds/<holder>.<image hex> an empty file per hold (e.g. a container's)
 //   blobs/sha256/<hex>         image configs and uncompressed layer tars
 //   layers/<diffid hex>/diff   a layer unpacked in overlayfs form
 //   layers/<diffid hex>/meta.json
@@ -106,7 +107,8 @@ class Store {
 
   // For the runtime: the unpacked layer directories, top-most first (overlayfs lowerdir order).
   std::vector<std::string> layer_dirs(const std::string& image) const;
-  // Marks image as used by holder_id (a container); rmi will not free it. Returns the image ID.
+  // Marks image as used by holder_id (a container; no '/', no leading '.');
+  // rmi will not free it. Returns the image ID.
   std::string acquire(const std::string& image, const std::string& holder_id);
   // Drops holder_id's hold (no error if it held nothing).
   void release(const std::string& holder_id);

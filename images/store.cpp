@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <random>
+#include <set>
 
 #include "base/error.h"
 #include "base/fs.h"
@@ -82,7 +83,24 @@ Index Index::read(const std::string& store_dir) {
   } catch (const nlohmann::json::exception& e) {
     throw Error("image store index " + path + " is corrupt: " + e.what());
   }
+  index.hold_files = read_hold_files(store_dir);
   return index;
+}
+
+std::string holds_dir(const std::string& store_dir) { return store_dir + "/holds"; }
+
+std::map<std::string, std::string> read_hold_files(const std::string& store_dir) {
+  std::map<std::string, std::string> out;
+  DIR* d = ::opendir(holds_dir(store_dir).c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    size_t dot = n.rfind('.');
+    if (dot == std::string::npos || dot == 0 || n.size() - dot - 1 != 64) continue;
+    out[n.substr(0, dot)] = "sha256:" + n.substr(dot + 1);
+  }
+  ::closedir(d);
+  return out;
 }
 
 void Index::write(const std::string& store_dir) const {
@@ -108,10 +126,11 @@ std::vector<std::string> Index::tags_of(const std::string& id) const {
 }
 
 std::vector<std::string> Index::holders_of(const std::string& id) const {
-  std::vector<std::string> out;
-  for (auto& [holder, target] : holders)
-    if (target == id) out.push_back(holder);
-  return out;
+  std::set<std::string> out;
+  for (auto* m : {&hold_files, &holders})
+    for (auto& [holder, target] : *m)
+      if (target == id) out.insert(holder);
+  return {out.begin(), out.end()};
 }
 
 // ---- paths --------------------------------------------------------------
@@ -559,19 +578,47 @@ std::vector<std::string> Store::layer_dirs(const std::string& image) const {
   return out;
 }
 
+// A hold is an empty file, holds/<holder>.<image hex>: taking or dropping
+// one rewrites nothing and frees no data block. Taken under the shared
+// lock, so rmi and prune (exclusive) see it or fail to find the image.
+// Not fsync'd, like the container it stands for (runtime's config.json);
+// reconciler::sync_image_holds restores a hold a crash lost before rmi.
 std::string Store::acquire(const std::string& image, const std::string& holder_id) {
-  if (holder_id.empty()) throw Error("image hold needs a holder id");
-  StoreLock lock(dir_, true);
+  if (holder_id.empty() || holder_id[0] == '.' || holder_id.find('/') != std::string::npos)
+    throw Error("invalid image holder id \"" + holder_id + "\"");
+  StoreLock lock(dir_, false);
   Index index = Index::read(dir_);
   std::string id = resolve_in_index(index, image);
-  index.holders[holder_id] = id;
-  index.write(dir_);
+  std::string dir = holds_dir(dir_);
+  std::string name = holder_id + "." + digest_hex(id);
+  if (auto it = index.hold_files.find(holder_id); it != index.hold_files.end() && it->second != id)
+    ::unlink((dir + "/" + holder_id + "." + digest_hex(it->second)).c_str());
+  std::string path = dir + "/" + name;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd && errno == ENOENT) {
+    make_dirs(dir, 0700);
+    fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  }
+  if (!fd) throw_errno("cannot create image hold " + path);
   return id;
 }
 
 void Store::release(const std::string& holder_id) {
+  // No lock for the files: an rmi that still saw the hold only kept the image.
+  for (auto& [holder, id] : read_hold_files(dir_))
+    if (holder == holder_id) {
+      std::string path = holds_dir(dir_) + "/" + holder + "." + digest_hex(id);
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove image hold " + path);
+    }
+  Index index;
+  {
+    StoreLock lock(dir_, false);
+    index = Index::read(dir_);
+  }
+  if (!index.holders.count(holder_id)) return;
+  // A hold kept in index.json by an older berth.
   StoreLock lock(dir_, true);
-  Index index = Index::read(dir_);
+  index = Index::read(dir_);
   if (index.holders.erase(holder_id)) index.write(dir_);
 }
 

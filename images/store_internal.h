@@ -37,14 +37,25 @@ struct ImageRecord {
 struct Index {
   std::map<std::string, ImageRecord> images;          // image ID -> record
   std::map<std::string, std::string> tags;            // full reference -> image ID
-  std::map<std::string, std::string> holders;         // holder -> image ID
+  // holder -> image ID, as older stores kept holds in index.json; dropped
+  // as their holders release them.
+  std::map<std::string, std::string> holders;
+  // holder -> image ID, from the hold files (holds/<holder>.<image hex>,
+  // empty files: a container's create and removal never rewrite the
+  // index). Read with the index, never written by write().
+  std::map<std::string, std::string> hold_files;
   std::map<std::string, std::string> pending_layers;  // DiffID -> when added (commit in progress)
 
   static Index read(const std::string& store_dir);
   void write(const std::string& store_dir) const;
   std::vector<std::string> tags_of(const std::string& id) const;
+  // Every holder of id: the hold files' and the index's.
   std::vector<std::string> holders_of(const std::string& id) const;
 };
+
+// The hold files: <store>/holds/<holder>.<image hex>.
+std::string holds_dir(const std::string& store_dir);
+std::map<std::string, std::string> read_hold_files(const std::string& store_dir);
 
 // A directory under <store>/tmp, removed (with whatever is left in it) at scope exit.
 class WorkDir {

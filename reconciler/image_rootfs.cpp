@@ -1,8 +1,13 @@
 #include "reconciler/image_rootfs.h"
 
+#include <dirent.h>
+
+#include <set>
+
 #include "base/error.h"
 #include "base/fs.h"
 #include "images/images.h"
+#include "runtime/state.h"
 
 namespace berth::reconciler {
 
@@ -72,13 +77,34 @@ void release_image(const std::string& root, const std::string& container_id) {
   images::Store(root).release(container_id);
 }
 
-void release_stale_holds(const std::string& root) {
+void sync_image_holds(const std::string& root) {
   if (!store_exists(root)) return;
   images::Store store(root);
+  std::set<std::string> held;
   for (auto& image : store.list())
-    for (auto& holder : image.holders)
+    for (auto& holder : image.holders) {
       if (looks_like_container_id(holder) && !path_exists(path_join(root, "containers/" + holder)))
         store.release(holder);
+      else
+        held.insert(holder);
+    }
+  std::string containers = path_join(root, "containers");
+  DIR* d = ::opendir(containers.c_str());
+  if (!d) return;
+  std::vector<std::string> ids;
+  while (dirent* e = ::readdir(d))
+    if (looks_like_container_id(e->d_name) && !held.count(e->d_name)) ids.push_back(e->d_name);
+  ::closedir(d);
+  for (auto& id : ids) {
+    try {
+      auto spec = runtime::state::load_spec(path_join(containers, id));
+      auto it = spec.annotations.find(kImageIdAnnotation);
+      if (it != spec.annotations.end()) store.acquire(it->second, id);
+    } catch (const Error&) {
+      // Unreadable (a create cut off by a power loss), removed meanwhile,
+      // or its image is gone already: nothing to hold.
+    }
+  }
 }
 
 }  // namespace berth::reconciler

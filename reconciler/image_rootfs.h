@@ -37,9 +37,11 @@ void hold_image(const std::string& root, const std::string& image_id, const std:
 // Drops the container's hold, if any. Never creates the store.
 void release_image(const std::string& root, const std::string& container_id);
 
-// Drops holds of containers that no longer exist (<root>/containers/<id> is
-// gone): a --rm container removed by its monitor, or an rm cut off between
-// removing the container and releasing its image. Called before rmi / prune.
-void release_stale_holds(const std::string& root);
+// Makes the holds match the containers, before rmi / prune: drops holds of
+// containers that no longer exist (<root>/containers/<id> is gone: a --rm
+// container removed by its monitor, or an rm cut off between removing the
+// container and releasing its image), and restores the hold of a container
+// that has none (its hold file lost in a crash; holds are not fsync'd).
+void sync_image_holds(const std::string& root);
 
 }  // namespace berth::reconciler

@@ -2,6 +2,7 @@
 // loads that verify digests and leave nothing behind when they fail.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -147,6 +148,43 @@ TEST_F(ImagesStore, HolderKeepsImageAndLayersUntilReleased) {
   store.release("container-1");  // releasing twice is harmless
   auto pruned = store.prune(false);
   EXPECT_EQ(pruned.deleted.front(), id);
+  expect_empty_store();
+}
+
+// A hold is an empty file: taking and dropping one never rewrites the
+// index. Holds an older berth kept in index.json still count until released.
+TEST_F(ImagesStore, HoldsAreFilesAndIndexHoldsStillCount) {
+  Store store(root);
+  load(store, make_docker_archive(dir, "one.tar", {{{base, app}, {"app:1"}}, {{base, web}, {"web:1"}}}));
+  struct stat before {}, after {};
+  ASSERT_EQ(::stat((root + "/image/index.json").c_str(), &before), 0);
+  std::string id = store.acquire("app:1", "c1");
+  ASSERT_EQ(::stat((root + "/image/index.json").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino) << "acquire rewrote index.json";
+  EXPECT_EQ(entries(root + "/image/holds"), (std::vector<std::string>{"c1." + id.substr(7)}));
+  struct stat hold {};
+  ASSERT_EQ(::stat((root + "/image/holds/c1." + id.substr(7)).c_str(), &hold), 0);
+  EXPECT_EQ(hold.st_size, 0);
+  EXPECT_EQ(store.summary("app:1").holders, (std::vector<std::string>{"c1"}));
+  // Holding another image moves the hold.
+  std::string web_id = store.acquire("web:1", "c1");
+  EXPECT_TRUE(store.summary("app:1").holders.empty());
+  EXPECT_EQ(store.summary("web:1").holders, (std::vector<std::string>{"c1"}));
+  EXPECT_THROW(store.acquire("web:1", "../x"), Error);
+  EXPECT_THROW(store.acquire("no-such:1", "c2"), Error);
+
+  // A hold in index.json, as an older berth wrote it.
+  auto j = nlohmann::json::parse(berth::read_file(root + "/image/index.json"));
+  j["holders"] = {{"old", id}};
+  berth::write_file_atomic(root + "/image/index.json", j.dump(), 0600);
+  EXPECT_EQ(store.summary("app:1").holders, (std::vector<std::string>{"old"}));
+  EXPECT_THROW(store.remove("app:1", false), Error);
+  store.release("old");
+  EXPECT_TRUE(nlohmann::json::parse(berth::read_file(root + "/image/index.json"))["holders"].empty());
+  store.release("c1");
+  EXPECT_TRUE(entries(root + "/image/holds").empty());
+  EXPECT_EQ(store.remove("app:1", false).deleted.front(), id);
+  EXPECT_EQ(store.remove("web:1", false).deleted.front(), web_id);
   expect_empty_store();
 }
 
