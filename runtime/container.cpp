@@ -156,12 +156,15 @@ void write_plain(const std::string& path, const std::string& data) {
     throw_errno("cannot write " + path);
 }
 
-// ".creating-<pid>-<id>" directories whose creator is gone.
+// In <root>/containers (or <run-root>/containers): ".creating-<pid>-<id>"
+// directories whose creator is gone, and ".removing-<pid>-<id>" ones (a
+// --rm container's files, renamed away by its monitor) whose monitor died
+// before it deleted them.
 void remove_abandoned_creations(const std::string& root) {
   std::error_code ec;
   for (auto& e : std::filesystem::directory_iterator(root + "/containers", ec)) {
     std::string n = e.path().filename();
-    if (n.rfind(".creating-", 0) != 0) continue;
+    if (n.rfind(".creating-", 0) != 0 && n.rfind(".removing-", 0) != 0) continue;
     pid_t pid = std::atoi(n.c_str() + 10);
     if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) continue;
     std::filesystem::remove_all(e.path(), ec);
@@ -530,6 +533,7 @@ Container Runtime::create(ContainerSpec spec, const std::string& id) {
 
   RootLock lock(paths_.root);
   remove_abandoned_creations(paths_.root);
+  remove_abandoned_creations(paths_.run_root);
   if (spec.name.empty()) {
     do spec.name = state::random_name();
     while ([&] {

@@ -423,22 +423,39 @@ void monitor_loop(MonitorArgs& a) {
     if (c.fd) send_frame(c, attach_proto::kFrameExit, code_text.data(), code_text.size());
   clients.clear();
   attach_listen.reset();
-  ::unlink((a.run_dir + "/" + attach_proto::kSocketName).c_str());
-  ::unlink((a.run_dir + "/runtime.json").c_str());
-  ::rmdir(a.run_dir.c_str());
+  // --rm: the monitor removes the container (it outlives the CLI). Its
+  // directories go at once, renamed out of <root>/containers and
+  // <run-root>/containers (nobody lists them any more); their files are
+  // deleted after the caller heard the exit, since deleting waits for the
+  // disk (a discard per freed block on some hosts). A monitor killed before
+  // it deleted them leaves ".removing-<pid>-<id>" that the next create sweeps.
+  std::string trash_name = "/.removing-" + std::to_string(::getpid()) + "-" + a.id;
+  std::string run_trash = path_dirname(a.run_dir) + trash_name;
+  if (!a.auto_remove || ::rename(a.run_dir.c_str(), run_trash.c_str()) != 0) {
+    run_trash.clear();
+    ::unlink((a.run_dir + "/" + attach_proto::kSocketName).c_str());
+    ::unlink((a.run_dir + "/runtime.json").c_str());
+    ::rmdir(a.run_dir.c_str());
+  }
   if (!a.auto_remove) {
     report(report_fd, "exit " + std::to_string(exit_code));
     ::_exit(0);
   }
-  // --rm: the monitor removes the container (it outlives the CLI).
   remove_netns_file(a.netns_file);
   std::error_code ec;
-  std::filesystem::remove_all(a.container_dir, ec);
+  std::string trash = path_dirname(a.container_dir) + trash_name;
+  bool removed = ::rename(a.container_dir.c_str(), trash.c_str()) == 0;
+  if (!removed) {
+    std::filesystem::remove_all(a.container_dir, ec);
+    removed = !ec;
+  }
   // An attached caller that hears the exit undoes its own part (networks,
   // image hold); otherwise berth does it now, once, after the container.
   bool caller_cleans = report(report_fd, "exit " + std::to_string(exit_code));
-  if (ec || a.berth_exe.empty() || (caller_cleans && a.volumes.empty())) ::_exit(0);
   if (report_fd >= 0) ::close(report_fd);
+  std::filesystem::remove_all(trash, ec);
+  if (!run_trash.empty()) std::filesystem::remove_all(run_trash, ec);
+  if (!removed || a.berth_exe.empty() || (caller_cleans && a.volumes.empty())) ::_exit(0);
   exec_cleanup(a, caller_cleans);
 }
 

@@ -241,6 +241,23 @@ std::string overlay_options(const InitConfig& cfg) {
   return "lowerdir=" + lower + ",upperdir=" + cfg.container_dir + "/upper,workdir=" + cfg.container_dir + "/work";
 }
 
+// Mounts the container's overlay rootfs on merged. A --rm container's upper
+// dir is thrown away with it, so its overlay is `volatile`: the unmount at
+// its exit then skips the sync of the whole upper filesystem (every dirty
+// page on the host's disk, not only the container's), which otherwise sits
+// between the container's exit and its exit code. A kernel without
+// volatile (< 5.10) mounts it as any other.
+void mount_overlay(const InitConfig& cfg, const std::string& merged, unsigned long flags) {
+  std::string options = overlay_options(cfg);
+  // A volatile mount leaves work/incompat/volatile behind, and overlayfs
+  // refuses any later mount of the same dirs while it is there.
+  std::string marker = cfg.container_dir + "/work/incompat";
+  if (::rmdir((marker + "/volatile").c_str()) == 0) ::rmdir(marker.c_str());
+  if (cfg.spec.auto_remove && ::mount("overlay", merged.c_str(), "overlay", flags, (options + ",volatile").c_str()) == 0)
+    return;
+  do_mount("overlay", merged, "overlay", flags, options, "the overlay rootfs");
+}
+
 void mask_paths() {
   for (const char* p : kMaskedPaths) {
     struct stat st {};
@@ -309,7 +326,7 @@ void mount_copy_view(const InitConfig& cfg) {
   const ContainerSpec& spec = cfg.spec;
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) throw_errno("cannot make / rslave");
   std::string merged = cfg.container_dir + "/merged";
-  do_mount("overlay", merged, "overlay", spec.read_only_rootfs ? MS_RDONLY : 0, overlay_options(cfg), "the overlay rootfs");
+  mount_overlay(cfg, merged, spec.read_only_rootfs ? MS_RDONLY : 0);
   UniqueFd root(::open(merged.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) throw_errno("cannot open " + merged);
   // Volumes and binds, parents first, as the container would see them; a
@@ -333,7 +350,7 @@ void setup_rootfs(const InitConfig& cfg) {
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) throw_errno("cannot make / rslave");
 
   std::string merged = cfg.container_dir + "/merged";
-  do_mount("overlay", merged, "overlay", 0, overlay_options(cfg), "the overlay rootfs");
+  mount_overlay(cfg, merged, 0);
   UniqueFd root(::open(merged.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) throw_errno("cannot open " + merged);
   int r = root.get();

@@ -1,5 +1,6 @@
 // Container lifecycle through the real binary on a busybox rootfs: exit
 // codes, process settings, logs, the monitor, removal without leftovers.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -272,8 +273,37 @@ TEST_F(ContainerLifecycle, NamesAreUnique) {
 TEST_F(ContainerLifecycle, AutoRemove) {
   auto r = run({"--rm"}, {"sh", "-c", "exit 4"});
   EXPECT_EQ(r.exit_code, 4);
-  EXPECT_TRUE(eventually([&] { return container_dirs().empty(); }));
+  // Gone when run returns (its files are deleted right after, in the background).
+  EXPECT_TRUE(container_dirs().empty());
   EXPECT_EQ(berth({"ps", "-aq"}).out, "");
+  auto entries = [](const std::string& dir) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (auto* e = ::readdir(d))
+        if (std::string n = e->d_name; n != "." && n != ".." && n != ".lock") out.push_back(n);
+      ::closedir(d);
+    }
+    return out;
+  };
+  EXPECT_TRUE(eventually([&] { return entries(root_ + "/containers").empty(); }));
+  EXPECT_TRUE(eventually([&] { return entries(run_root_ + "/containers").empty(); }));
+
+  // A --rm container's overlay is volatile (its unmount syncs nothing);
+  // any other container's is not.
+  EXPECT_NE(run({"--rm"}, {"grep", " / / ", "/proc/self/mountinfo"}).out.find("volatile"), std::string::npos);
+  EXPECT_EQ(run({}, {"grep", " / / ", "/proc/self/mountinfo"}).out.find("volatile"), std::string::npos);
+
+  // Files a monitor left when it was killed mid-removal go with the next create.
+  pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  std::string left = root_ + "/containers/.removing-" + std::to_string(gone) + "-" + std::string(64, 'a');
+  make_dirs(left + "/upper/x");
+  std::string run_left = run_root_ + "/containers/.removing-" + std::to_string(gone) + "-" + std::string(64, 'a');
+  make_dirs(run_left);
+  ASSERT_EQ(berth({"create", "--rootfs", rootfs_, "true"}).exit_code, 0);
+  EXPECT_FALSE(path_exists(left));
+  EXPECT_FALSE(path_exists(run_left));
 }
 
 TEST_F(ContainerLifecycle, LogsJsonFileShapeTailAndTimestamps) {
