@@ -706,10 +706,6 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
     run_monitor(m);
   }
   report_w.reset();
-  int st = 0;
-  while (::waitpid(middle, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("cannot fork the container's monitor");
 
   // Read the monitor's report line by line.
   std::string buf;
@@ -729,6 +725,12 @@ int Runtime::start(const std::string& ref, const Attach& attach) {
     }
   };
   auto first = next_line();
+  // The middle child is reaped once the monitor has reported (or failed):
+  // waiting for it first would add a wake-up of this process to the start.
+  int st = 0;
+  while (::waitpid(middle, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("cannot fork the container's monitor");
   if (!first) fail("the container's monitor died before the container started");
   if (first->rfind("error ", 0) == 0) {
     guard.release();  // the monitor cleaned up
