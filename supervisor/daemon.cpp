@@ -30,6 +30,7 @@
 #include "runtime/state.h"
 #include "supervisor/client.h"
 #include "supervisor/gitops.h"
+#include "supervisor/spawn.h"
 #include "supervisor/policy.h"
 #include "supervisor/serve.h"
 
@@ -820,29 +821,20 @@ void Daemon::on_restart_timer(std::string id) {
   close_timer(t.restart_timer);
   int count = t.last ? t.last->state.restart_count + 1 : 1;
   std::string n = std::to_string(count);
-  const char* args[] = {exe_.c_str(), "--root", opt_.paths.root.c_str(), "--run-root", opt_.paths.run_root.c_str(),
-                        "__restart", id.c_str(), n.c_str(), t.restart_even_if_stopped ? "--even-if-stopped" : nullptr,
-                        nullptr};
+  SpawnOptions so;
+  so.argv = {exe_, "--root", opt_.paths.root, "--run-root", opt_.paths.run_root, "__restart", id, n};
+  if (t.restart_even_if_stopped) so.argv.push_back("--even-if-stopped");
+  so.stdout_fd = 1;  // serve's own log
+  so.stderr_fd = 2;
   auto* proc = new uv_process_t;
   proc->data = new SpawnCtx{this, id};
-  uv_process_options_t o{};
-  o.file = exe_.c_str();
-  o.args = const_cast<char**>(args);
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = 1;
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = 2;
-  o.stdio = stdio;
-  o.stdio_count = 3;
-  o.exit_cb = [](uv_process_t* p, int64_t status, int) {
+  auto exit_cb = [](uv_process_t* p, int64_t status, int) {
     auto* ctx = static_cast<SpawnCtx*>(p->data);
     ctx->daemon->on_restart_exit(ctx->id, status);
     delete ctx;
     uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
   };
-  int rc = uv_spawn(&loop_, proc, &o);
+  int rc = spawn_child(&loop_, proc, so, exit_cb);
   if (rc != 0) {
     spdlog::error("cannot restart container {}: {}", id.substr(0, 12), uv_strerror(rc));
     delete static_cast<SpawnCtx*>(proc->data);
@@ -926,9 +918,6 @@ void Daemon::on_health_timer(std::string id) {
   if (cmd.empty()) return;
   std::vector<std::string> argv{exe_, "--root", opt_.paths.root, "--run-root", opt_.paths.run_root, "exec", id};
   argv.insert(argv.end(), cmd.begin(), cmd.end());
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
 
   auto* p = new Probe;
   p->id = id;
@@ -948,20 +937,9 @@ void Daemon::on_health_timer(std::string id) {
     return;
   }
   uv_pipe_open(&p->out, fds[0]);
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = fds[1];
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = fds[1];
-  uv_process_options_t o{};
-  o.file = exe_.c_str();
-  o.args = args.data();
-  o.stdio = stdio;
-  o.stdio_count = 3;
   // Its own process group: a timeout kills the probe and what it started.
-  o.flags = UV_PROCESS_DETACHED;
-  o.exit_cb = [](uv_process_t* proc, int64_t status, int sig) {
+  SpawnOptions so{std::move(argv), "", fds[1], fds[1], true};
+  auto exit_cb = [](uv_process_t* proc, int64_t status, int sig) {
     auto* p = static_cast<Probe*>(proc->data);
     p->exited = true;
     p->exit_code = sig ? 128 + sig : status;
@@ -978,7 +956,7 @@ void Daemon::on_health_timer(std::string id) {
     auto* p = static_cast<Probe*>(h->data);
     if (--p->open_handles == 0) delete p;
   };
-  int rc = uv_spawn(&loop_, &p->process, &o);
+  int rc = spawn_child(&loop_, &p->process, so, exit_cb);
   ::close(fds[1]);
   if (rc != 0) {
     spdlog::warn("cannot run the healthcheck of {}: {}", id.substr(0, 12), uv_strerror(rc));

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "spec/spec.h"
+#include "supervisor/spawn.h"
 
 namespace berth::supervisor {
 
@@ -457,25 +458,10 @@ void GitOps::spawn(Entry& e, bool down) {
   child->log = opt_.paths.run_root + "/gitops/" + name + ".log";
   child->process.data = child;
   int out = ::open(child->log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = out >= 0 ? UV_INHERIT_FD : UV_IGNORE;
-  stdio[1].data.fd = out;
-  stdio[2].flags = stdio[1].flags;
-  stdio[2].data.fd = out;
-  uv_process_options_t o{};
-  o.file = opt_.exe.c_str();
-  o.args = args.data();
-  o.cwd = cwd.c_str();
-  o.stdio = stdio;
-  o.stdio_count = 3;
   // Its own session: a signal to serve's process group does not cut an
   // apply short, and it runs to its end even if serve dies meanwhile.
-  o.flags = UV_PROCESS_DETACHED;
-  o.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
+  SpawnOptions so{std::move(argv), cwd, out, out, true};
+  auto exit_cb = [](uv_process_t* p, int64_t status, int sig) {
     auto* c = static_cast<Child*>(p->data);
     GitOps* self = c->self;
     if (self) {
@@ -484,7 +470,7 @@ void GitOps::spawn(Entry& e, bool down) {
     }
     uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete static_cast<Child*>(h->data); });
   };
-  int rc = uv_spawn(loop_, &child->process, &o);
+  int rc = spawn_child(loop_, &child->process, so, exit_cb);
   if (out >= 0) ::close(out);
   if (rc != 0) {
     spdlog::error("gitops: cannot run {}: {}", opt_.exe, uv_strerror(rc));
