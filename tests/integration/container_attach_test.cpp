@@ -331,3 +331,16 @@ TEST_F(ContainerAttach, TheWindowSizeReachesThePtyOfRunItAndOfAttach) {
   again.type("exit 0\r");
   EXPECT_EQ(again.wait_exit(), 0) << again.seen();
 }
+
+TEST_F(ContainerAttach, StartAiOnATtyContainerIsRawSizedAndReturnsItsCode) {
+  auto made = berth({"create", "-it", "--rootfs", rootfs_, "--name", "term", "sh"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  PtyClient client(with_args({"start", "-ai", "term"}), 25, 70);
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE(client.retype_until("stty size\r", "25 70")) << client.seen();
+  EXPECT_TRUE(client.raw());
+  client.type("exit 8\r");
+  EXPECT_EQ(client.wait_exit(), 8) << client.seen();
+  EXPECT_FALSE(client.raw()) << "the terminal was left in raw mode";
+  EXPECT_EQ(inspect("term")["State"]["ExitCode"], 8);
+}
