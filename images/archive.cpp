@@ -342,6 +342,7 @@ LoadResult Store::load(int fd, const ProgressFn& progress) {
   // The archive is read (and its layers unpacked) before taking the lock: the
   // input may be a pipe from `berth save` on this very store.
   WorkDir work(dir_, "load");
+  spread_directories(work.path());
   ExtractedArchive ar = extract_archive(fd, work, progress);
   spdlog::debug("load: archive extracted ({} files)", ar.files.size());
   std::vector<PendingImage> images;

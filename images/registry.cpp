@@ -11,6 +11,7 @@
 #include <map>
 #include <exception>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -345,6 +346,11 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   // Both digests are checked before anything is committed; on any error the
   // work dir (partial tar and tree) goes with `work`.
   WorkDir work(dir, "pull");
+  spread_directories(work.path());  // each layer dir in a block group of its own
+  // ext4 starts looking for such a group at a hash of the directory's name:
+  // the same names in every pull would land every pull in the same group
+  // (the one a removed image just freed, see spread_directories).
+  const std::string layer_stem = "layer-" + std::to_string(std::random_device{}()) + "-";
   std::vector<size_t> todo;
   std::set<std::string> seen;
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -363,7 +369,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     const std::string& expected = diff_ids[i];
     out.diff_id = expected;
     out.tar_path = work.next_name("tar-");
-    out.dir = work.next_name("layer-");
+    out.dir = work.next_name(layer_stem);
     make_dirs(out.dir + "/diff");
     ::chmod((out.dir + "/diff").c_str(), 0755);
     UniqueFd tar(::open(out.tar_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));

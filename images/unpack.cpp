@@ -3,7 +3,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -697,6 +699,14 @@ UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::st
   result.tar_size = reader.bytes;
   result.content_size = unpacker.content_size;
   return result;
+}
+
+void spread_directories(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  int flags = 0;
+  if (!fd || ::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags) != 0 || (flags & FS_TOPDIR_FL)) return;
+  flags |= FS_TOPDIR_FL;
+  ::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags);  // unsupported (ENOTTY, EOPNOTSUPP): nothing changes
 }
 
 }  // namespace berth::images

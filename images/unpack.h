@@ -69,4 +69,14 @@ StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std
 // Removes a directory tree without following symlinks (ENOENT is fine).
 void remove_tree(const std::string& path);
 
+// Asks the filesystem to place each directory made directly in dir in a
+// block group of its own (ext4's "top of directory hierarchy" flag, as
+// `chattr +T`), as for independent trees: a work dir where layers are
+// unpacked. On ext4 without a journal, a file's inode is searched from the
+// start of its directory's group past every inode freed in the last
+// minutes, so unpacking thousands of files where an image was just removed
+// costs ~1 ms a file; a layer in a fresh group does not pay that.
+// Best-effort: other filesystems ignore it.
+void spread_directories(const std::string& dir);
+
 }  // namespace berth::images
