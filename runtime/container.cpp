@@ -935,6 +935,7 @@ int Runtime::exec(const std::string& ref, const ProcessSpec& process, bool detac
             if (::setsid() < 0) throw_errno("setsid");
             UniqueFd slave(::open(slave_name.c_str(), O_RDWR | O_NOCTTY));
             if (!slave) throw_errno("cannot open " + slave_name);
+            give_pty_to_user(slave.get(), user.uid);
             for (int fd = 0; fd < 3; ++fd)
               if (::dup2(slave.get(), fd) < 0) throw_errno("dup2");
             if (::ioctl(0, TIOCSCTTY, 0) != 0) throw_errno("cannot set the controlling terminal");

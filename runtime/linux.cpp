@@ -324,6 +324,13 @@ void finish_and_exec(const InitConfig& cfg, const ProcessSpec& process, const st
   child_fail(error_fd, err == ENOENT ? 127 : 126, "exec: \"" + process.args[0] + "\": " + std::strerror(err));
 }
 
+void give_pty_to_user(int slave, uid_t uid) {
+  // The group (tty, 5) and mode (0620) are the devpts mount's; as runc
+  // does, only the owner changes, so the user can reopen its terminal
+  // (/dev/stdout, `tty`, ssh-style tools) after dropping root.
+  if (uid != 0 && ::fchown(slave, uid, static_cast<gid_t>(-1)) != 0) throw_errno("cannot chown the pty");
+}
+
 void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
   try {
     // Until it execs, the init dies with its monitor.
@@ -362,6 +369,7 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
       if (!name) throw_errno("ptsname");
       UniqueFd slave(::open(name, O_RDWR | O_NOCTTY));
       if (!slave) throw_errno(std::string("cannot open ") + name);
+      give_pty_to_user(slave.get(), cfg.user.uid);
       for (int fd = 0; fd < 3; ++fd)
         if (::dup2(slave.get(), fd) < 0) throw_errno("dup2");
       if (::ioctl(0, TIOCSCTTY, 0) != 0) throw_errno("cannot set the controlling terminal");

@@ -68,6 +68,10 @@ int receive_fd(int sock);  // -1 on failure
 // Namespaces the init is cloned into.
 int clone_flags(const ContainerSpec& spec);
 
+// A container process's pty slave becomes its user's (`run -t -u`,
+// `exec -t -u`); group and mode stay the devpts mount's tty/0620.
+void give_pty_to_user(int slave, uid_t uid);
+
 // Runs in the freshly cloned child: waits for one byte on go_fd (sent once
 // the parent has put it in its cgroup), sets up the container and execs.
 // Never returns. On failure writes "<exit code>\n<message>" to error_fd

@@ -344,3 +344,24 @@ TEST_F(ContainerAttach, StartAiOnATtyContainerIsRawSizedAndReturnsItsCode) {
   EXPECT_FALSE(client.raw()) << "the terminal was left in raw mode";
   EXPECT_EQ(inspect("term")["State"]["ExitCode"], 8);
 }
+
+TEST_F(ContainerAttach, ThePtyOfRunTAndExecTBelongsToTheProcesssUserWithTheTtyGroup) {
+  // As runc: the owner is the process's user, group tty (5), mode 0620, so
+  // a process that dropped root can still reopen its own terminal.
+  auto r = run({"--rm", "--network", "none", "-t", "-u", "1000"},
+               {"sh", "-c", "t=$(tty); stat -c '%u %g %a' $t; echo reopened > $t"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1000 5 620\r\nreopened\r\n");
+  r = run({"--rm", "--network", "none", "-t"}, {"sh", "-c", "stat -c '%u %g %a' $(tty)"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0 5 620\r\n");
+
+  std::string id = run_detached({"--name", "box"}, {"sleep", "100"});
+  ASSERT_FALSE(id.empty());
+  r = berth({"exec", "-t", "-u", "1234:99", "box", "sh", "-c", "t=$(tty); stat -c '%u %g %a' $t; echo reopened > $t"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1234 5 620\r\nreopened\r\n");
+  r = berth({"exec", "-t", "box", "sh", "-c", "stat -c '%u %g %a' $(tty)"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0 5 620\r\n");
+}
