@@ -9,6 +9,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "cli/cli.h"
+#include "cli/version.h"
 
 namespace berth::cli {
 
@@ -52,6 +53,9 @@ static int run(int argc, char** argv) {
 
   CLI::App app{"berth: a declarative, Compose-compatible container supervisor", "berth"};
   app.set_help_all_flag("--help-all", "Show help for every command");
+  // As `docker --version`: the `version` command's first line.
+  app.set_version_flag("--version", std::string("berth version ") + kVersion + ", build " + kGitCommit,
+                       "Print version information and quit");
   app.require_subcommand(1);
   app.add_option("--root", global.root, "Storage root (env BERTH_ROOT)")->capture_default_str();
   app.add_option("--run-root", global.run_root, "Runtime state root (env BERTH_RUN_ROOT)")->capture_default_str();
@@ -76,6 +80,8 @@ static int run(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // Usage errors exit 125, as docker's CLI does.

@@ -41,6 +41,16 @@ TEST(Cli, VersionJson) {
   EXPECT_FALSE(j["Version"].get<std::string>().empty());
 }
 
+// `berth --version` prints what `berth version` prints first, as docker.
+TEST(Cli, VersionFlagPrintsTheVersionLine) {
+  auto flag = run_berth({"--version"});
+  ASSERT_EQ(flag.exit_code, 0) << flag.err;
+  auto cmd = run_berth({"version"});
+  ASSERT_EQ(cmd.exit_code, 0) << cmd.err;
+  EXPECT_EQ(flag.out, cmd.out.substr(0, cmd.out.find('\n') + 1));
+  EXPECT_EQ(flag.out.rfind("berth version ", 0), 0u) << flag.out;
+}
+
 TEST(Cli, InfoReportsRootsKernelAndCgroups) {
   berth::test::TempDir dir;
   auto r = run_berth({"--root", dir.path() + "/root", "--run-root", dir.path() + "/run", "info", "--format", "json"});
