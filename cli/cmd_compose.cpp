@@ -29,6 +29,7 @@
 #include "cli/cli.h"
 #include "cli/table.h"
 #include "cli/project_flags.h"
+#include "cli/registry_cli.h"
 #include "images/images.h"
 #include "net/network.h"
 #include "net/ports.h"
@@ -352,6 +353,7 @@ struct UpFlags {
   bool abort_on_exit = false;
   std::string exit_code_from;
   bool no_color = false, no_log_prefix = false;
+  std::string pull;  // --pull: always|missing|never|build ("" = each service's pull_policy)
 };
 
 struct DownFlags {
@@ -498,6 +500,28 @@ void run_up(const UpFlags& f, const GlobalOptions& g) {
   if (!f.exit_code_from.empty() && !project.services.count(f.exit_code_from))
     throw UsageError("--exit-code-from: no such service: " + f.exit_code_from);
   runtime::Paths paths = paths_of(g);
+  // As compose: the images the services lack (or whose pull_policy asks a
+  // fresh pull) are pulled first, in parallel; a service left without its
+  // image (or a failed pull) stops `up` before anything changes.
+  if (!f.dry_run) {
+    ProjectPullOptions pull;
+    pull.for_up = true;
+    pull.policy = f.pull;
+    // The named services and (unless --no-deps) what they depend on.
+    for (std::vector<std::string> todo = f.services; !todo.empty();) {
+      std::string name = todo.back();
+      todo.pop_back();
+      if (std::find(pull.services.begin(), pull.services.end(), name) != pull.services.end()) continue;
+      pull.services.push_back(name);
+      auto it = project.services.find(name);
+      if (it != project.services.end() && !f.no_deps)
+        for (const auto& [dep, _] : it->second.depends_on) todo.push_back(dep);
+    }
+    pull.parallel = f.project.parallel;
+    auto pull_errors = pull_project_images(project, g, pull);
+    for (const auto& [service, error] : pull_errors) std::cerr << "Error service " << service << ": " << error << "\n";
+    if (!pull_errors.empty()) exit_with(1);
+  }
   reconciler::DesiredOptions desired_options;
   desired_options.scale = scale;
   // Resolve each service's image once (so that a retagged image recreates
@@ -692,8 +716,10 @@ void add_up(CLI::App& parent, const GlobalOptions& g, const std::shared_ptr<Proj
   cmd->add_option("--exit-code-from", up->exit_code_from, "Return the exit code of the selected service container (implies --abort-on-container-exit)");
   cmd->add_flag("--no-color", up->no_color, "Produce monochrome output");
   cmd->add_flag("--no-log-prefix", up->no_log_prefix, "Don't print prefix in logs");
+  cmd->add_option("--pull", up->pull, "Pull image before running (\"always\"|\"missing\"|\"never\"|\"build\"; default: each service's pull_policy)");
   cmd->callback([up, outer, &g] {
     UpFlags f = *up;
+    if (!f.pull.empty() && f.pull != "policy") check_pull_policy(f.pull, "--pull");
     if (outer) f.project = merged(*outer, f.project);
     run_up(f, g);
   });
@@ -1430,6 +1456,8 @@ static void register_compose(CLI::App& app, GlobalOptions& global) {
   add_run(*compose, global, outer);
   add_top(*compose, global, outer);
   add_images(*compose, global, outer);
+  add_compose_pull(*compose, global, outer);
+  add_compose_push(*compose, global, outer);
   add_config_command(*compose, outer);
   add_ls(*compose, global);
 }

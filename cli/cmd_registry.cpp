@@ -34,17 +34,20 @@
 #include "cli/cli.h"
 #include "images/images.h"
 #include "images/registry.h"
+#include "cli/registry_cli.h"
 
 namespace berth::cli {
 
-namespace {
-
 using images::ProgressEvent;
+
+namespace {
 
 std::string config_path(const GlobalOptions& global) {
   if (const char* dir = std::getenv("BERTH_CONFIG"); dir && *dir) return path_join(dir, "config.json");
   return path_join(global.root, "config.json");
 }
+
+}  // namespace
 
 images::RegistryOptions registry_options(const GlobalOptions& global, const std::vector<std::string>& insecure_flags) {
   images::RegistryOptions o;
@@ -84,6 +87,8 @@ images::RegistryOptions registry_options(const GlobalOptions& global, const std:
   return o;
 }
 
+namespace {
+
 // docker's registry name from the CLI argument: "host:port", "https://host/", ...
 std::string registry_argument(std::string text) {
   for (const char* scheme : {"https://", "http://"})
@@ -93,6 +98,8 @@ std::string registry_argument(std::string text) {
   if (text == "index.docker.io" || text == "registry-1.docker.io") text = "docker.io";
   return text;
 }
+
+}  // namespace
 
 // On a terminal, docker's live view: one line per layer, rewritten in place
 // (cursor up, clear line) as its state changes, with progress bars.
@@ -121,45 +128,76 @@ images::ProgressFn progress_printer(bool quiet) {
   };
 }
 
+PulledImage pull_by_name(images::Store& store, const std::string& name, const images::RegistryOptions& options,
+                         const images::ProgressFn& progress,
+                         const std::function<void(const images::Reference&, size_t)>& before) {
+  std::vector<images::Reference> candidates = images::search_references(name, options);
+  PulledImage out;
+  std::string failures;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    out.ref = candidates[i];
+    if (before) before(out.ref, candidates.size());
+    try {
+      out.result = images::pull_image(store, out.ref, options, progress);
+      return out;
+    } catch (const Error& e) {
+      if (candidates.size() == 1) throw;
+      failures += std::string(failures.empty() ? "" : "; ") + out.ref.domain + ": " + e.what();
+    }
+  }
+  throw Error(name + ": not found in any search registry (registries.search in " + options.config_path + "): " + failures);
+}
+
+namespace {
+
 void register_registry_commands(CLI::App& app, GlobalOptions& global) {
   {
-    auto* cmd = add_command(app, "pull", "Download an image from a registry");
-    auto ref = std::make_shared<std::string>();
+    auto* cmd = add_command(app, "pull", "Download an image from a registry (or, in a compose project, its services' images)");
+    auto args = std::make_shared<std::vector<std::string>>();
     auto platform = std::make_shared<std::string>();
     auto quiet = std::make_shared<bool>(false);
+    auto ignore_failures = std::make_shared<bool>(false);
     auto insecure = std::make_shared<std::vector<std::string>>();
+    auto project = std::make_shared<ProjectFlags>();
     cmd->add_flag("-q,--quiet", *quiet, "Suppress verbose output");
     cmd->add_option("--platform", *platform, "Set platform if server is multi-platform capable (os/arch[/variant])");
-    cmd->add_option("--insecure-registry", *insecure, "Allow plain HTTP to this registry (host:port)");
-    cmd->add_option("NAME", *ref, "Image reference: NAME[:TAG|@DIGEST]")->required();
-    cmd->callback([&global, ref, platform, quiet, insecure] {
+    // One value per --insecure-registry: the image name after it is not a second one.
+    cmd->add_option("--insecure-registry", *insecure, "Allow plain HTTP to this registry (host:port)")->allow_extra_args(false);
+    cmd->add_flag("--ignore-pull-failures", *ignore_failures, "Project: pull what it can and ignore images with pull failures");
+    add_project_flags(cmd, *project);
+    cmd->add_option("NAME", *args,
+                    "Image reference: NAME[:TAG|@DIGEST]; with no image, or with -f/-p/--project-directory, the "
+                    "project's SERVICES (compose pull)");
+    cmd->callback([&global, args, platform, quiet, ignore_failures, insecure, project] {
+      // docker compose's pull: no image named, or a project named.
+      // In a project directory, `berth pull SERVICE...` names services.
+      bool project_mode = args->empty() || !project->files.empty() || !project->project_name.empty() || !project->project_directory.empty();
+      if (!project_mode)
+        if (auto p = try_load_project(*project))
+          project_mode = std::all_of(args->begin(), args->end(), [&](const std::string& a) { return p->services.count(a) > 0; });
+      if (project_mode) {
+        if (!platform->empty() || !insecure->empty())
+          throw UsageError("pull: --platform and --insecure-registry apply to one image, not to a project");
+        run_project_pull(*project, global, *args, *quiet, *ignore_failures);
+        return;
+      }
+      if (args->size() != 1) throw UsageError("pull: want one image (NAME[:TAG|@DIGEST]), got " + std::to_string(args->size()));
+      if (*ignore_failures) throw UsageError("pull: --ignore-pull-failures applies to a project's images");
+      const std::string& ref = args->front();
       images::RegistryOptions options = registry_options(global, *insecure);
       if (!platform->empty()) options.platform = images::parse_platform(*platform);
-      std::vector<images::Reference> candidates = images::search_references(*ref, options);
-      bool default_tag = ref->find('@') == std::string::npos && images::parse_reference_no_default(*ref).tag.empty();
+      bool default_tag = ref.find('@') == std::string::npos && images::parse_reference_no_default(ref).tag.empty();
       if (!*quiet && default_tag) std::cout << "Using default tag: latest\n";
       images::Store store(global.root);
-      images::Reference r;
-      images::PullResult result;
-      std::string failures;
-      for (size_t i = 0; i < candidates.size(); ++i) {
-        r = candidates[i];
-        if (!*quiet) std::cout << (r.tag.empty() ? r.digest : r.tag) << ": Pulling from " << (candidates.size() > 1 ? r.repository() : r.path) << "\n" << std::flush;
-        try {
-          result = images::pull_image(store, r, options, progress_printer(*quiet));
-          break;
-        } catch (const Error& e) {
-          if (candidates.size() == 1) throw;
-          failures += std::string(failures.empty() ? "" : "; ") + r.domain + ": " + e.what();
-          if (i + 1 == candidates.size())
-            throw Error(*ref + ": not found in any search registry (registries.search in " + options.config_path + "): " + failures);
-        }
-      }
+      PulledImage pulled = pull_by_name(store, ref, options, progress_printer(*quiet), [&](const images::Reference& r, size_t n) {
+        if (!*quiet) std::cout << (r.tag.empty() ? r.digest : r.tag) << ": Pulling from " << (n > 1 ? r.repository() : r.path) << "\n" << std::flush;
+      });
       if (!*quiet) {
-        std::cout << "Digest: " << result.manifest_digest << "\n";
-        std::cout << "Status: " << (result.downloaded ? "Downloaded newer image for " : "Image is up to date for ") << r.familiar() << "\n";
+        std::cout << "Digest: " << pulled.result.manifest_digest << "\n";
+        std::cout << (pulled.result.downloaded ? "Status: Downloaded newer image for " : "Status: Image is up to date for ")
+                  << pulled.ref.familiar() << "\n";
       }
-      std::cout << r.full() << "\n";
+      std::cout << pulled.ref.full() << "\n";
     });
   }
   {

@@ -165,7 +165,9 @@ TEST_F(ComposeTest, AMissingImageFailsPerServiceAndChangesNothing) {
   write_app(app_yaml("hello"));
   ASSERT_EQ(compose({"up", "-d"}).exit_code, 0);
   auto before = ids();
-  write_app(app_yaml("hello", false, "nosuch:1"));
+  // pull_policy never: `up` would pull a missing image, and tests talk to loopback only.
+  std::string yaml = app_yaml("hello", false, "nosuch:1");
+  write_app(yaml.replace(yaml.find("image: nosuch:1\n"), 16, "image: nosuch:1\n    pull_policy: never\n"));
   auto up = compose({"up", "-d"});
   EXPECT_NE(up.exit_code, 0);
   EXPECT_NE(up.err.find("service web: Unable to find image 'nosuch:1' locally"), std::string::npos) << up.err;

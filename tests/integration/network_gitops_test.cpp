@@ -216,7 +216,8 @@ TEST_F(GitOpsTest, SubdirectoryProjectDeletedWhileServeWasDownGoesDown) {
 // way again is logged, not emitted as one more error event.
 TEST_F(GitOpsTest, AFailedApplyIsRetriedUntilItsImageShowsUp) {
   start_serve({"--watch", watch_, "--watch-retry", "200"});
-  write_file_atomic(watch_ + "/app.yaml", single_service_yaml("later:1"));
+  // pull_policy never: `up` would pull the missing image, and tests talk to loopback only.
+  write_file_atomic(watch_ + "/app.yaml", single_service_yaml("later:1") + "    pull_policy: never\n");
   ASSERT_TRUE(eventually([&] { return watch_status("app").value("Failures", 0) >= 3; }, 30000)) << serve_log();
   auto status = watch_status("app");
   EXPECT_EQ(status["State"], "failed") << status;
