@@ -205,6 +205,11 @@ void run_monitor(MonitorLaunch& m) {
     state::RuntimeRecord rec{pid, state::process_start_time(pid), ::getpid(),
                              state::process_start_time(::getpid())};
     state::save_runtime(m.run_dir, rec);
+    // A --rm container's created state stays linked until its files are
+    // deleted (after its exit is reported): replacing it frees no block
+    // here (a synchronous discard on some disks).
+    if (spec.auto_remove)
+      ::link((m.container_dir + "/state.json").c_str(), (m.container_dir + "/state.json.created").c_str());
     record(m.container_dir, [&](ContainerState& st) {
       st.status = Status::Running;
       st.exit_code = 0;

@@ -410,7 +410,11 @@ void monitor_loop(MonitorArgs& a) {
   // Record the exit before the runtime record goes: a reader that finds
   // no live monitor re-reads state.json, and must then see the exit,
   // never a container that vanished unrecorded (exit 255). A --rm
-  // container's record is about to go: no need to make it durable.
+  // container's record is about to go: no need to make it durable, and
+  // the state it replaces stays linked until the container's files are
+  // deleted after the report (a freed block can cost a synchronous discard).
+  if (a.auto_remove)
+    ::link((a.container_dir + "/state.json").c_str(), (a.container_dir + "/state.json.running").c_str());
   record(a.container_dir, [&](ContainerState& st) {
     st.status = Status::Exited;
     st.exit_code = exit_code;
