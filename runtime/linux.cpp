@@ -341,12 +341,13 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
     for (int s = 1; s < NSIG; ++s)
       if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
 
-    char go = 0;
-    if (::read(go_fd, &go, 1) != 1) ::_exit(125);  // the monitor gave up
-    ::close(go_fd);
-
-    // The cgroup namespace is rooted where the monitor has just put us.
-    if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare(CLONE_NEWCGROUP)");
+    auto enter_cgroup = [&] {
+      char go = 0;
+      if (::read(go_fd, &go, 1) != 1) ::_exit(125);  // the monitor gave up
+      ::close(go_fd);
+      // The cgroup namespace is rooted where the monitor has just put us.
+      if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare(CLONE_NEWCGROUP)");
+    };
     const ContainerSpec& spec = cfg.spec;
     if (::sethostname(spec.hostname.data(), spec.hostname.size()) != 0) throw_errno("sethostname");
     if (spec.network == NetworkMode::Netns) {
@@ -357,7 +358,7 @@ void container_init(const InitConfig& cfg, int go_fd, int error_fd) {
     }
     if (spec.network == NetworkMode::None) bring_up_loopback();
     write_sysctls(spec.sysctls);
-    setup_rootfs(cfg);
+    setup_rootfs(cfg, enter_cgroup);
 
     if (::setsid() < 0) throw_errno("setsid");
     if (spec.process.tty) {

@@ -72,15 +72,20 @@ int clone_flags(const ContainerSpec& spec);
 // `exec -t -u`); group and mode stay the devpts mount's tty/0620.
 void give_pty_to_user(int slave, uid_t uid);
 
-// Runs in the freshly cloned child: waits for one byte on go_fd (sent once
-// the parent has put it in its cgroup), sets up the container and execs.
+// Runs in the freshly cloned child: sets up the container and execs. It
+// waits for one byte on go_fd (sent once the parent has put it in its
+// cgroup) before anything of the container's own runs, and before its
+// cgroup namespace and cgroup mounts are made.
 // Never returns. On failure writes "<exit code>\n<message>" to error_fd
 // (close-on-exec, so a successful exec closes it empty) and exits with
 // that code: 127 command not found, 126 not executable, 125 otherwise.
 [[noreturn]] void container_init(const InitConfig& cfg, int go_fd, int error_fd);
 
 // Mounts the overlay rootfs and everything docker mounts, then pivot_root.
-void setup_rootfs(const InitConfig& cfg);
+// enter_cgroup is called once, before the cgroup filesystems are mounted
+// (it waits until the process is in its cgroup and unshares the cgroup
+// namespace).
+void setup_rootfs(const InitConfig& cfg, const std::function<void()>& enter_cgroup);
 
 // `cp` on a stopped container, in a private mount namespace: the overlay
 // rootfs at <container_dir>/merged with the container's volumes and binds

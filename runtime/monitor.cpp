@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <functional>
 
 #include "base/error.h"
@@ -171,9 +172,18 @@ void run_monitor(MonitorLaunch& m) {
     go_r.reset();
     err_w.reset();
 
-    m.cgroup->add_process(pid);
-    if (::write(go_w.get(), "1", 1) != 1) throw_errno("cannot release the container's init");
-    go_w.reset();
+    // The init sets up its mounts meanwhile; it waits for "go" before its
+    // cgroup namespace and before anything of the container's runs. When
+    // it failed first, its own error is the one to report.
+    std::string attach_error;
+    try {
+      m.cgroup->add_process(pid);
+    } catch (const std::exception& e) {
+      attach_error = e.what();
+    }
+    if (attach_error.empty() && ::write(go_w.get(), "1", 1) != 1)
+      attach_error = std::string("cannot release the container's init: ") + std::strerror(errno);
+    go_w.reset();  // without "go" the init exits
     int code = 0;
     std::string why;
     if (read_child_error(err_r.get(), code, why)) {
@@ -189,6 +199,7 @@ void run_monitor(MonitorLaunch& m) {
       report(report_fd, "error " + std::to_string(code) + " " + why);
       ::_exit(0);
     }
+    if (!attach_error.empty()) throw Error(attach_error);
     err_r.reset();
     if (console_mine) {
       pty_master.reset(receive_fd(console_mine.get()));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
 
 #include "base/error.h"
@@ -344,8 +345,18 @@ void mount_copy_view(const InitConfig& cfg) {
   }
 }
 
-void setup_rootfs(const InitConfig& cfg) {
+void setup_rootfs(const InitConfig& cfg, const std::function<void()>& enter_cgroup) {
   const ContainerSpec& spec = cfg.spec;
+  // The cgroup mounts show the container's cgroup namespace, so they wait
+  // for enter_cgroup. Normally they are made after pivot_root, so that
+  // everything before (the old root's detach waits for an RCU grace
+  // period) overlaps with the monitor moving us into our cgroup (which
+  // waits for one too). A user mount at or under /sys keeps docker's
+  // order: the cgroups first, the user's mounts over them.
+  bool cgroups_late = std::none_of(spec.mounts.begin(), spec.mounts.end(), [](const MountSpec& m) {
+    auto c = components(m.destination);
+    return !c.empty() && c[0] == "sys";
+  });
   // Host mount events still reach us, ours never reach the host.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) throw_errno("cannot make / rslave");
 
@@ -378,7 +389,10 @@ void setup_rootfs(const InitConfig& cfg) {
   mount_in_root(r, "/dev/mqueue", true, "mqueue", "mqueue", kNoSuidDevExec, "");
   mount_in_root(r, "/sys", true, "sysfs", "sysfs", kNoSuidDevExec | (spec.security.privileged ? 0 : MS_RDONLY), "");
 
-  mount_cgroups(r, cfg);
+  if (!cgroups_late) {
+    enter_cgroup();
+    mount_cgroups(r, cfg);
+  }
 
   // The user's mounts, parents before children (docker sorts them by the
   // number of path components), then the generated /etc files on top: a
@@ -419,6 +433,12 @@ void setup_rootfs(const InitConfig& cfg) {
   if (::syscall(SYS_pivot_root, ".", ".") != 0) throw_errno("pivot_root");
   if (::umount2(".", MNT_DETACH) != 0) throw_errno("cannot detach the old root");
   if (::chdir("/") != 0) throw_errno("chdir /");
+  if (cgroups_late) {
+    enter_cgroup();
+    UniqueFd new_root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!new_root) throw_errno("cannot open the new root");
+    mount_cgroups(new_root.get(), cfg);
+  }
 
   if (!spec.security.privileged) mask_paths();
   if (spec.read_only_rootfs &&
