@@ -391,7 +391,7 @@ void wait_running(const runtime::Paths& paths, const std::string& project, const
 void stop_project(const runtime::Paths& paths, const std::string& project, const std::vector<std::string>& services,
                   std::optional<int> timeout);
 bool stop_containers(const runtime::Paths& paths, const std::vector<runtime::Container>& containers,
-                     std::optional<int> timeout);
+                     std::optional<int> timeout, std::size_t max_parallel = SIZE_MAX);
 
 bool is_up(const runtime::Container& c) {
   return c.state.status == runtime::Status::Running || c.state.status == runtime::Status::Paused ||
@@ -656,7 +656,11 @@ void run_down(const DownFlags& f, const GlobalOptions& g) {
     for (auto& c : project_containers(rt, options.project))
       if (!options.services || options.remove_orphans || options.services->count(label_of(c, label::service)))
         to_stop.push_back(std::move(c));
-    if (!stop_containers(paths, to_stop, given(f.timeout))) rc = 1;
+    // All at once unless --parallel or COMPOSE_PARALLEL_LIMIT says otherwise,
+    // as compose: a batch would wait a full stop timeout per PID 1 that
+    // ignores SIGTERM.
+    if (!stop_containers(paths, to_stop, given(f.timeout), reconciler::parallel_limit(f.project.parallel, SIZE_MAX)))
+      rc = 1;
     observed = reconciler::observe(paths, options.project);
     plan = reconciler::plan_down(observed, options);
   }
@@ -745,11 +749,12 @@ void add_down(CLI::App& parent, const GlobalOptions& g, const std::shared_ptr<Pr
 
 // Stops the running (or paused) ones of `containers` as compose does:
 // dependents before their dependencies (read from the depends_on labels),
-// the containers of one level in parallel. Progress lines come in a fixed
-// order: a level's "Stopping" lines, then its "Stopped" lines. Returns false
-// if one failed (reported as "Error container X: ...").
+// the containers of one level in parallel (at most max_parallel at once).
+// Progress lines come in a fixed order: a level's "Stopping" lines, then its
+// "Stopped" lines. Returns false if one failed (reported as "Error container
+// X: ...").
 bool stop_containers(const runtime::Paths& paths, const std::vector<runtime::Container>& containers,
-                     std::optional<int> timeout) {
+                     std::optional<int> timeout, std::size_t max_parallel) {
   std::map<std::string, std::set<std::string>> deps;  // service -> the services it depends on
   for (const auto& c : containers) {
     std::istringstream in(label_of(c, label::depends_on));
@@ -779,17 +784,20 @@ bool stop_containers(const runtime::Paths& paths, const std::vector<runtime::Con
     std::sort(group.begin(), group.end(), [](auto* a, auto* b) { return a->spec.name < b->spec.name; });
     for (auto* c : group) std::cerr << "Container " << c->spec.name << "  Stopping\n";
     std::vector<std::string> errors(group.size());
+    std::atomic<std::size_t> next{0};  // each thread stops the next container not taken yet
     std::vector<std::thread> threads;
-    for (std::size_t i = 0; i < group.size(); ++i)
-      threads.emplace_back([&, i] {
-        try {
-          reconciler::DriverOptions o;
-          o.stop_timeout = timeout;
-          reconciler::RuntimeDriver driver(paths, o);
-          // A second ctrl-c while stopping: kill at once, as compose does.
-          driver.stop(group[i]->id, g_interrupts >= 2 ? std::optional<int>(0) : std::nullopt);
-        } catch (const std::exception& e) {
-          errors[i] = e.what();
+    for (std::size_t n = 0; n < std::min(group.size(), std::max<std::size_t>(1, max_parallel)); ++n)
+      threads.emplace_back([&] {
+        for (std::size_t i; (i = next++) < group.size();) {
+          try {
+            reconciler::DriverOptions o;
+            o.stop_timeout = timeout;
+            reconciler::RuntimeDriver driver(paths, o);
+            // A second ctrl-c while stopping: kill at once, as compose does.
+            driver.stop(group[i]->id, g_interrupts >= 2 ? std::optional<int>(0) : std::nullopt);
+          } catch (const std::exception& e) {
+            errors[i] = e.what();
+          }
         }
       });
     for (auto& t : threads) t.join();

@@ -127,6 +127,41 @@ TEST_F(ComposeParallelTest, ParallelOneRunsOneOperationAtATimeInPlanOrder) {
   EXPECT_EQ(running(), (std::vector<std::string>{"a", "b", "c"}));
 }
 
+// down --parallel 1 stops one container at a time: each one's TERM handler
+// writes "start", waits a moment and writes "end" to a shared file, so the
+// lines pair up only when no two stops overlap. (Without the flag down
+// stops a level's containers all at once, as compose.)
+TEST_F(ComposeParallelTest, DownWithParallelOneStopsOneContainerAtATime) {
+  start_compose_project();
+  std::string shared = tmp_.path() + "/shared";
+  make_dirs(shared);
+  std::string yaml = "name: app\nservices:\n";
+  for (const char* name : {"a", "b", "c"})
+    yaml += std::string("  ") + name +
+            ":\n"
+            "    image: busybox:latest\n"
+            "    network_mode: none\n"
+            "    volumes: [\"" + shared + ":/shared\"]\n"
+            "    environment: {N: " + name + "}\n"
+            "    command: [\"sh\", \"-c\", \"trap 'echo start-$$N >> /shared/log; sleep 0.2; echo end-$$N >> "
+            "/shared/log; exit 0' TERM; while :; do sleep 0.05; done\"]\n";
+  write_app(yaml);
+  auto up = compose({"up", "-d"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  auto down = compose({"down", "--parallel", "1", "-t", "10"});
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  std::string log;
+  ASSERT_TRUE(read_file_if_exists(shared + "/log", log));
+  std::vector<std::string> lines;
+  std::istringstream in(log);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 6u) << log;
+  for (std::size_t i = 0; i < lines.size(); i += 2) {
+    ASSERT_EQ(lines[i].rfind("start-", 0), 0u) << log;
+    EXPECT_EQ(lines[i + 1], "end-" + lines[i].substr(6)) << log;
+  }
+}
+
 TEST_F(ComposeParallelTest, ParallelTakesAPositiveNumberOrMinusOne) {
   start_compose_project();
   write_app("name: app\nservices:\n" + service("a"));
