@@ -27,6 +27,7 @@
 #include "base/time.h"
 #include "base/fs.h"
 #include "cli/cli.h"
+#include "cli/raw_terminal.h"
 #include "cli/table.h"
 #include "cli/project_flags.h"
 #include "cli/registry_cli.h"
@@ -1042,10 +1043,16 @@ void add_logs(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<P
   });
 }
 
+// `compose exec` and `compose run` allocate a TTY unless -T, as docker
+// compose does when its output is a terminal; berth also needs its input to
+// be one (compose would fail with "the input device is not a TTY"), so a
+// script feeding stdin gets plain streams.
+bool compose_wants_tty(bool no_tty) { return !no_tty && ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO); }
+
 struct ExecFlags {
   ProjectFlags project;
   int index = 1;
-  bool detach = false, no_tty = false, interactive = true;
+  bool detach = false, no_tty = false, interactive = true, tty = true;
   std::string user, workdir;
   std::vector<std::string> env;
 };
@@ -1056,7 +1063,11 @@ void add_exec(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<P
   // -f/-p/... belong to `compose` (docker compose), not to this subcommand.
   cmd->add_option("--index", f->index, "Index of the container if the service has several replicas")->capture_default_str();
   cmd->add_flag("-d,--detach", f->detach, "Detached mode: run the command in the background");
-  cmd->add_flag("-T,--no-TTY", f->no_tty, "Disable pseudo-TTY allocation");
+  cmd->add_flag("-T,--no-TTY,--no-tty", f->no_tty,
+                "Disable pseudo-TTY allocation (default: a TTY when stdin and stdout are terminals)");
+  // docker compose takes -i/-t for docker exec compatibility: the defaults.
+  cmd->add_flag("-i,--interactive", f->interactive, "Keep STDIN open (the default)");
+  cmd->add_flag("-t,--tty", f->tty, "Allocate a pseudo-TTY (the default)");
   cmd->add_option("-u,--user", f->user, "Run the command as this user");
   cmd->add_option("-w,--workdir", f->workdir, "Working directory for this command");
   cmd->add_option("-e,--env", f->env, "Set environment variables")->allow_extra_args(false);
@@ -1077,12 +1088,19 @@ void add_exec(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<P
     p.args.assign(rest.begin() + 1, rest.end());
     p.user = f->user;
     p.cwd = f->workdir;
-    p.open_stdin = true;  // docker compose exec: -i is the default
+    p.open_stdin = f->interactive;  // docker compose exec: -i is the default
+    p.tty = compose_wants_tty(f->no_tty);
     for (const auto& e : f->env) {
       if (e.find('=') != std::string::npos) p.env.push_back(e);
       else if (const char* v = std::getenv(e.c_str())) p.env.push_back(e + "=" + v);
     }
-    exit_with(rt.exec(target->id, p, f->detach));
+    int code = 0;
+    {
+      std::unique_ptr<RawTerminal> raw;
+      if (p.tty && p.open_stdin && !f->detach) raw = std::make_unique<RawTerminal>();
+      code = rt.exec(target->id, p, f->detach);
+    }
+    exit_with(code);
   });
 }
 
@@ -1110,7 +1128,8 @@ void add_run(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pr
   cmd->add_option("-l,--label", f->labels, "Add or override a label")->allow_extra_args(false);
   cmd->add_option("-u,--user", f->user, "Run as specified username or uid");
   cmd->add_option("-w,--workdir", f->workdir, "Working directory inside the container");
-  cmd->add_flag("-T,--no-TTY", f->no_tty, "Disable pseudo-TTY allocation (berth allocates none yet)");
+  cmd->add_flag("-T,--no-TTY,--no-tty", f->no_tty,
+                "Disable pseudo-TTY allocation (default: a TTY when stdin and stdout are terminals)");
   cmd->add_flag("-i,--interactive,!--no-interactive", f->interactive, "Keep STDIN open (default true)");
   cmd->add_flag("-P,--service-ports", f->service_ports, "Run with the service's ports published");
   cmd->prefix_command();
@@ -1164,7 +1183,7 @@ void add_run(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pr
       if (eq != std::string::npos) s.environment[e.substr(0, eq)] = e.substr(eq + 1);
       else if (const char* v = std::getenv(e.c_str())) s.environment[e] = std::string(v);
     }
-    s.tty = false;
+    s.tty = compose_wants_tty(f->no_tty) && !f->detach;
     s.stdin_open = f->interactive && !f->detach;
     reconciler::DriverOptions o;
     o.warn = [](const std::string& w) { std::cerr << "WARN " << w << "\n"; };
@@ -1174,8 +1193,12 @@ void add_run(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pr
     runtime::Attach attach;
     attach.attach = !f->detach;
     attach.stdin = f->interactive && !f->detach;
+    bool detached = false;
+    attach.detached = &detached;
     int code = 0;
     try {
+      std::unique_ptr<RawTerminal> raw;
+      if (attach.stdin && s.tty) raw = std::make_unique<RawTerminal>();
       code = rt.start(id, attach);
     } catch (const Error&) {
       if (f->rm) {
@@ -1190,6 +1213,7 @@ void add_run(CLI::App& compose, const GlobalOptions& g, const std::shared_ptr<Pr
       std::cout << c.name << "\n";
       return;
     }
+    if (detached) exit_with(0);  // ctrl-p ctrl-q: the container goes on
     if (f->rm) driver.remove(id);
     exit_with(code);
   });

@@ -27,6 +27,7 @@
 #include "base/fs.h"
 #include "base/template.h"
 #include "cli/cli.h"
+#include "cli/raw_terminal.h"
 #include "cli/table.h"
 #include "cli/network_flags.h"
 #include "reconciler/image_rootfs.h"
@@ -482,25 +483,6 @@ void as_daemon_error(F&& f) {
     throw;
   }
 }
-
-// Puts the caller's terminal in raw mode for `run -it`, restoring it after.
-class RawTerminal {
- public:
-  RawTerminal() {
-    if (::isatty(0) && ::tcgetattr(0, &saved_) == 0) {
-      struct termios raw = saved_;
-      ::cfmakeraw(&raw);
-      active_ = ::tcsetattr(0, TCSANOW, &raw) == 0;
-    }
-  }
-  ~RawTerminal() {
-    if (active_) ::tcsetattr(0, TCSANOW, &saved_);
-  }
-
- private:
-  struct termios saved_ {};
-  bool active_ = false;
-};
 
 std::string status_text(const Container& c) {
   switch (c.state.status) {

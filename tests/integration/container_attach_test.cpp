@@ -365,3 +365,59 @@ TEST_F(ContainerAttach, ThePtyOfRunTAndExecTBelongsToTheProcesssUserWithTheTtyGr
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "0 5 620\r\n");
 }
+
+TEST_F(ContainerAttach, ComposeExecAndRunAllocateATtyFromATerminalAndNotWithT) {
+  start_compose_project();
+  write_app(
+      "name: tt\nservices:\n  box:\n    image: busybox:latest\n    network_mode: none\n"
+      "    command: [\"sleep\", \"600\"]\n    stop_signal: SIGKILL\n");
+  auto up = compose({"up", "-d"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  std::string file = project_dir_ + "/compose.yaml";
+  // From a terminal: a pty of the container's devpts, by default.
+  {
+    PtyClient client(with_args({"compose", "-f", file, "exec", "box", "tty"}), 24, 80);
+    ASSERT_TRUE(client.ok());
+    EXPECT_EQ(client.wait_exit(), 0) << client.seen();
+    EXPECT_TRUE(std::regex_search(client.seen(), std::regex("^/dev/pts/[0-9]+\r\n"))) << client.seen();
+    EXPECT_FALSE(client.raw()) << "the terminal was left in raw mode";
+  }
+  {
+    PtyClient client(with_args({"compose", "-f", file, "exec", "-T", "box", "tty"}), 24, 80);
+    ASSERT_TRUE(client.ok());
+    EXPECT_EQ(client.wait_exit(), 1) << client.seen();
+    EXPECT_NE(client.seen().find("not a tty"), std::string::npos) << client.seen();
+  }
+  // An interactive shell: typed keys reach it raw, its exit code returns.
+  {
+    PtyClient client(with_args({"compose", "-f", file, "exec", "box", "sh"}), 24, 80);
+    ASSERT_TRUE(client.ok());
+    client.type("echo e$((6*7))x\r");
+    EXPECT_TRUE(client.expect("e42x")) << client.seen();
+    EXPECT_TRUE(client.raw());
+    client.type("exit 5\r");
+    EXPECT_EQ(client.wait_exit(), 5) << client.seen();
+  }
+  // Not from a terminal (a script): plain streams, stdin still fed.
+  auto r = compose({"compose", "exec", "box", "sh", "-c", "tty; cat"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "not a tty\n");
+
+  // compose run: the same rule.
+  {
+    PtyClient client(with_args({"compose", "-f", file, "run", "--rm", "box", "tty"}), 24, 80);
+    ASSERT_TRUE(client.ok());
+    EXPECT_EQ(client.wait_exit(), 0) << client.seen();
+    EXPECT_TRUE(std::regex_search(client.seen(), std::regex("(^|\n)/dev/pts/[0-9]+\r\n"))) << client.seen();
+  }
+  {
+    PtyClient client(with_args({"compose", "-f", file, "run", "--rm", "-T", "box", "tty"}), 24, 80);
+    ASSERT_TRUE(client.ok());
+    EXPECT_EQ(client.wait_exit(), 1) << client.seen();
+    EXPECT_NE(client.seen().find("not a tty"), std::string::npos) << client.seen();
+  }
+  r = compose({"compose", "run", "--rm", "box", "tty"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "not a tty\n");
+  stop_compose_project();
+}
