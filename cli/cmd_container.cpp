@@ -484,6 +484,13 @@ void as_daemon_error(F&& f) {
   }
 }
 
+// docker: `run -it` and `exec -it` relay a terminal, so their input must be
+// one; from a pipe or a file they fail (exit 1) before anything is made.
+// Without -i (or detached) no input is read and any stdin will do.
+void check_tty_input(bool attach_stdin, bool tty) {
+  if (attach_stdin && tty && !::isatty(STDIN_FILENO)) throw Error("the input device is not a TTY", 0, 1);
+}
+
 std::string status_text(const Container& c) {
   switch (c.state.status) {
     case Status::Created: return "Created";
@@ -700,6 +707,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     cmd->callback([cmd, o, is_run, &global] {
       Runtime rt = runtime_for(global);
       if (is_run) runtime::parse_detach_keys(o->detach_keys);  // a bad one fails before anything is made
+      if (is_run) check_tty_input(o->interactive && !o->detach, o->tty);
       ContainerSpec spec;
       Container c;
       as_daemon_error([&] {
@@ -1122,6 +1130,7 @@ static void register_container_commands(CLI::App& app, GlobalOptions& global) {
     for (auto& e : exec_opts->env) add_env(p.env, e);
     p.tty = exec_opts->tty;
     p.open_stdin = exec_opts->interactive;
+    check_tty_input(p.open_stdin && !exec_opts->detach, p.tty);
     Runtime rt = runtime_for(global);
     int code = 0;
     {

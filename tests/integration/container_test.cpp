@@ -378,9 +378,26 @@ TEST_F(ContainerLifecycle, TtyFromTheContainersOwnDevpts) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   // One stream, with the terminal's CRLF line ends.
   EXPECT_EQ(r.out, "is-tty\r\n/dev/pts/0\r\nout\r\nerr\r\n");
+  // -it from a pipe: docker's error and exit 1, before anything is made
+  // (typing into run -it and exec -it from a terminal: container_attach_test).
+  std::string before = berth({"ps", "-aq"}).out;
   r = run({"-i", "-t"}, {"sh"}, "echo typed-$((40+2)); exit 3\n");
-  EXPECT_EQ(r.exit_code, 3);
-  EXPECT_NE(r.out.find("typed-42"), std::string::npos) << r.out;
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "Error: the input device is not a TTY\n");
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(berth({"ps", "-aq"}).out, before) << "run -it from a pipe left a container";
+  // Detached, its stdin is not read: fine.
+  std::string id = run_detached({"-i", "-t", "--name", "bg"}, {"sleep", "100"});
+  ASSERT_FALSE(id.empty());
+  r = berth({"exec", "-i", "-t", "bg", "echo", "ran"}, "input\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "Error: the input device is not a TTY\n");
+  EXPECT_EQ(r.out, "");
+  r = berth({"exec", "-t", "bg", "echo", "ran"}, "input\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ran\r\n");
+  r = berth({"exec", "-d", "-i", "-t", "bg", "true"}, "input\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST_F(ContainerLifecycle, AttachedRunForwardsSignals) {
