@@ -144,25 +144,37 @@ std::map<std::string, std::string> pull_project_images(const spec::Project& proj
   std::vector<PullJob> jobs;
   std::map<std::string, size_t> job_of;  // image -> jobs index
   std::optional<images::Store> store;
+  // One store lookup per image, not per service: twenty services of one
+  // image cost one read of the index on a no-op `up`.
+  std::map<std::string, std::optional<images::ImageSummary>> known;
   auto local = [&](const std::string& image) -> std::optional<images::ImageSummary> {
+    if (auto it = known.find(image); it != known.end()) return it->second;
     if (!store) store.emplace(global.root);
+    std::optional<images::ImageSummary> found;
     try {
-      return store->summary(image);
+      found = store->summary(image);
     } catch (const Error&) {
-      return std::nullopt;
     }
+    return known[image] = found;
   };
   double now = now_epoch_seconds();
   for (const auto& [name, s] : project.services) {
     if (!selected(o.services, name) || s.image.empty()) continue;
-    std::string policy = o.policy.empty() || o.policy == "policy" ? s.pull_policy : o.policy;
-    if (!policy.empty()) check_pull_policy(policy, "service " + name + ": pull_policy");
+    std::string declared = o.policy.empty() || o.policy == "policy" ? s.pull_policy : o.policy;
+    if (!declared.empty()) check_pull_policy(declared, "service " + name + ": pull_policy");
+    std::string policy = declared;
     if (policy.empty() || policy == "if_not_present" || policy == "refresh") policy = "missing";
     bool pull = false;
     if (!o.for_up) {
-      // compose pull: every image, except those never pulled.
+      // compose pull: every image, except those never pulled and, when
+      // missing is asked for (the service's pull_policy or --policy), those
+      // already here.
       if (policy == "never" || policy == "build") {
         if (!o.quiet) say(name + " Skipped - pull_policy is " + policy);
+        continue;
+      }
+      if (!declared.empty() && policy == "missing" && local(s.image)) {
+        if (!o.quiet) say(name + " Skipped - Image is already present locally");
         continue;
       }
       pull = true;
@@ -208,13 +220,14 @@ std::map<std::string, std::string> pull_project_images(const spec::Project& proj
 }
 
 void run_project_pull(const ProjectFlags& flags, const GlobalOptions& global, const std::vector<std::string>& services, bool quiet,
-                      bool ignore_failures) {
+                      bool ignore_failures, const std::string& policy) {
   spec::Project project = load_project_or_exit(flags, services);
   check_services(project, services);
   ProjectPullOptions o;
   o.quiet = quiet;
   o.ignore_failures = ignore_failures;
   o.services = services;
+  o.policy = policy;
   o.parallel = flags.parallel;
   auto errors = pull_project_images(project, global, o);
   if (errors.empty()) return;
@@ -227,16 +240,19 @@ void add_compose_pull(CLI::App& parent, GlobalOptions& global, const std::shared
     ProjectFlags project;
     std::vector<std::string> services;
     bool quiet = false, ignore_failures = false;
+    std::string policy;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = add_command(parent, "pull", "Pull service images");
   add_project_flags(cmd, f->project);
+  cmd->add_option("--policy", f->policy, "Apply pull policy (\"missing\"|\"always\")")
+      ->check(CLI::IsMember({"missing", "always"}));
   cmd->add_flag("-q,--quiet", f->quiet, "Pull without printing progress information");
   cmd->add_flag("--ignore-pull-failures", f->ignore_failures, "Pull what it can and ignores images with pull failures");
   cmd->add_option("services", f->services, "Services whose images to pull (default: all)");
   cmd->callback([f, outer, &global] {
     ProjectFlags project = with_outer(outer, f->project);
-    run_project_pull(project, global, f->services, f->quiet, f->ignore_failures);
+    run_project_pull(project, global, f->services, f->quiet, f->ignore_failures, f->policy);
   });
 }
 
@@ -261,7 +277,14 @@ void add_compose_push(CLI::App& parent, GlobalOptions& global, const std::shared
     std::set<std::string> pushed;
     int failed = 0;
     for (const auto& [name, s] : project.services) {
-      if (!selected(f->services, name) || s.image.empty() || !pushed.insert(s.image).second) continue;
+      if (!selected(f->services, name)) continue;
+      // As compose: only images the project builds are pushed (a service
+      // with both build and image); the others are someone else's.
+      if (!s.build || s.image.empty()) {
+        if (!f->quiet) say(name + " Skipped");
+        continue;
+      }
+      if (!pushed.insert(s.image).second) continue;
       if (!f->quiet) say(name + " Pushing");
       images::ProgressFn progress;
       if (!f->quiet)

@@ -40,7 +40,8 @@ struct ProjectPullOptions {
   // every service (`up --pull`).
   std::string policy;
   // `up`: honour the policies (never, build, missing, daily, ...);
-  // `compose pull`: pull every image except never and build ones.
+  // `compose pull`: pull every image except never and build ones (and,
+  // with an explicit missing, those already here).
   bool for_up = false;
   bool quiet = false;
   bool ignore_failures = false;  // --ignore-pull-failures
@@ -64,6 +65,6 @@ void add_compose_push(CLI::App& parent, GlobalOptions& global, const std::shared
 // `berth pull` with no image but a project (-f, -p, --project-directory, or
 // a compose file in the current directory): compose's pull.
 void run_project_pull(const ProjectFlags& project, const GlobalOptions& global, const std::vector<std::string>& services,
-                      bool quiet, bool ignore_failures);
+                      bool quiet, bool ignore_failures, const std::string& policy = "");
 
 }  // namespace berth::cli

@@ -147,11 +147,15 @@ TEST_F(RegistryComposeTest, RefreshPolicyPullsOnlyWhenTheImageIsOlderThanItsInte
 TEST_F(RegistryComposeTest, ComposePushThenComposePullRoundTrip) {
   // The service's image is in the source root only; push it from there.
   std::string source = source_root(ref_);
-  write_app(app(ref_) + "  other:\n    image: " + registry_->address() + "/berth/missing:1\n    network_mode: none\n");
-  Result push = run_berth({"--root", source, "compose", "push", "web"}, "", {}, project_dir_);
+  // As compose, push is for the images the project builds (build and image);
+  // other's image is someone else's and is skipped.
+  write_app(app(ref_, "    build: .\n") + "  other:\n    image: " + registry_->address() + "/berth/missing:1\n    network_mode: none\n");
+  Result push = run_berth({"--root", source, "compose", "push"}, "", {}, project_dir_);
   ASSERT_EQ(push.exit_code, 0) << push.out << push.err;
   EXPECT_NE(push.err.find("web Pushed"), std::string::npos) << push.err;
+  EXPECT_NE(push.err.find("other Skipped"), std::string::npos) << push.err;
   EXPECT_GE(requests(*registry_, "PUT", "/manifests/1"), 1) << registry_->log();
+  EXPECT_EQ(requests(*registry_, "PUT", "/berth/missing/manifests/"), 0) << registry_->log();
   std::string id = nlohmann::json::parse(run_berth({"--root", source, "image", "inspect", ref_}).out)[0].value("Id", "");
 
   // compose pull: web's image arrives; other's does not exist, which fails the pull...
@@ -169,6 +173,13 @@ TEST_F(RegistryComposeTest, ComposePushThenComposePullRoundTrip) {
   EXPECT_EQ(plain.exit_code, 0) << plain.err;
   EXPECT_NE(plain.err.find("web Pulled"), std::string::npos) << plain.err;
   EXPECT_EQ(plain.err.find("other"), std::string::npos) << plain.err;
+  // An explicit missing policy (--policy, or the service's pull_policy) skips an image already here.
+  int manifests = requests(*registry_, "GET", "/manifests/");
+  Result missing = compose({"compose", "pull", "--policy", "missing", "web"});
+  EXPECT_EQ(missing.exit_code, 0) << missing.err;
+  EXPECT_NE(missing.err.find("web Skipped - Image is already present locally"), std::string::npos) << missing.err;
+  EXPECT_EQ(requests(*registry_, "GET", "/manifests/"), manifests) << registry_->log();
+  EXPECT_NE(compose({"compose", "pull", "--policy", "sometimes"}).exit_code, 0);
   // The docker-style `berth pull REF` still works as before.
   Result one = compose({"pull", ref_});
   EXPECT_EQ(one.exit_code, 0) << one.err;
