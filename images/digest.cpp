@@ -4,6 +4,9 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "base/error.h"
@@ -70,6 +73,72 @@ std::string sha256_file(const std::string& path) {
 std::string digest_hex(std::string_view digest) {
   if (!is_sha256_digest(digest)) throw Error("invalid digest \"" + std::string(digest) + "\" (want sha256:<64 hex digits>)");
   return std::string(digest.substr(7));
+}
+
+struct Sha256Behind::Impl {
+  Sha256 hash;
+  std::mutex mutex;
+  std::condition_variable cv;
+  const void* data = nullptr;
+  size_t size = 0;
+  bool busy = false, quit = false;
+  std::thread worker;
+
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      cv.wait(lock, [&] { return busy || quit; });
+      if (!busy) return;
+      const void* d = data;
+      size_t n = size;
+      lock.unlock();
+      hash.update(d, n);
+      lock.lock();
+      busy = false;
+      cv.notify_all();
+    }
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return !busy; });
+  }
+  void stop() {
+    if (!worker.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      quit = true;
+    }
+    cv.notify_all();
+    worker.join();
+  }
+};
+
+Sha256Behind::Sha256Behind() : impl_(std::make_unique<Impl>()) {}
+
+Sha256Behind::~Sha256Behind() {
+  impl_->wait();
+  impl_->stop();
+}
+
+void Sha256Behind::update(const void* data, size_t size) {
+  if (!size) return;
+  impl_->wait();
+  if (!impl_->worker.joinable()) impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->data = data;
+    impl_->size = size;
+    impl_->busy = true;
+  }
+  impl_->cv.notify_all();
+}
+
+void Sha256Behind::wait() { impl_->wait(); }
+
+std::string Sha256Behind::finish() {
+  impl_->wait();
+  impl_->stop();
+  return impl_->hash.finish();
 }
 
 }  // namespace berth::images

@@ -24,6 +24,26 @@ class Sha256 {
   std::unique_ptr<Impl> impl_;
 };
 
+// A Sha256 that hashes each block on a thread of its own while the caller
+// goes on (unpacking the same block: the digest then costs no wall time on
+// a second core). The block must stay unchanged until the next call of
+// update() or wait(), both of which first wait for the previous block.
+class Sha256Behind {
+ public:
+  Sha256Behind();
+  ~Sha256Behind();
+  Sha256Behind(const Sha256Behind&) = delete;
+  Sha256Behind& operator=(const Sha256Behind&) = delete;
+  void update(const void* data, size_t size);
+  // Returns once the last block handed over is hashed (its buffer is free).
+  void wait();
+  std::string finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // "sha256:<hex>" of data.
 std::string sha256_digest(std::string_view data);
 // "sha256:<hex>" of a file's contents.

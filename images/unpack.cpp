@@ -53,7 +53,7 @@ struct HashingReader {
   ReadFn source;
   bool from_fd = false;
   bool hashing = true;
-  Sha256 hash;
+  Sha256Behind hash;  // hashes a block while libarchive unpacks it
   uint64_t bytes = 0;
   uint64_t last_report = 0;
   const BytesProgress* progress = nullptr;
@@ -67,6 +67,7 @@ struct HashingReader {
     auto* self = static_cast<HashingReader*>(self_ptr);
     size_t n;
     try {
+      self->hash.wait();  // the last block's hashing still reads the buffer
       n = self->source(self->buffer.data(), self->buffer.size());
     } catch (const Error& e) {
       self->error = e.err() ? e.err() : EIO;
@@ -90,6 +91,7 @@ struct HashingReader {
   // Hashes what libarchive did not read (padding after the end-of-archive blocks).
   void drain() {
     for (;;) {
+      hash.wait();
       size_t n = source(buffer.data(), buffer.size());
       if (n == 0) break;
       if (hashing) hash.update(buffer.data(), n);
@@ -558,7 +560,7 @@ struct TeeReader {
   archive* inner = nullptr;
   const HashingReader* input = nullptr;
   int tar_fd = -1;
-  Sha256 hash;
+  Sha256Behind hash;  // hashes a block while it is written and unpacked
   uint64_t bytes = 0;
   bool eof = false;
   std::exception_ptr failure;
@@ -569,6 +571,7 @@ struct TeeReader {
     *size = 0;
     while (!eof) {
       la_int64_t offset;
+      hash.wait();  // the last block, which the next read may overwrite, is still being hashed
       int r = archive_read_data_block(inner, block, size, &offset);
       if (r == ARCHIVE_EOF) {
         eof = true;

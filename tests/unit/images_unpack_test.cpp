@@ -303,3 +303,29 @@ TEST(ImagesDigest, Sha256OfKnownInput) {
   EXPECT_EQ(berth::images::sha256_digest("abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_THROW(berth::images::digest_hex("sha256:xyz"), Error);
 }
+
+namespace berth::images {
+namespace {
+
+// The hash that runs behind on its own thread gives the digest of the
+// whole stream, with one buffer reused for every block (update and wait
+// return only when the last block is hashed).
+TEST(ImagesDigest, Sha256BehindMatchesSha256OverReusedBuffers) {
+  std::string whole;
+  Sha256Behind behind;
+  std::vector<char> buffer(1 << 16);
+  for (int block = 0; block < 200; ++block) {
+    behind.wait();
+    size_t n = buffer.size() - static_cast<size_t>(block * 37 % 1000);
+    for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<char>((block * 131 + i * 7) & 0xff);
+    whole.append(buffer.data(), n);
+    behind.update(buffer.data(), n);
+  }
+  EXPECT_EQ(behind.finish(), sha256_digest(whole));
+  Sha256Behind empty;
+  EXPECT_EQ(empty.finish(), sha256_digest(""));
+  { Sha256Behind dropped; dropped.update(buffer.data(), 10); }  // destroyed mid-hash: joins, no crash
+}
+
+}  // namespace
+}  // namespace berth::images
