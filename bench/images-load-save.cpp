@@ -182,8 +182,10 @@ static int run_bench(int argc, char** argv) {
   // parent flagged as ext4's top of a directory tree (what the store does
   // for its own unpacks), so that each starts in a block group of its own
   // instead of one full of inodes freed moments ago (ext4 without a journal
-  // scans past those: on this kind of disk that alone varied either side by
-  // 2-6x from run to run); rounds alternate between the two; best of each.
+  // skips, one lookup each, inodes freed in the last 60 s, 360 s while their
+  // table block is dirty: on this kind of disk that alone varied either side
+  // by 2-6x from run to run); rounds alternate between the two, so both meet
+  // the same disk; best of each.
   double unpack_total = 0, tar_total = 0;
   std::string area = dir + "/unpack";
   berth::make_dirs(area);
