@@ -50,6 +50,10 @@ ReadFn fd_reader(int fd) {
 struct HashingReader {
   explicit HashingReader(int fd) : source(fd_reader(fd)), from_fd(true) {}
   explicit HashingReader(ReadFn f) : source(std::move(f)) {}
+  // The hash may still be reading buffer, which is destroyed before it.
+  ~HashingReader() { hash.wait(); }
+  HashingReader(const HashingReader&) = delete;
+  HashingReader& operator=(const HashingReader&) = delete;
   ReadFn source;
   bool from_fd = false;
   bool hashing = true;
@@ -565,6 +569,9 @@ struct TeeReader {
   bool eof = false;
   std::exception_ptr failure;
   std::string error;
+
+  // The hash may still be reading a block of inner's.
+  ~TeeReader() { hash.wait(); }
 
   // The next uncompressed block (size 0 at the end).
   bool next(const void** block, size_t* size) {
