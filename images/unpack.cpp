@@ -21,6 +21,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/write_all.h"
 #include "images/digest.h"
 
 namespace berth::images {
@@ -117,17 +118,20 @@ std::string archive_error(archive* a, const HashingReader& reader) {
   return s ? s : "unknown archive error";
 }
 
+// A decompressor (any filter libarchive knows, or none) over reader: its
+// one "raw" entry is the uncompressed stream.
+ArchivePtr open_decompressor(HashingReader& reader, const std::string& what) {
+  ArchivePtr a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_raw(a.get());
+  archive_read_support_format_empty(a.get());
+  if (archive_read_open(a.get(), &reader, nullptr, &HashingReader::read, nullptr) != ARCHIVE_OK)
+    throw Error(what + ": cannot read: " + archive_error(a.get(), reader));
+  return a;
+}
+
 void write_all(int fd, const void* data, size_t size, const std::string& what) {
-  const char* p = static_cast<const char*>(data);
-  while (size) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("cannot write " + what);
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
+  if (!berth::write_all(fd, static_cast<const char*>(data), size)) throw_errno("cannot write " + what);
 }
 
 // The process umask, read without changing it (umask(2) cannot read it
@@ -178,14 +182,9 @@ const char* to_string(Compression c) {
 }
 
 DecompressResult decompress_stream(int in_fd, int out_fd, const std::string& what, const BytesProgress& progress) {
-  ArchivePtr a(archive_read_new());
-  archive_read_support_filter_all(a.get());
-  archive_read_support_format_raw(a.get());
-  archive_read_support_format_empty(a.get());
   HashingReader reader(in_fd);
   reader.progress = &progress;
-  if (archive_read_open(a.get(), &reader, nullptr, &HashingReader::read, nullptr) != ARCHIVE_OK)
-    throw Error(what + ": cannot read: " + archive_error(a.get(), reader));
+  ArchivePtr a = open_decompressor(reader, what);
   DecompressResult result;
   Sha256 out_hash;
   archive_entry* entry = nullptr;
@@ -624,15 +623,10 @@ struct TeeReader {
 StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
                                        bool hash_input, const BytesProgress& progress) {
   const std::string what = "layer " + layer_name;
-  ArchivePtr inner(archive_read_new());
-  archive_read_support_filter_all(inner.get());
-  archive_read_support_format_raw(inner.get());
-  archive_read_support_format_empty(inner.get());
   HashingReader input(read);
   input.progress = &progress;
   input.hashing = hash_input;
-  if (archive_read_open(inner.get(), &input, nullptr, &HashingReader::read, nullptr) != ARCHIVE_OK)
-    throw Error(what + ": cannot read: " + archive_error(inner.get(), input));
+  ArchivePtr inner = open_decompressor(input, what);
   TeeReader tee;
   tee.inner = inner.get();
   tee.input = &input;
