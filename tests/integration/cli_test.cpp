@@ -51,6 +51,17 @@ TEST(Cli, VersionFlagPrintsTheVersionLine) {
   EXPECT_EQ(flag.out.rfind("berth version ", 0), 0u) << flag.out;
 }
 
+// The version line names the commit the binary was built from, also after
+// later commits (CMake configures again when HEAD moves).
+TEST(Cli, VersionNamesTheCommitOfTheSourceTree) {
+  auto head = berth::test::run({"/usr/bin/git", "-C", std::string(BERTH_TESTS_DIR) + "/..", "rev-parse", "--short", "HEAD"});
+  if (head.exit_code != 0 || head.out.empty()) GTEST_SKIP() << "not a git checkout: " << head.err;
+  std::string commit = head.out.substr(0, head.out.find('\n'));
+  auto r = run_berth({"--version"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("build " + commit), std::string::npos) << r.out << " (HEAD is " << commit << ")";
+}
+
 TEST(Cli, InfoReportsRootsKernelAndCgroups) {
   berth::test::TempDir dir;
   auto r = run_berth({"--root", dir.path() + "/root", "--run-root", dir.path() + "/run", "info", "--format", "json"});
