@@ -37,6 +37,22 @@ inline void remove_at_exit(const std::string& dir, bool keep) {
   });
 }
 
+// A fresh ext4 filesystem (mkfs defaults: with a journal, as a server's
+// disk) in a sparse file under dir, mounted at dir/fs; unmounted at exit
+// (before remove_at_exit removes dir: call this after it). Returns dir/fs.
+inline std::string mount_fresh_ext4(const std::string& dir, size_t size_mb) {
+  static std::string mount_point;
+  std::string image = dir + "/fs.img";
+  must(berth::test::run({"/usr/bin/truncate", "-s", std::to_string(size_mb) + "M", image}), "truncate");
+  must(berth::test::run({"/usr/sbin/mkfs.ext4", "-q", "-F", image}), "mkfs.ext4");
+  std::string mnt = dir + "/fs";
+  berth::make_dirs(mnt);
+  must(berth::test::run({"/bin/mount", "-o", "loop", image, mnt}), "mount -o loop");
+  mount_point = mnt;
+  std::atexit([] { berth::test::run({"/bin/umount", mount_point}); });
+  return mnt;
+}
+
 inline void write_file(const std::string& path, const std::string& data) {
   berth::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd || ::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))

@@ -62,15 +62,21 @@ std::string PrivateDockerd::unavailable_reason() {
   return "";
 }
 
-PrivateDockerd::PrivateDockerd(int timeout_seconds) {
+PrivateDockerd::PrivateDockerd(int timeout_seconds, const std::string& data_parent) {
   // Under /tmp: unix socket paths must stay short (108 bytes).
   char tmpl[] = "/tmp/berth-dockerd-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
   socket_ = dir_ + "/docker.sock";
+  data_root_ = dir_ + "/data";
+  if (!data_parent.empty()) {
+    std::string data_tmpl = data_parent + "/dockerd-data-XXXXXX";
+    if (!::mkdtemp(data_tmpl.data())) throw std::runtime_error("mkdtemp under " + data_parent + " failed");
+    data_root_ = data_tmpl;
+  }
   std::string dockerd = find_in_path("dockerd");
   std::vector<std::string> args = {dockerd,
-                                   "--data-root=" + dir_ + "/data",
+                                   "--data-root=" + data_root_,
                                    "--exec-root=" + dir_ + "/exec",
                                    "--pidfile=" + dir_ + "/docker.pid",
                                    "--host=unix://" + socket_,
@@ -133,8 +139,12 @@ void PrivateDockerd::stop() {
     pid_ = -1;
   }
   if (dir_.empty()) return;
-  for (auto& m : mounts_under(dir_)) ::umount2(m.c_str(), MNT_DETACH);
   std::error_code ec;
+  if (data_root_.rfind(dir_ + "/", 0) != 0) {
+    for (auto& m : mounts_under(data_root_)) ::umount2(m.c_str(), MNT_DETACH);
+    std::filesystem::remove_all(data_root_, ec);
+  }
+  for (auto& m : mounts_under(dir_)) ::umount2(m.c_str(), MNT_DETACH);
   std::filesystem::remove_all(dir_, ec);
   dir_.clear();
 }

@@ -20,7 +20,10 @@ class PrivateDockerd {
 
   // Starts dockerd and waits (up to timeout_seconds) until it answers. Throws
   // std::runtime_error with the tail of its log when it does not come up.
-  explicit PrivateDockerd(int timeout_seconds = 60);
+  // data_parent: where its data root goes (a directory made under it and
+  // removed with the engine; "" = its own directory under /tmp), so a bench
+  // can put docker's layers on the same filesystem as berth's.
+  explicit PrivateDockerd(int timeout_seconds = 60, const std::string& data_parent = {});
   ~PrivateDockerd();
   PrivateDockerd(const PrivateDockerd&) = delete;
   PrivateDockerd& operator=(const PrivateDockerd&) = delete;
@@ -36,6 +39,7 @@ class PrivateDockerd {
  private:
   void stop();
   std::string dir_;
+  std::string data_root_;
   std::string socket_;
   pid_t pid_ = -1;
 };
