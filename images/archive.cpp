@@ -20,6 +20,7 @@
 #include "images/images.h"
 #include "images/store_internal.h"
 #include "images/tar_writer.h"
+#include "images/unpack.h"
 
 namespace berth::images {
 
@@ -440,16 +441,39 @@ void Store::save(const std::vector<std::string>& names, ArchiveFormat format, in
     const ImageRecord& rec = index.images.at(id);
     nlohmann::json layers = nlohmann::json::array(), layer_paths = nlohmann::json::array();
     for (auto& d : rec.diff_ids) {
-      uint64_t size = layer_tar_size(dir_, d);
-      std::string name = "blobs/sha256/" + digest_hex(d);
-      layers.push_back({{"mediaType", kOciLayerTar}, {"digest", d}, {"size", size}});
+      LayerMeta meta = read_layer_meta(dir_, d);
+      // The Docker format names uncompressed tars by DiffID: a compressed
+      // blob is decompressed into the archive, its DiffID verified on the
+      // way. The OCI layout carries the blob as stored, with its media type.
+      bool inflate = format == ArchiveFormat::Docker && meta.blob.compressed();
+      const std::string& digest = inflate ? d : meta.blob.digest;
+      uint64_t size = inflate ? meta.tar_size : meta.blob.size;
+      std::string name = "blobs/sha256/" + digest_hex(digest);
+      layers.push_back({{"mediaType", inflate ? kOciLayerTar : meta.blob.media_type}, {"digest", digest}, {"size", size}});
       layer_paths.push_back(name);
-      if (!written.insert(d).second) continue;
+      if (!written.insert(digest).second) continue;
       std::string shown = short_id(d);
-      if (progress) progress(ProgressEvent{ProgressEvent::Kind::Start, "Saving layer", shown, 0, size});
-      tar.add_file(name, blob_path(dir_, d), [&](uint64_t done) {
+      auto advance = [&](uint64_t done) {
         if (progress) progress(ProgressEvent{ProgressEvent::Kind::Advance, "Saving layer", shown, done, size});
-      });
+      };
+      if (progress) progress(ProgressEvent{ProgressEvent::Kind::Start, "Saving layer", shown, 0, size});
+      if (!inflate) {
+        tar.add_file(name, blob_path(dir_, digest), advance);
+      } else {
+        std::string blob = blob_path(dir_, meta.blob.digest);
+        tar.add_stream(name, size, [&](int fd) {
+          UniqueFd in(::open(blob.c_str(), O_RDONLY | O_CLOEXEC));
+          if (!in) throw_errno("cannot open " + blob);
+          DecompressResult r = decompress_stream(in.get(), fd, "layer " + d + " (blob " + meta.blob.digest + ")", [&](uint64_t done) {
+            advance(meta.blob.size ? done * size / meta.blob.size : done);
+          });
+          if (r.diff_id != d || r.output_size != size)
+            throw Error("layer " + d + ": its stored blob " + meta.blob.digest + " decompresses to " + std::to_string(r.output_size) +
+                        " bytes with digest " + r.diff_id + ", not the layer's DiffID and size (" + std::to_string(size) +
+                        " bytes): the store is damaged");
+          return r.output_size;
+        });
+      }
       if (progress) progress(ProgressEvent{ProgressEvent::Kind::Done, "Saving layer", shown, size, size});
     }
     std::string config = read_file(blob_path(dir_, id));

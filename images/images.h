@@ -6,9 +6,11 @@
 // Layout:
 //   index.json                 images, tags (atomic replace)
 //   holds/<holder>.<image hex> an empty file per hold (e.g. a container's)
-//   blobs/sha256/<hex>         image configs and uncompressed layer tars
+//   blobs/sha256/<hex>         image configs, and each layer's blob as it arrived
+//                              (compressed as pulled or loaded; a tar named by
+//                              its DiffID for imports, commits, older stores)
 //   layers/<diffid hex>/diff   a layer unpacked in overlayfs form
-//   layers/<diffid hex>/meta.json
+//   layers/<diffid hex>/meta.json  DiffID, sizes, and its blob (digest, media type, size)
 //   tmp/                       work in progress; emptied by every writer
 //
 // images/ knows nothing of compose files, containers or networks: callers

@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/write_all.h"
 #include "images/digest.h"
 #include "images/registry.h"
 #include "images/registry_internal.h"
@@ -34,7 +35,6 @@ constexpr const char* kDockerManifestList = "application/vnd.docker.distribution
 constexpr const char* kOciManifest = "application/vnd.oci.image.manifest.v1+json";
 constexpr const char* kOciIndex = "application/vnd.oci.image.index.v1+json";
 constexpr const char* kOciConfig = "application/vnd.oci.image.config.v1+json";
-constexpr const char* kOciLayerTar = "application/vnd.oci.image.layer.v1.tar";
 constexpr const char* kAccept =
     "Accept: application/vnd.docker.distribution.manifest.v2+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -149,6 +149,7 @@ Descriptor descriptor(const nlohmann::json& j, const std::string& what) {
 constexpr int kResumes = 4;
 // Bytes buffered between a layer's download and its unpack.
 constexpr size_t kChannelBytes = 1u << 20;
+constexpr uint64_t kWritebackBytes = 8u << 20;
 
 void get_blob(RegistryClient& client, const Descriptor& d, const std::string& what,
               const std::function<void(const char*, size_t)>& sink, std::string* memory, Progress* progress) {
@@ -341,10 +342,10 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
 
   // Only the layers the store lacks are fetched. Each layer goes through in
   // one pass: its worker downloads (hashing the compressed bytes as they
-  // stream) into a bounded channel that a second thread decompresses,
-  // writes once as the layer's tar blob and unpacks, hashing the DiffID.
-  // Both digests are checked before anything is committed; on any error the
-  // work dir (partial tar and tree) goes with `work`.
+  // stream), writes the bytes as they came as the layer's blob and feeds a
+  // bounded channel that a second thread decompresses and unpacks, hashing
+  // the DiffID. Both digests are checked before anything is committed; on
+  // any error the work dir (partial blob and tree) goes with `work`.
   WorkDir work(dir, "pull");
   spread_directories(work.path());  // each layer dir in a block group of its own
   // ext4 starts looking for such a group at a hash of the directory's name:
@@ -368,18 +369,19 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   auto pull_layer = [&](size_t i, StagedLayer& out) {
     const std::string& expected = diff_ids[i];
     out.diff_id = expected;
-    out.tar_path = work.next_name("tar-");
+    out.blob_file = work.next_name("blob-");
     out.dir = work.next_name(layer_stem);
     make_dirs(out.dir + "/diff");
     ::chmod((out.dir + "/diff").c_str(), 0755);
-    UniqueFd tar(::open(out.tar_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!tar) throw_errno("cannot create " + out.tar_path);
+    UniqueFd blob(::open(out.blob_file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!blob) throw_errno("cannot create " + out.blob_file);
+    uint64_t written = 0, flushing = 0;
     ByteChannel channel(kChannelBytes);
     StreamUnpackResult unpacked;
     std::exception_ptr unpack_failure, download_failure;
     std::thread unpacker([&] {
       try {
-        unpacked = unpack_layer_stream([&](char* buf, size_t cap) { return channel.read(buf, cap); }, tar.get(), out.dir + "/diff",
+        unpacked = unpack_layer_stream([&](char* buf, size_t cap) { return channel.read(buf, cap); }, -1, out.dir + "/diff",
                                        expected, false);
       } catch (...) {
         unpack_failure = std::current_exception();
@@ -390,6 +392,13 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
       get_blob(client, layers[i], "layer",
                [&](const char* data, size_t n) {
                  if (!channel.write(data, n)) throw UnpackStopped();
+                 if (!write_all(blob.get(), data, n)) throw_errno("cannot write " + out.blob_file);
+                 written += n;
+                 // Writeback starts now rather than at the commit's syncfs.
+                 if (written - flushing >= kWritebackBytes) {
+                   ::sync_file_range(blob.get(), static_cast<off_t>(flushing), static_cast<off_t>(written - flushing), SYNC_FILE_RANGE_WRITE);
+                   flushing = written;
+                 }
                },
                nullptr, &progress);
       channel.close_write(nullptr);
@@ -407,6 +416,8 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     if (unpack_failure) std::rethrow_exception(unpack_failure);
     if (unpacked.diff_id != expected)
       throw Error("layer " + expected + " (blob " + layers[i].digest + "): DiffID mismatch: the layer content has digest " + unpacked.diff_id);
+    std::string media_type = layer_media_type(detect_compression(blob.get()));
+    out.blob = LayerBlob{layers[i].digest, media_type.empty() ? layers[i].media_type : media_type, written};
     out.content_size = unpacked.content_size;
     out.tar_size = unpacked.tar_size;
   };
@@ -477,10 +488,16 @@ PushResult push_image(Store& store, const Reference& ref, const RegistryOptions&
   // Repositories on the same registry that already hold a blob: those the
   // store's images with that layer were pushed to or pulled from (their
   // RepoDigests and tags). A blob there is mounted, not uploaded.
-  std::map<std::string, std::vector<std::string>> mount_sources;
+  // Each layer is sent as the store keeps it: the blob as pulled or loaded
+  // (compressed, with its own digest and media type), or the uncompressed
+  // tar of layers berth made or stored before it kept blobs as they came.
+  std::map<std::string, std::vector<std::string>> mount_sources;  // blob digest -> repositories
+  std::map<std::string, LayerBlob> blobs;                          // DiffID -> its blob
   {
     StoreLock lock(dir, false);
     Index index = Index::read(dir);
+    for (auto& d : image.diff_ids)
+      if (!blobs.count(d)) blobs[d] = read_layer_meta(dir, d).blob;
     std::map<std::string, std::set<std::string>> repos_of_image;
     for (auto& [id, record] : index.images)
       for (auto& rd : record.repo_digests) repos_of_image[id].insert(rd.substr(0, rd.find('@')));
@@ -492,7 +509,7 @@ PushResult push_image(Store& store, const Reference& ref, const RegistryOptions&
     }
     const std::string prefix = ref.domain + "/";
     for (auto& d : image.diff_ids) {
-      auto& list = mount_sources[d];
+      auto& list = mount_sources[blobs[d].digest];
       for (auto& [id, record] : index.images) {
         if (std::find(record.diff_ids.begin(), record.diff_ids.end(), d) == record.diff_ids.end()) continue;
         for (auto& repo : repos_of_image[id])
@@ -578,10 +595,12 @@ PushResult push_image(Store& store, const Reference& ref, const RegistryOptions&
 
   nlohmann::json layers = nlohmann::json::array();
   std::set<std::string> done;
-  for (auto& d : image.diff_ids) {
+  for (auto& diff_id : image.diff_ids) {
+    const LayerBlob& blob = blobs.at(diff_id);
+    const std::string& d = blob.digest;
     std::string file = blob_path(dir, d);
-    uint64_t size = layer_tar_size(dir, d);
-    layers.push_back({{"mediaType", kOciLayerTar}, {"digest", d}, {"size", size}});
+    uint64_t size = blob.size;
+    layers.push_back({{"mediaType", blob.media_type}, {"digest", d}, {"size", size}});
     if (!done.insert(d).second) continue;
     progress(ProgressEvent::Kind::Start, "Preparing", d, 0, size);
     switch (push_blob(d, file, nullptr, "layer", size)) {

@@ -155,26 +155,68 @@ std::string blob_path(const std::string& store_dir, const std::string& digest) {
 std::string layer_path(const std::string& store_dir, const std::string& diff_id) {
   return store_dir + "/layers/" + digest_hex(diff_id);
 }
-bool layer_exists(const std::string& store_dir, const std::string& diff_id) {
-  return path_exists(layer_path(store_dir, diff_id) + "/meta.json") && path_exists(blob_path(store_dir, diff_id));
+const char* const kLayerTar = "application/vnd.oci.image.layer.v1.tar";
+const char* const kLayerTarGzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+const char* const kLayerTarZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+std::string layer_media_type(Compression c) {
+  switch (c) {
+    case Compression::None: return kLayerTar;
+    case Compression::Gzip: return kLayerTarGzip;
+    case Compression::Zstd: return kLayerTarZstd;
+    default: return "";
+  }
 }
 
+// The meta.json of a layer, parsed; an empty object when absent or unreadable.
 static nlohmann::json layer_meta(const std::string& store_dir, const std::string& diff_id) {
   std::string text;
-  if (!read_file_if_exists(layer_path(store_dir, diff_id) + "/meta.json", text)) return nlohmann::json::object();
+  if (!read_file_if_exists(layer_path(store_dir, diff_id) + "/meta.json", text)) return nlohmann::json();
   try {
-    return nlohmann::json::parse(text);
+    nlohmann::json j = nlohmann::json::parse(text);
+    return j.is_object() ? j : nlohmann::json::object();
   } catch (const nlohmann::json::exception&) {
     return nlohmann::json::object();
   }
 }
-uint64_t layer_content_size(const std::string& store_dir, const std::string& diff_id) {
-  return layer_meta(store_dir, diff_id).value("size", uint64_t{0});
+// The blob digest meta names: its "blob" (berth stores the blob as it
+// arrived), else the DiffID (older berth kept the uncompressed tar).
+static std::string meta_blob_digest(const nlohmann::json& meta, const std::string& diff_id) {
+  if (meta.contains("blob") && meta["blob"].is_object()) {
+    std::string d = meta["blob"].value("digest", "");
+    if (is_sha256_digest(d)) return d;
+  }
+  return diff_id;
 }
-uint64_t layer_tar_size(const std::string& store_dir, const std::string& diff_id) {
+bool layer_exists(const std::string& store_dir, const std::string& diff_id) {
+  nlohmann::json meta = layer_meta(store_dir, diff_id);
+  return !meta.is_null() && path_exists(blob_path(store_dir, meta_blob_digest(meta, diff_id)));
+}
+uint64_t layer_content_size(const std::string& store_dir, const std::string& diff_id) {
+  nlohmann::json meta = layer_meta(store_dir, diff_id);
+  return meta.is_object() ? meta.value("size", uint64_t{0}) : 0;
+}
+LayerMeta read_layer_meta(const std::string& store_dir, const std::string& diff_id) {
+  nlohmann::json meta = layer_meta(store_dir, diff_id);
+  if (meta.is_null()) throw Error("layer " + diff_id + " is not in the store (no " + layer_path(store_dir, diff_id) + "/meta.json)");
+  LayerMeta out;
+  out.diff_id = diff_id;
+  out.content_size = meta.value("size", uint64_t{0});
+  out.tar_size = meta.value("tar_size", uint64_t{0});
+  out.blob.digest = meta_blob_digest(meta, diff_id);
   struct stat st {};
-  if (::stat(blob_path(store_dir, diff_id).c_str(), &st) != 0) throw_errno("layer " + diff_id + " is missing its tar blob");
-  return static_cast<uint64_t>(st.st_size);
+  std::string file = blob_path(store_dir, out.blob.digest);
+  if (::stat(file.c_str(), &st) != 0) throw_errno("layer " + diff_id + " is missing its blob " + file);
+  out.blob.size = static_cast<uint64_t>(st.st_size);
+  if (out.blob.digest == diff_id) {
+    out.blob.media_type = kLayerTar;
+    out.tar_size = out.blob.size;
+  } else {
+    out.blob.media_type = meta["blob"].value("media_type", "");
+    if (out.blob.media_type.empty()) throw Error("layer " + diff_id + ": meta.json names blob " + out.blob.digest + " without its media type");
+    if (out.tar_size == 0) throw Error("layer " + diff_id + ": meta.json has no tar_size for its compressed blob " + out.blob.digest);
+  }
+  return out;
 }
 
 std::string short_id(const std::string& digest) {
@@ -224,18 +266,56 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
   ::fstat(src.get(), &st);
   std::string shown = short_id(expected_diff_id.empty() ? (known_digest.empty() ? "sha256:new" : known_digest) : expected_diff_id);
   Compression compression = detect_compression(src.get());
-  std::string tar_path = src_path;
+  std::string media_type = layer_media_type(compression);
+  std::string blob_file = src_path;
   std::string diff_id;
+  if (compression == Compression::Gzip || compression == Compression::Zstd) {
+    // Kept as it arrived: the compressed file becomes the blob, and the
+    // layer unpacks from it in one pass that also hashes the DiffID.
+    if (!expected_diff_id.empty() && layer_exists(store_dir, expected_diff_id)) {
+      staged.diff_id = expected_diff_id;
+      staged.already_stored = true;
+      emit(progress, ProgressEvent::Kind::AlreadyExists, "Loading layer", shown, 0, 0);
+      return staged;
+    }
+    staged.dir = work.next_name("layer-");
+    make_dirs(staged.dir + "/diff");
+    ::chmod((staged.dir + "/diff").c_str(), 0755);
+    uint64_t total = static_cast<uint64_t>(st.st_size);
+    emit(progress, ProgressEvent::Kind::Start, "Loading layer", shown, 0, total);
+    int fd = src.get();
+    StreamUnpackResult r = unpack_layer_stream(
+        [&](char* buf, size_t cap) -> size_t {
+          for (;;) {
+            ssize_t n = ::read(fd, buf, cap);
+            if (n >= 0) return static_cast<size_t>(n);
+            if (errno != EINTR) throw_errno("cannot read " + src_path);
+          }
+        },
+        -1, staged.dir + "/diff", expected_diff_id.empty() ? "(new)" : expected_diff_id, known_digest.empty(),
+        [&](uint64_t done) { emit(progress, ProgressEvent::Kind::Advance, "Loading layer", shown, done, total); });
+    if (!expected_diff_id.empty() && r.diff_id != expected_diff_id)
+      throw Error("layer " + expected_diff_id + ": DiffID mismatch: the layer content has digest " + r.diff_id);
+    staged.diff_id = r.diff_id;
+    staged.blob_file = src_path;
+    staged.blob = LayerBlob{known_digest.empty() ? r.input_digest : known_digest, media_type, static_cast<uint64_t>(st.st_size)};
+    staged.content_size = r.content_size;
+    staged.tar_size = r.tar_size;
+    emit(progress, ProgressEvent::Kind::Done, "Loading layer", shown, total, total);
+    if (layer_exists(store_dir, staged.diff_id)) staged.already_stored = true;
+    return staged;
+  }
   if (compression != Compression::None) {
-    tar_path = work.next_name("decompressed-");
-    UniqueFd out(::open(tar_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!out) throw_errno("cannot create " + tar_path);
+    // bzip2 and xz have no OCI media type: such a layer is stored as its tar.
+    blob_file = work.next_name("decompressed-");
+    UniqueFd out(::open(blob_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!out) throw_errno("cannot create " + blob_file);
     DecompressResult r = decompress_stream(src.get(), out.get(), label, [&](uint64_t done) {
       emit(progress, ProgressEvent::Kind::Advance, "Decompressing layer", shown, done, static_cast<uint64_t>(st.st_size));
     });
     diff_id = r.diff_id;
-    src = UniqueFd(::open(tar_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!src) throw_errno("cannot open " + tar_path);
+    src = UniqueFd(::open(blob_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!src) throw_errno("cannot open " + blob_file);
     ::fstat(src.get(), &st);
     ::unlink(src_path.c_str());  // the compressed copy is no longer needed; frees disk early
   } else if (!known_digest.empty()) {
@@ -265,7 +345,8 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
       throw Error("layer " + expected_diff_id + ": DiffID mismatch: the layer content has digest " + diff_id);
   }
   staged.diff_id = diff_id;
-  staged.tar_path = tar_path;
+  staged.blob_file = blob_file;
+  staged.blob = LayerBlob{diff_id, kLayerTar, r.tar_size};
   staged.content_size = r.content_size;
   staged.tar_size = r.tar_size;
   emit(progress, ProgressEvent::Kind::Done, "Loading layer", shown, total, total);
@@ -275,7 +356,7 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
 
 void commit_layer(const std::string& store_dir, const StagedLayer& layer) {
   if (layer.already_stored || layer_exists(store_dir, layer.diff_id)) return;
-  // The layer's files and tar reach the disk before anything names them:
+  // The layer's files and blob reach the disk before anything names them:
   // after a power cut the index never points at a half-written layer. One
   // syncfs flushes every staged layer of this load at once (the calls for
   // the following layers find little left to write).
@@ -284,12 +365,16 @@ void commit_layer(const std::string& store_dir, const StagedLayer& layer) {
     if (!fd || ::syncfs(fd.get()) != 0) throw_errno("cannot flush layer " + layer.diff_id + " to disk");
   }
   nlohmann::json meta = {{"diff_id", layer.diff_id}, {"size", layer.content_size}, {"tar_size", layer.tar_size}};
+  meta["blob"] = {{"digest", layer.blob.digest}, {"media_type", layer.blob.media_type}, {"size", layer.blob.size}};
   write_file_atomic(layer.dir + "/meta.json", meta.dump() + "\n");
+  // The blob first: a layer directory in the store always has its blob
+  // (a crash between the renames leaves a blob no layer names, swept by
+  // the next rmi or prune).
+  std::string blob = blob_path(store_dir, layer.blob.digest);
+  if (::rename(layer.blob_file.c_str(), blob.c_str()) != 0) throw_errno("cannot move layer blob into " + blob);
   std::string dest = layer_path(store_dir, layer.diff_id);
   remove_tree(dest);  // a leftover of a crash between these renames
   if (::rename(layer.dir.c_str(), dest.c_str()) != 0) throw_errno("cannot move layer into " + dest);
-  std::string blob = blob_path(store_dir, layer.diff_id);
-  if (::rename(layer.tar_path.c_str(), blob.c_str()) != 0) throw_errno("cannot move layer tar into " + blob);
 }
 
 std::string register_image(const std::string& store_dir, Index& index, const std::string& config_bytes,
@@ -460,17 +545,18 @@ void Store::tag(const std::string& source, const std::string& target) {
 // crash may have left between the renames and the index write.
 static void collect_garbage(const std::string& dir, const Index& index, RemoveReport& report) {
   std::set<std::string> live_blobs, live_layers;
+  // A live layer keeps its blob: the one its meta names (as pulled), or
+  // the tar named by its DiffID (older berth).
+  auto keep_layer = [&](const std::string& d) {
+    if (!live_layers.insert(digest_hex(d)).second) return;
+    live_blobs.insert(digest_hex(d));
+    live_blobs.insert(digest_hex(meta_blob_digest(layer_meta(dir, d), d)));
+  };
   for (auto& [id, rec] : index.images) {
     live_blobs.insert(digest_hex(id));
-    for (auto& d : rec.diff_ids) {
-      live_blobs.insert(digest_hex(d));
-      live_layers.insert(digest_hex(d));
-    }
+    for (auto& d : rec.diff_ids) keep_layer(d);
   }
-  for (auto& [d, when] : index.pending_layers) {
-    live_blobs.insert(digest_hex(d));
-    live_layers.insert(digest_hex(d));
-  }
+  for (auto& [d, when] : index.pending_layers) keep_layer(d);
   auto names = [](const std::string& path) {
     std::vector<std::string> out;
     if (DIR* d = ::opendir(path.c_str())) {

@@ -77,12 +77,39 @@ std::string layer_path(const std::string& store_dir, const std::string& diff_id)
 bool layer_exists(const std::string& store_dir, const std::string& diff_id);
 // Content size recorded when the layer was unpacked.
 uint64_t layer_content_size(const std::string& store_dir, const std::string& diff_id);
-uint64_t layer_tar_size(const std::string& store_dir, const std::string& diff_id);
+
+// The OCI media types of a layer blob: plain tar, tar+gzip, tar+zstd.
+extern const char* const kLayerTar;
+extern const char* const kLayerTarGzip;
+extern const char* const kLayerTarZstd;
+// The media type of a layer blob in that compression; "" for bzip2 and xz (no OCI type).
+std::string layer_media_type(Compression c);
+
+// The blob a layer keeps, as it arrived: compressed as pulled or loaded
+// (blobs/sha256/<blob digest hex>), or the uncompressed tar named by its
+// DiffID (layers stored by older berth, imports, commits).
+struct LayerBlob {
+  std::string digest;
+  std::string media_type;
+  uint64_t size = 0;
+  bool compressed() const { return media_type != kLayerTar; }
+};
+// A stored layer's meta.json (layers/<hex>/meta.json).
+struct LayerMeta {
+  std::string diff_id;
+  uint64_t content_size = 0;  // docker's layer Size
+  uint64_t tar_size = 0;      // bytes of the uncompressed tar
+  LayerBlob blob;
+};
+// Reads the layer's meta; a meta without "blob" (older berth) names the
+// uncompressed tar blob of the DiffID. Throws when the layer or its blob is missing.
+LayerMeta read_layer_meta(const std::string& store_dir, const std::string& diff_id);
 
 // A layer unpacked in a work dir, ready to be moved into the store.
 struct StagedLayer {
   std::string diff_id;
-  std::string tar_path;   // uncompressed tar, becomes blobs/sha256/<hex>
+  std::string blob_file;  // the blob as it arrived, becomes blobs/sha256/<blob.digest hex>
+  LayerBlob blob;
   std::string dir;        // work dir holding diff/, becomes layers/<hex>
   uint64_t content_size = 0;
   uint64_t tar_size = 0;

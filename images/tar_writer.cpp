@@ -115,6 +115,14 @@ void TarWriter::add_file(const std::string& name, const std::string& path, const
   pad(size);
 }
 
+void TarWriter::add_stream(const std::string& name, uint64_t size, const std::function<uint64_t(int fd)>& write_body) {
+  header(name, '0', size, 0644);
+  uint64_t wrote = write_body(fd_);
+  if (wrote != size)
+    throw Error("archive entry " + name + ": " + std::to_string(wrote) + " bytes written, its header says " + std::to_string(size));
+  pad(size);
+}
+
 void TarWriter::add_entry(const std::string& name, char type, unsigned mode, std::string_view data, const std::string& link,
                           unsigned uid, unsigned gid) {
   header(name, type, data.size(), mode, link, uid, gid);

@@ -17,6 +17,9 @@ class TarWriter {
   void add_bytes(const std::string& name, std::string_view data);
   // Copies the file at path (size bytes) as entry name; progress gets bytes copied so far.
   void add_file(const std::string& name, const std::string& path, const std::function<void(uint64_t)>& progress = {});
+  // A file entry of size bytes whose body write_body writes straight to the
+  // archive's fd, returning how many bytes it wrote (anything but size throws).
+  void add_stream(const std::string& name, uint64_t size, const std::function<uint64_t(int fd)>& write_body);
   // Any entry: type '0' file, '1' hardlink, '2' symlink, '5' directory, '6' fifo
   // (link is the hardlink or symlink target). Used for layers built in memory.
   void add_entry(const std::string& name, char type, unsigned mode, std::string_view data = {},
