@@ -27,6 +27,10 @@ struct DecompressResult {
   uint64_t output_size = 0;
 };
 
+// gzip (ISA-L's inflate) may have several members, each one's CRC-32 and
+// length checked; after a member, bytes that start no other are ignored
+// (but hashed). Other compressions go through libarchive's filters.
+
 // Streams in_fd (tar, gzip, zstd, bzip2 or xz; detected) uncompressed to out_fd.
 // `what` names the stream in errors (e.g. "layer sha256:ab12..").
 DecompressResult decompress_stream(int in_fd, int out_fd, const std::string& what,

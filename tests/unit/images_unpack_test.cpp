@@ -298,6 +298,182 @@ TEST(ImagesUnpack, TruncatedGzipIsAnError) {
   }
 }
 
+// gzip goes through ISA-L's inflate (zlib through libarchive for the rest);
+// these pin its stream handling to what gzip(1) and zlib produce.
+namespace gzip_cases {
+
+// Text-like runs (long matches), pseudo-random bytes (stored blocks) and
+// zeros, so every deflate block type comes up.
+std::string mixed_data(size_t size, uint32_t seed) {
+  std::string out;
+  out.reserve(size);
+  uint32_t x = seed;
+  while (out.size() < size) {
+    x = x * 1664525u + 1013904223u;
+    switch (x >> 30) {
+      case 0:
+        for (int i = 0; i < 3000; ++i) out += "layer line " + std::to_string((x >> 8) % 97) + "\n";
+        break;
+      case 1:
+        for (int i = 0; i < 50000; ++i) {
+          x = x * 1664525u + 1013904223u;
+          out += static_cast<char>(x >> 24);
+        }
+        break;
+      default:
+        out.append((x >> 12) % 40000, '\0');
+        break;
+    }
+  }
+  out.resize(size);
+  return out;
+}
+
+std::string gzip(const std::string& data, const std::string& level = "-6") {
+  auto r = berth::test::run({"/bin/gzip", "-c", "-n", level}, data);
+  if (r.exit_code != 0) throw Error("gzip failed: " + r.err);
+  return r.out;
+}
+
+// decompress_stream (load, import) over a file holding input.
+berth::images::DecompressResult decompress(const TempDir& dir, const std::string& input, std::string* output) {
+  std::string in_path = dir.write("in.gz", input), out_path = dir.path() + "/out";
+  UniqueFd in(::open(in_path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd out(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  auto r = berth::images::decompress_stream(in.get(), out.get(), "layer sha256:gz");
+  *output = berth::read_file(out_path);
+  return r;
+}
+
+// unpack_layer_stream (pull) over input read `chunk` bytes at a time.
+berth::images::StreamUnpackResult stream(const TempDir& dir, const std::string& input, size_t chunk, std::string* tar_copy) {
+  std::string out = dir.path() + "/tree-" + std::to_string(chunk), copy = dir.path() + "/copy.tar";
+  berth::make_dirs(out);
+  UniqueFd copy_fd(::open(copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  size_t at = 0;
+  auto read = [&](char* buf, size_t cap) -> size_t {
+    size_t n = std::min({cap, chunk, input.size() - at});
+    std::memcpy(buf, input.data() + at, n);
+    at += n;
+    return n;
+  };
+  auto r = berth::images::unpack_layer_stream(read, copy_fd.get(), out, "sha256:gz", true);
+  *tar_copy = berth::read_file(copy);
+  return r;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace gzip_cases
+
+TEST(ImagesGzip, LargeStreamEqualsTheInputAtEveryLevel) {
+  TempDir dir;
+  std::string data = gzip_cases::mixed_data(24 << 20, 7);
+  for (const char* level : {"-1", "-9"}) {
+    std::string gz = gzip_cases::gzip(data, level), out;
+    auto r = gzip_cases::decompress(dir, gz, &out);
+    EXPECT_TRUE(out == data) << level << ": output differs (" << out.size() << " vs " << data.size() << " bytes)";
+    EXPECT_EQ(r.diff_id, berth::images::sha256_digest(data)) << level;
+    EXPECT_EQ(r.input_digest, berth::images::sha256_digest(gz)) << level;
+    EXPECT_EQ(r.output_size, data.size());
+    EXPECT_EQ(r.input_size, gz.size());
+  }
+}
+
+TEST(ImagesGzip, MultiMemberStreamsAreOneStream) {
+  TempDir dir;
+  std::string tar_path = make_tar(dir, "layer.tar", [](TarWriter& t) {
+    t.add_entry("a", '0', 0644, gzip_cases::mixed_data(300000, 1));
+    t.add_entry("d/", '5', 0755);
+    t.add_entry("d/b", '0', 0600, gzip_cases::mixed_data(200000, 2));
+  });
+  std::string tar = berth::read_file(tar_path);
+  // Members cut at odd places (inside a header, inside file data), one of
+  // them empty and one with a file name in its header, as pigz and `cat a.gz b.gz` make them.
+  std::string gz = gzip_cases::gzip(tar.substr(0, 700)) + gzip_cases::gzip("") + gzip_cases::gzip(tar.substr(700, 250000), "-1");
+  std::string named = dir.write("part3", tar.substr(250700));
+  ASSERT_EQ(berth::test::run({"/bin/gzip", "-k", "-N", named}).exit_code, 0);
+  gz += berth::read_file(named + ".gz");
+  std::string out;
+  auto r = gzip_cases::decompress(dir, gz, &out);
+  EXPECT_TRUE(out == tar) << "decompress_stream: " << out.size() << " vs " << tar.size() << " bytes";
+  EXPECT_EQ(r.input_digest, berth::images::sha256_digest(gz));
+  // The pull path, with reads of 1 byte (every boundary falls between two
+  // reads), a few bytes and whole buffers.
+  for (size_t chunk : {size_t{1}, size_t{5}, size_t{4096}, size_t{1} << 20}) {
+    std::string copy;
+    auto s = gzip_cases::stream(dir, gz, chunk, &copy);
+    EXPECT_EQ(s.diff_id, berth::images::sha256_digest(tar)) << chunk;
+    EXPECT_EQ(s.input_digest, berth::images::sha256_digest(gz)) << chunk;
+    EXPECT_EQ(s.input_size, gz.size()) << chunk;
+    EXPECT_TRUE(copy == tar) << chunk;
+    std::string tree = dir.path() + "/tree-" + std::to_string(chunk);
+    EXPECT_TRUE(berth::read_file(tree + "/d/b") == gzip_cases::mixed_data(200000, 2)) << chunk;
+    EXPECT_EQ(lstat_of(tree + "/d/b").st_mode & 07777, 0600u);
+  }
+}
+
+TEST(ImagesGzip, TrailingBytesThatStartNoMemberAreIgnoredButHashed) {
+  TempDir dir;
+  std::string tar = berth::read_file(make_tar(dir, "layer.tar", [](TarWriter& t) { t.add_entry("f", '0', 0644, "content"); }));
+  for (const std::string& trailer : {std::string(1024, '\0'), std::string("garbage after the member\n")}) {
+    std::string gz = gzip_cases::gzip(tar) + trailer, out, copy;
+    auto r = gzip_cases::decompress(dir, gz, &out);
+    EXPECT_TRUE(out == tar);
+    EXPECT_EQ(r.input_digest, berth::images::sha256_digest(gz)) << "the digest covers the trailer";
+    EXPECT_EQ(r.input_size, gz.size());
+    auto s = gzip_cases::stream(dir, gz, 3, &copy);
+    EXPECT_EQ(s.diff_id, berth::images::sha256_digest(tar));
+    EXPECT_EQ(s.input_digest, berth::images::sha256_digest(gz));
+  }
+  // Bytes that start like a member (0x1f) must be one.
+  std::string gz = gzip_cases::gzip(tar) + "\x1f" "bad member";
+  std::string out;
+  std::string msg = gzip_cases::error_of([&] { gzip_cases::decompress(dir, gz, &out); });
+  EXPECT_NE(msg.find("layer sha256:gz: cannot decompress: invalid gzip header"), std::string::npos) << msg;
+}
+
+TEST(ImagesGzip, TruncatedOrCorruptStreamsFailNamingTheLayer) {
+  TempDir dir;
+  std::string tar = berth::read_file(make_tar(dir, "layer.tar", [](TarWriter& t) { t.add_entry("f", '0', 0644, gzip_cases::mixed_data(2 << 20, 3)); }));
+  std::string gz = gzip_cases::gzip(tar);
+  auto both_fail = [&](const std::string& input, const std::string& why) {
+    std::string out, copy;
+    std::string msg = gzip_cases::error_of([&] { gzip_cases::decompress(dir, input, &out); });
+    EXPECT_NE(msg.find("layer sha256:gz: cannot decompress: " + why), std::string::npos) << msg;
+    msg = gzip_cases::error_of([&] { gzip_cases::stream(dir, input, 64 << 10, &copy); });
+    EXPECT_NE(msg.find("layer sha256:gz: cannot decompress: " + why), std::string::npos) << "stream: " << msg;
+  };
+  // Cut in the header, in the deflate data, in the trailer, and a second member cut short.
+  for (size_t keep : {size_t{5}, gz.size() / 3, gz.size() - 3}) both_fail(gz.substr(0, keep), "truncated gzip input");
+  both_fail(gz + gz.substr(0, 100), "truncated gzip input");
+  // The trailer's CRC-32, then its length, no longer match the data.
+  std::string bad_crc = gz, bad_len = gz;
+  bad_crc[gz.size() - 8] ^= 0x01;
+  bad_len[gz.size() - 1] ^= 0x01;
+  both_fail(bad_crc, "gzip checksum mismatch");
+  both_fail(bad_len, "gzip checksum mismatch");
+  // A flipped bit in the compressed data: the decoder or the CRC catches it.
+  std::string flipped = gz;
+  flipped[gz.size() / 2] ^= 0x10;
+  std::string out;
+  std::string msg = gzip_cases::error_of([&] { gzip_cases::decompress(dir, flipped, &out); });
+  EXPECT_TRUE(msg.find("cannot decompress: corrupt gzip data") != std::string::npos ||
+              msg.find("cannot decompress: gzip checksum mismatch") != std::string::npos)
+      << msg;
+  // A header with a compression method other than deflate.
+  std::string method = gz;
+  method[2] = 7;
+  both_fail(method, "unsupported gzip compression method");
+}
+
 TEST(ImagesDigest, Sha256OfKnownInput) {
   EXPECT_EQ(berth::images::sha256_digest(""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(berth::images::sha256_digest("abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
