@@ -1,0 +1,346 @@
+// The store keeps a layer's blob as it arrived: a pull stores the compressed
+// blob (no uncompressed tar), a push sends it back as is (mounted, not
+// uploaded, within one registry), save decompresses it for the Docker format
+// and verifies the DiffID, and rmi removes it. Layers of older stores (meta
+// without "blob", the tar named by its DiffID) keep working.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/fs.h"
+#include "tests/integration/registry_fixture.h"
+#include "tests/support/busybox.h"
+#include "tests/support/registry.h"
+#include "tests/support/run.h"
+
+namespace berth::test {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kGzipLayer = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+std::string sha256_of(const std::string& path) {
+  Result r = run({"/usr/bin/sha256sum", path});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return "sha256:" + r.out.substr(0, 64);
+}
+
+std::vector<std::string> entries(const std::string& path) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
+
+int count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+class RegistryBlobs : public RegistryFixture {
+ protected:
+  void SetUp() override {
+    RegistryFixture::SetUp();
+    if (IsSkipped()) return;
+    tar = dir.path() + "/busybox.tar";
+    make_busybox_tar(tar);
+    diff_id = sha256_of(tar);
+    ASSERT_EQ(run({"/bin/gzip", "-k", "-n", "-f", tar}).exit_code, 0);
+    gz = tar + ".gz";
+    gz_digest = sha256_of(gz);
+    gz_size = slurp(gz).size();
+  }
+
+  // An OCI archive (built with /bin/tar) of one image tagged ref whose one
+  // layer is the gzip'd busybox tar, as registries serve layers; label
+  // makes configs (image IDs) differ.
+  std::string oci_archive(const std::string& ref, const std::string& label) {
+    std::string ad = dir.path() + "/oci-" + label;
+    make_dirs(ad + "/blobs/sha256");
+    EXPECT_EQ(run({"/bin/cp", gz, ad + "/blobs/sha256/" + gz_digest.substr(7)}).exit_code, 0);
+    json config = {{"architecture", "amd64"},
+                   {"os", "linux"},
+                   {"config", {{"Cmd", {"sh"}}, {"Labels", {{"which", label}}}}},
+                   {"rootfs", {{"type", "layers"}, {"diff_ids", {diff_id}}}}};
+    std::string config_bytes = config.dump();
+    std::string config_digest = sha256_of(dir.write("config-" + label, config_bytes));
+    write_file_atomic(ad + "/blobs/sha256/" + config_digest.substr(7), config_bytes);
+    json manifest = {{"schemaVersion", 2},
+                     {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                     {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"}, {"digest", config_digest}, {"size", config_bytes.size()}}},
+                     {"layers", {{{"mediaType", kGzipLayer}, {"digest", gz_digest}, {"size", gz_size}}}}};
+    std::string manifest_bytes = manifest.dump();
+    std::string manifest_digest = sha256_of(dir.write("manifest-" + label, manifest_bytes));
+    write_file_atomic(ad + "/blobs/sha256/" + manifest_digest.substr(7), manifest_bytes);
+    json index = {{"schemaVersion", 2},
+                  {"manifests",
+                   {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                     {"digest", manifest_digest},
+                     {"size", manifest_bytes.size()},
+                     {"annotations", {{"io.containerd.image.name", ref}}}}}}};
+    write_file_atomic(ad + "/index.json", index.dump());
+    write_file_atomic(ad + "/oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
+    std::string out = dir.path() + "/oci-" + label + ".tar";
+    Result r = run({"/bin/tar", "-C", ad, "-cf", out, "."});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return out;
+  }
+
+  // Loads the gzip-layer image as ref into a scratch root and pushes it: the
+  // registry then holds the layer as gzip, as real registries do.
+  void publish(const std::string& ref, const std::string& label) {
+    std::string root = dir.path() + "/publisher";
+    Result l = run_berth({"--root", root, "load", "-i", oci_archive(ref, label)});
+    ASSERT_EQ(l.exit_code, 0) << l.out << l.err;
+    Result p = run_berth({"--root", root, "push", ref});
+    ASSERT_EQ(p.exit_code, 0) << p.out << p.err;
+  }
+
+  json layer_meta(const std::string& root, const std::string& id) {
+    return json::parse(read_file(root + "/image/layers/" + id.substr(7) + "/meta.json"));
+  }
+
+  void expect_store_empty(const std::string& root) {
+    EXPECT_EQ(entries(root + "/image/blobs/sha256"), std::vector<std::string>{});
+    EXPECT_EQ(entries(root + "/image/layers"), std::vector<std::string>{});
+    EXPECT_EQ(entries(root + "/image/tmp"), std::vector<std::string>{});
+  }
+
+  std::string tar, gz, diff_id, gz_digest;
+  size_t gz_size = 0;
+};
+
+TEST_F(RegistryBlobs, LoadKeepsTheGzipLayerAndPushSendsItAsIs) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  std::string root = dir.path() + "/root";
+  Result l = run_berth({"--root", root, "load", "-i", oci_archive(ref, "one")});
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  // Loaded as it came: the gzip blob, no tar named by the DiffID.
+  EXPECT_TRUE(path_exists(root + "/image/blobs/sha256/" + gz_digest.substr(7)));
+  EXPECT_FALSE(path_exists(root + "/image/blobs/sha256/" + diff_id.substr(7)));
+  EXPECT_EQ(entries(root + "/image/tmp"), std::vector<std::string>{});
+  ASSERT_EQ(run_berth({"--root", root, "push", ref}).exit_code, 0);
+  Result m = run({"/usr/bin/curl", "-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
+                  "http://" + registry.address() + "/v2/berth/gz/manifests/1"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  json manifest = json::parse(m.out);
+  EXPECT_EQ(manifest["layers"][0]["digest"], gz_digest) << m.out;
+  EXPECT_EQ(manifest["layers"][0]["mediaType"], kGzipLayer) << m.out;
+  EXPECT_EQ(manifest["layers"][0]["size"], gz_size) << m.out;
+}
+
+TEST_F(RegistryBlobs, PullStoresTheCompressedBlobAndNoTar) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root";
+  Result pull = run_berth({"--root", root, "pull", "-q", ref});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  std::string blob = root + "/image/blobs/sha256/" + gz_digest.substr(7);
+  ASSERT_TRUE(path_exists(blob));
+  EXPECT_EQ(sha256_of(blob), gz_digest);
+  EXPECT_FALSE(path_exists(root + "/image/blobs/sha256/" + diff_id.substr(7))) << "an uncompressed tar was stored";
+  // The config and the gzip blob, nothing else.
+  EXPECT_EQ(entries(root + "/image/blobs/sha256").size(), 2u);
+  EXPECT_EQ(entries(root + "/image/tmp"), std::vector<std::string>{});
+  json meta = layer_meta(root, diff_id);
+  EXPECT_EQ(meta["diff_id"], diff_id);
+  EXPECT_EQ(meta["blob"]["digest"], gz_digest);
+  EXPECT_EQ(meta["blob"]["media_type"], kGzipLayer);
+  EXPECT_EQ(meta["blob"]["size"], gz_size);
+  EXPECT_EQ(meta["tar_size"], slurp(tar).size());
+  // The layer is unpacked and the image runs from it.
+  Result inspect = run_berth({"--root", root, "image", "inspect", ref});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  json j = json::parse(inspect.out)[0];
+  EXPECT_EQ(j["RootFS"]["Layers"][0], diff_id);
+  EXPECT_EQ(::access((j["GraphDriver"]["Data"]["LowerDir"].get<std::string>() + "/bin/busybox").c_str(), X_OK), 0);
+}
+
+TEST_F(RegistryBlobs, PushOfAPulledImageToAnotherRepoUploadsNoLayer) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  std::string other = registry.address() + "/berth/elsewhere:1";
+  ASSERT_EQ(run_berth({"--root", root, "tag", ref, other}).exit_code, 0);
+  std::string before = registry.log();
+  Result push = run_berth({"--root", root, "push", other});
+  ASSERT_EQ(push.exit_code, 0) << push.out << push.err;
+  EXPECT_NE(push.out.find("Mounted from berth/gz"), std::string::npos) << push.out;
+  std::string log = registry.log().substr(before.size());
+  // The layer was mounted from berth/gz by its gzip digest; the only blob
+  // uploaded is the config (one PUT, no PATCH).
+  EXPECT_EQ(count(log, "\"POST /v2/berth/elsewhere/blobs/uploads/?mount=sha256%3A" + gz_digest.substr(7) + "&from=berth/gz"), 1) << log;
+  EXPECT_EQ(count(log, "\"PUT /v2/berth/elsewhere/blobs/uploads/"), 1) << log;
+  EXPECT_EQ(count(log, "\"PATCH /v2/berth/elsewhere/blobs/uploads/"), 0) << log;
+  Result m = run({"/usr/bin/curl", "-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
+                  "http://" + registry.address() + "/v2/berth/elsewhere/manifests/1"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_EQ(json::parse(m.out)["layers"][0]["digest"], gz_digest) << m.out;
+  // And it pulls back into a fresh root as the same image.
+  std::string fresh = dir.path() + "/fresh";
+  ASSERT_EQ(run_berth({"--root", fresh, "pull", "-q", other}).exit_code, 0);
+  EXPECT_EQ(image_id(fresh, other), image_id(root, ref));
+}
+
+TEST_F(RegistryBlobs, SaveAfterPullLoadsBackWithTheSameDiffIds) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  std::string id = image_id(root, ref);
+
+  // Docker format: the layer decompressed, named by its DiffID.
+  std::string docker = dir.path() + "/saved-docker.tar";
+  Result s = run_berth({"--root", root, "save", "-o", docker, ref});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  std::string x = dir.path() + "/x-docker";
+  make_dirs(x);
+  ASSERT_EQ(run({"/bin/tar", "-C", x, "-xf", docker}).exit_code, 0);
+  json manifest = json::parse(read_file(x + "/manifest.json"));
+  ASSERT_EQ(manifest[0]["Layers"][0], "blobs/sha256/" + diff_id.substr(7));
+  EXPECT_EQ(sha256_of(x + "/blobs/sha256/" + diff_id.substr(7)), diff_id);
+
+  // OCI format: the gzip blob as stored, with its media type.
+  std::string oci = dir.path() + "/saved-oci.tar";
+  ASSERT_EQ(run_berth({"--root", root, "save", "--format", "oci", "-o", oci, ref}).exit_code, 0);
+  std::string y = dir.path() + "/x-oci";
+  make_dirs(y);
+  ASSERT_EQ(run({"/bin/tar", "-C", y, "-xf", oci}).exit_code, 0);
+  json index = json::parse(read_file(y + "/index.json"));
+  json m = json::parse(read_file(y + "/blobs/sha256/" + index["manifests"][0]["digest"].get<std::string>().substr(7)));
+  EXPECT_EQ(m["layers"][0]["digest"], gz_digest);
+  EXPECT_EQ(m["layers"][0]["mediaType"], kGzipLayer);
+  EXPECT_EQ(sha256_of(y + "/blobs/sha256/" + gz_digest.substr(7)), gz_digest);
+  if (::access("/usr/bin/skopeo", X_OK) == 0) {
+    Result i = run({"/usr/bin/skopeo", "inspect", "oci-archive:" + oci});
+    ASSERT_EQ(i.exit_code, 0) << i.err;
+    EXPECT_EQ(json::parse(i.out)["Layers"][0], gz_digest) << i.out;
+    Result c = run({"/usr/bin/skopeo", "inspect", "--config", "oci-archive:" + oci});
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_EQ(json::parse(c.out)["rootfs"]["diff_ids"][0], diff_id) << c.out;
+  }
+
+  for (const std::string& archive : {docker, oci}) {
+    SCOPED_TRACE(archive);
+    TempDir fresh;
+    Result l = run_berth({"--root", fresh.path(), "load", "-i", archive});
+    ASSERT_EQ(l.exit_code, 0) << l.err;
+    EXPECT_EQ(image_id(fresh.path(), ref), id);
+    Result i = run_berth({"--root", fresh.path(), "image", "inspect", ref});
+    ASSERT_EQ(i.exit_code, 0) << i.err;
+    EXPECT_EQ(json::parse(i.out)[0]["RootFS"]["Layers"], json::array({diff_id}));
+  }
+}
+
+TEST_F(RegistryBlobs, SaveOfADamagedBlobFailsNamingTheLayerAndLeavesNoFile) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  // A valid gzip stream of other content in place of the stored blob: it
+  // decompresses fine, to the wrong DiffID.
+  std::string other_dir = dir.path() + "/other";
+  make_dirs(other_dir);
+  write_file_atomic(other_dir + "/file", "not busybox\n");
+  std::string other = dir.path() + "/other.tar";
+  ASSERT_EQ(run({"/bin/tar", "-C", other_dir, "-cf", other, "."}).exit_code, 0);
+  ASSERT_EQ(run({"/bin/sh", "-c", "gzip -nc '" + other + "' > '" + root + "/image/blobs/sha256/" + gz_digest.substr(7) + "'"}).exit_code, 0);
+  std::string out = dir.path() + "/out.tar";
+  Result s = run_berth({"--root", root, "save", "-o", out, ref});
+  EXPECT_NE(s.exit_code, 0);
+  EXPECT_NE(s.err.find("layer " + diff_id), std::string::npos) << s.err;
+  EXPECT_FALSE(path_exists(out));
+  for (auto& name : entries(dir.path())) EXPECT_EQ(name.find("out.tar"), std::string::npos) << name;
+}
+
+TEST_F(RegistryBlobs, ImagesSharingALayerShareItsBlobAndRmiEmptiesTheStore) {
+  RegistryServer registry;
+  std::string one = registry.address() + "/berth/gz:1", two = registry.address() + "/berth/gz:2";
+  publish(one, "one");
+  publish(two, "two");
+  std::string root = dir.path() + "/root";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", one}).exit_code, 0);
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", two}).exit_code, 0);
+  ASSERT_NE(image_id(root, one), image_id(root, two));
+  // Two configs and one gzip blob.
+  EXPECT_EQ(entries(root + "/image/blobs/sha256").size(), 3u);
+  EXPECT_EQ(entries(root + "/image/layers").size(), 1u);
+  Result rm1 = run_berth({"--root", root, "rmi", one});
+  ASSERT_EQ(rm1.exit_code, 0) << rm1.err;
+  EXPECT_TRUE(path_exists(root + "/image/blobs/sha256/" + gz_digest.substr(7)));
+  // The remaining image still saves (its blob decompresses to its DiffID).
+  Result s = run_berth({"--root", root, "save", "-o", dir.path() + "/two.tar", two});
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  Result rm2 = run_berth({"--root", root, "rmi", two});
+  ASSERT_EQ(rm2.exit_code, 0) << rm2.err;
+  expect_store_empty(root);
+}
+
+TEST_F(RegistryBlobs, RmiAfterPullLeavesAnEmptyStore) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  Result rm = run_berth({"--root", root, "rmi", ref});
+  ASSERT_EQ(rm.exit_code, 0) << rm.err;
+  expect_store_empty(root);
+}
+
+// A layer as older berth stored it: meta.json without "blob", the
+// uncompressed tar as the blob named by the DiffID.
+TEST_F(RegistryBlobs, OldFormatLayerStillSavesPushesAndIsRemoved) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/old:1";
+  std::string root = dir.path() + "/root";
+  std::string id = import_busybox(root, ref);
+  ASSERT_FALSE(id.empty());
+  std::string meta_path = root + "/image/layers/" + diff_id.substr(7) + "/meta.json";
+  json meta = json::parse(read_file(meta_path));
+  meta.erase("blob");
+  write_file_atomic(meta_path, meta.dump() + "\n");
+  ASSERT_TRUE(path_exists(root + "/image/blobs/sha256/" + diff_id.substr(7)));
+
+  std::string archive = dir.path() + "/old.tar";
+  Result s = run_berth({"--root", root, "save", "-o", archive, ref});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  TempDir loaded;
+  ASSERT_EQ(run_berth({"--root", loaded.path(), "load", "-i", archive}).exit_code, 0);
+  EXPECT_EQ(image_id(loaded.path(), ref), id);
+
+  Result p = run_berth({"--root", root, "push", ref});
+  ASSERT_EQ(p.exit_code, 0) << p.out << p.err;
+  Result m = run({"/usr/bin/curl", "-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
+                  "http://" + registry.address() + "/v2/berth/old/manifests/1"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  json manifest = json::parse(m.out);
+  EXPECT_EQ(manifest["layers"][0]["digest"], diff_id);
+  EXPECT_EQ(manifest["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+  std::string fresh = dir.path() + "/fresh";
+  ASSERT_EQ(run_berth({"--root", fresh, "pull", "-q", ref}).exit_code, 0);
+  EXPECT_EQ(image_id(fresh, ref), id);
+
+  Result rm = run_berth({"--root", root, "rmi", ref});
+  ASSERT_EQ(rm.exit_code, 0) << rm.err;
+  expect_store_empty(root);
+}
+
+}  // namespace
+}  // namespace berth::test
