@@ -1247,13 +1247,17 @@ void Daemon::run() {
           emit("reconcile", action, project, std::move(attrs));
         },
         [this] {
-          std::map<std::string, std::string> out;
+          std::map<std::string, GitOps::ProjectSeen> out;
           for (auto& [id, t] : tracked_) {
             if (!t->last) continue;
             auto& labels = t->last->spec.labels;
             auto p = labels.find("com.docker.compose.project");
             auto f = labels.find("com.docker.compose.project.config_files");
-            if (p != labels.end() && f != labels.end()) out[p->second] = f->second;
+            if (p == labels.end() || f == labels.end()) continue;
+            auto& seen = out[p->second];
+            seen.config_files = f->second;
+            auto oneoff = labels.find("com.docker.compose.oneoff");
+            if (oneoff == labels.end() || oneoff->second != "True") seen.containers.insert(t->last->spec.name);
           }
           return out;
         });

@@ -171,6 +171,10 @@ struct GitOps::Entry {
   // when applied is not applied again at every resync.
   std::string drift;
   bool drift_applied = false;
+  // The service containers the project had once the last apply settled
+  // (taken at the first resync after it): one of them gone means drift.
+  std::set<std::string> expected;
+  bool expect_pending = false;
   WatchStatus status;
 };
 
@@ -326,7 +330,8 @@ void GitOps::scan() {
   // Projects whose containers say they came from DIR, and whose file is
   // gone (deleted while no serve ran): ours to take down.
   if (projects_) {
-    for (auto& [name, files] : projects_()) {
+    for (auto& [name, seen] : projects_()) {
+      const std::string& files = seen.config_files;
       if (entries_.count(name) || files.empty()) continue;
       std::string first = files.substr(0, files.find(','));
       std::string parent = path_dirname(first);
@@ -352,7 +357,8 @@ void GitOps::scan() {
 }
 
 // The periodic enforcement: an applied project none of whose containers is
-// left (taken down by hand) is applied again, with the cause in a
+// left (taken down by hand), or one of whose service containers is gone
+// since the apply settled, is applied again, with the cause in a
 // `reconcile` event. Only the containers' existence is checked; a stopped
 // or exited one is its restart policy's business, as it would be without
 // GitOps.
@@ -362,16 +368,27 @@ void GitOps::resync() {
   uint64_t now = uv_now(loop_);
   for (auto& [name, ep] : entries_) {
     Entry& e = *ep;
-    if (have.count(name)) {
-      e.drift_applied = false;
-      continue;
-    }
     // Serve learns of new containers through inotify: a project applied a
     // moment ago may not show yet.
-    if (!e.present || e.busy || e.queued || e.status.state != "applied" || e.drift_applied ||
-        now - e.finished_at < 2000)
-      continue;
-    e.drift = "the project has no containers (taken down outside --watch)";
+    bool settled = e.present && !e.busy && !e.queued && e.status.state == "applied" && now - e.finished_at >= 2000;
+    auto seen = have.find(name);
+    if (seen != have.end()) {
+      e.drift_applied = false;
+      if (!settled) continue;
+      if (e.expect_pending) {
+        e.expected = seen->second.containers;
+        e.expect_pending = false;
+        continue;
+      }
+      std::string gone;
+      for (auto& c : e.expected)
+        if (!seen->second.containers.count(c)) gone += (gone.empty() ? "" : ", ") + c;
+      if (gone.empty()) continue;
+      e.drift = "container " + gone + " removed outside --watch";
+    } else {
+      if (!settled || e.drift_applied) continue;
+      e.drift = "the project has no containers (taken down outside --watch)";
+    }
     spdlog::info("gitops: resync {}: {}", name, e.drift);
     emit_("resync", name, {{"name", name}, {"file", e.source.file}, {"cause", e.drift}});
     evaluate(e);
@@ -517,6 +534,8 @@ void GitOps::finished(const Child& c, int64_t exit_status) {
         emit_("remove", name, {{"name", name}, {"file", e.source.file}, {"cause", c.cause}});
       } else {
         e.status.state = "applied";
+        e.expect_pending = true;
+        e.expected.clear();
         e.status.config_hash = c.hash;
         e.status.applied_at = now_rfc3339_nano();
         spdlog::info("gitops: applied {} ({})", name, c.hash.substr(0, 19));

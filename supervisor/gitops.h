@@ -15,8 +15,10 @@
 // volumes kept), found again after a restart by the config-file label of
 // the project's containers. A periodic resync enforces what is watched, as
 // a controller: an applied project whose containers are all gone (`berth
-// down -p NAME` by hand) is applied again, and says why in a `reconcile`
-// event. Containers that exited are left to their restart policies.
+// down -p NAME` by hand), or one of whose containers was removed (`berth rm
+// -f app-web-1`, a scale-down by hand), is applied again, and says why in a
+// `reconcile` event. Containers that exited or were stopped are left to
+// their restart policies.
 #pragma once
 
 #include <uv.h>
@@ -92,8 +94,14 @@ class GitOps {
   };
   // (action, project, attributes): "apply", "error", "remove", "resync"
   using EmitFn = std::function<void(const std::string&, const std::string&, nlohmann::json)>;
-  // project -> its config files label, for every project that has containers.
-  using ProjectsFn = std::function<std::map<std::string, std::string>()>;
+  // What the daemon sees of one project: its config files label and the
+  // names of its service containers (one-off `run` containers left out).
+  struct ProjectSeen {
+    std::string config_files;
+    std::set<std::string> containers;
+  };
+  // Every project that has containers.
+  using ProjectsFn = std::function<std::map<std::string, ProjectSeen>()>;
 
   GitOps(uv_loop_t* loop, Options options, EmitFn emit, ProjectsFn projects);
   ~GitOps();

@@ -271,5 +271,38 @@ TEST_F(GitOpsTest, AProjectTakenDownByHandComesBackAtTheNextResync) {
   EXPECT_EQ(watch_status("app")["Cause"], "resync: " + cause);
 }
 
+// One container removed by hand (`berth rm -f`) is drift too: the next
+// resync applies the project again, which recreates exactly that one.
+TEST_F(GitOpsTest, AContainerRemovedByHandComesBackAndTheOthersAreLeftAlone) {
+  start_serve({"--watch", watch_, "--watch-resync", "300"});
+  write_file_atomic(watch_ + "/app.yaml", app_yaml("hi"));
+  ASSERT_TRUE(eventually([&] {
+    auto cs = containers();
+    return running(cs, "app-web-1") && running(cs, "app-worker-1");
+  }, 60000)) << serve_log();
+  ASSERT_TRUE(eventually([&] { return reconcile_events("apply").size() == 1; }, 10000)) << serve_log();
+  // Past the settle time (2 s) and a few resyncs: the expected set is taken, nothing drifts.
+  ::usleep(3000 * 1000);
+  EXPECT_TRUE(reconcile_events("resync").empty()) << serve_log();
+  auto before = containers();
+
+  auto rm = run_berth(with_roots({"rm", "-f", "app-worker-1"}), "", {}, empty_);
+  ASSERT_EQ(rm.exit_code, 0) << rm.err;
+  ASSERT_TRUE(eventually([&] {
+    auto cs = containers();
+    return running(cs, "app-worker-1") && cs["app-worker-1"].first != before["app-worker-1"].first;
+  }, 30000)) << serve_log();
+  ASSERT_TRUE(eventually([&] { return reconcile_events("apply").size() == 2; }, 10000)) << serve_log();
+  auto resyncs = reconcile_events("resync");
+  ASSERT_EQ(resyncs.size(), 1u) << serve_log();
+  std::string cause = resyncs[0]["Actor"]["Attributes"]["cause"];
+  EXPECT_EQ(cause, "container app-worker-1 removed outside --watch");
+  EXPECT_EQ(containers()["app-web-1"].first, before["app-web-1"].first) << "the untouched service is not recreated";
+  // Settled again: no further resync applies.
+  ::usleep(3000 * 1000);
+  EXPECT_EQ(reconcile_events("resync").size(), 1u) << serve_log();
+  EXPECT_EQ(reconcile_events("apply").size(), 2u) << serve_log();
+}
+
 }  // namespace
 }  // namespace berth::test
