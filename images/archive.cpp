@@ -395,7 +395,9 @@ LoadResult Store::load(int fd, const ProgressFn& progress) {
   std::map<std::string, StagedLayer> staged;
   for (size_t i = 0; i < todo.size(); ++i) staged[todo[i].first] = std::move(results[i]);
   spdlog::debug("load: {} layers verified and unpacked", staged.size());
-  for (auto& [d, layer] : staged) commit_layer(dir_, layer);
+  std::vector<const StagedLayer*> to_commit;
+  for (auto& [d, layer] : staged) to_commit.push_back(&layer);
+  commit_layers(dir_, to_commit);
   LoadResult result;
   for (auto& img : images) {
     std::string id = register_image(dir_, index, img.config_bytes, img.tags);

@@ -444,7 +444,9 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   StoreLock lock(dir, true);
   Index index = Index::read(dir);
   bool existed = index.images.count(config_desc.digest) > 0;
-  for (auto& s : staged) commit_layer(dir, s);
+  std::vector<const StagedLayer*> to_commit;
+  for (auto& s : staged) to_commit.push_back(&s);
+  commit_layers(dir, to_commit);
   std::vector<std::string> tags;
   if (!ref.tag.empty()) tags.push_back(ref.full());
   bool retagged = !ref.tag.empty() && (!index.tags.count(ref.full()) || index.tags.at(ref.full()) != config_desc.digest);

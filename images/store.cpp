@@ -354,16 +354,27 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
   return staged;
 }
 
-void commit_layer(const std::string& store_dir, const StagedLayer& layer) {
-  if (layer.already_stored || layer_exists(store_dir, layer.diff_id)) return;
-  // The layer's files and blob reach the disk before anything names them:
+static void move_layer_into_store(const std::string& store_dir, const StagedLayer& layer);
+
+void commit_layer(const std::string& store_dir, const StagedLayer& layer) { commit_layers(store_dir, {&layer}); }
+
+void commit_layers(const std::string& store_dir, const std::vector<const StagedLayer*>& layers) {
+  std::vector<const StagedLayer*> todo;
+  for (auto* layer : layers)
+    if (!layer->already_stored && !layer_exists(store_dir, layer->diff_id)) todo.push_back(layer);
+  if (todo.empty()) return;
+  // The layers' files and blobs reach the disk before anything names them:
   // after a power cut the index never points at a half-written layer. One
-  // syncfs flushes every staged layer of this load at once (the calls for
-  // the following layers find little left to write).
+  // syncfs flushes every staged layer at once.
   {
-    UniqueFd fd(::open(layer.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd || ::syncfs(fd.get()) != 0) throw_errno("cannot flush layer " + layer.diff_id + " to disk");
+    UniqueFd fd(::open(todo.front()->dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd || ::syncfs(fd.get()) != 0) throw_errno("cannot flush layer " + todo.front()->diff_id + " to disk");
   }
+  for (auto* layer : todo) move_layer_into_store(store_dir, *layer);
+}
+
+// Writes the staged layer's meta and renames it and its blob into the store.
+static void move_layer_into_store(const std::string& store_dir, const StagedLayer& layer) {
   nlohmann::json meta = {{"diff_id", layer.diff_id}, {"size", layer.content_size}, {"tar_size", layer.tar_size}};
   meta["blob"] = {{"digest", layer.blob.digest}, {"media_type", layer.blob.media_type}, {"size", layer.blob.size}};
   write_file_atomic(layer.dir + "/meta.json", meta.dump() + "\n");
