@@ -60,6 +60,6 @@ void register_attach_command(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(205, register_attach_command);
+BERTH_REGISTER_COMMANDS(205, register_attach_command, "attach");
 
 }  // namespace berth::cli

@@ -293,6 +293,6 @@ static void register_commit_command(CLI::App& app, GlobalOptions& global) {
   });
 }
 
-BERTH_REGISTER_COMMANDS(205, register_commit_command);
+BERTH_REGISTER_COMMANDS(205, register_commit_command, "commit");
 
 }  // namespace berth::cli

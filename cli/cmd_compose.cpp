@@ -1494,6 +1494,6 @@ static void register_compose(CLI::App& app, GlobalOptions& global) {
   add_ls(*compose, global);
 }
 
-BERTH_REGISTER_COMMANDS(200, register_compose);
+BERTH_REGISTER_COMMANDS(200, register_compose, "up", "down", "ls", "compose");
 
 }  // namespace berth::cli

@@ -100,6 +100,6 @@ void add_config_command(CLI::App& app, const std::shared_ptr<ProjectFlags>& oute
 
 static void register_config(CLI::App& app, GlobalOptions&) { add_config_command(app, nullptr); }
 
-BERTH_REGISTER_COMMANDS(100, register_config);
+BERTH_REGISTER_COMMANDS(100, register_config, "config");
 
 }  // namespace berth::cli

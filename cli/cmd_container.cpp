@@ -1166,7 +1166,8 @@ static void register_check_command(CLI::App& app, GlobalOptions&) {
   });
 }
 
-BERTH_REGISTER_COMMANDS(200, register_container_commands);
-BERTH_REGISTER_COMMANDS(210, register_check_command);
+BERTH_REGISTER_COMMANDS(200, register_container_commands, "run", "create", "start", "stop", "restart", "rename", "kill", "rm", "pause", "unpause", "wait",
+                        "ps", "inspect", "logs", "exec");
+BERTH_REGISTER_COMMANDS(210, register_check_command, "check");
 
 }  // namespace berth::cli

@@ -54,6 +54,6 @@ static void register_cp_command(CLI::App& app, GlobalOptions& global) {
   });
 }
 
-BERTH_REGISTER_COMMANDS(205, register_cp_command);
+BERTH_REGISTER_COMMANDS(205, register_cp_command, "cp");
 
 }  // namespace berth::cli

@@ -404,6 +404,6 @@ void register_image_commands(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(300, register_image_commands);
+BERTH_REGISTER_COMMANDS(300, register_image_commands, "images", "import", "load", "save", "tag", "rmi", "image");
 
 }  // namespace berth::cli

@@ -41,6 +41,6 @@ void register_monitor_commands(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(900, register_monitor_commands);
+BERTH_REGISTER_COMMANDS(900, register_monitor_commands, "__rm-cleanup");
 
 }  // namespace berth::cli

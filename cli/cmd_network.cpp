@@ -328,6 +328,6 @@ void register_network_commands(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(400, register_network_commands);
+BERTH_REGISTER_COMMANDS(400, register_network_commands, "network");
 
 }  // namespace berth::cli

@@ -254,6 +254,6 @@ void register_port_command(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(205, register_port_command);
+BERTH_REGISTER_COMMANDS(205, register_port_command, "port");
 
 }  // namespace berth::cli

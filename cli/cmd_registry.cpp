@@ -303,6 +303,6 @@ void register_registry_commands(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(310, register_registry_commands);
+BERTH_REGISTER_COMMANDS(310, register_registry_commands, "pull", "push", "login", "search", "logout");
 
 }  // namespace berth::cli

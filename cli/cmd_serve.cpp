@@ -185,6 +185,6 @@ static void register_serve_commands(CLI::App& app, GlobalOptions& global) {
   });
 }
 
-BERTH_REGISTER_COMMANDS(600, register_serve_commands);
+BERTH_REGISTER_COMMANDS(600, register_serve_commands, "serve", "events", "__restart");
 
 }  // namespace berth::cli

@@ -70,6 +70,6 @@ static void register_system_commands(CLI::App& app, GlobalOptions& global) {
   });
 }
 
-BERTH_REGISTER_COMMANDS(900, register_system_commands);
+BERTH_REGISTER_COMMANDS(900, register_system_commands, "version", "info");
 
 }  // namespace berth::cli

@@ -233,6 +233,6 @@ void register_top_diff(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(460, register_top_diff);
+BERTH_REGISTER_COMMANDS(460, register_top_diff, "top", "diff");
 
 }  // namespace berth::cli

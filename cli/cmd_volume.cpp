@@ -258,6 +258,6 @@ void register_volume_commands(CLI::App& app, GlobalOptions& global) {
 
 }  // namespace
 
-BERTH_REGISTER_COMMANDS(420, register_volume_commands);
+BERTH_REGISTER_COMMANDS(420, register_volume_commands, "volume");
 
 }  // namespace berth::cli

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "base/error.h"
@@ -14,22 +16,19 @@
 namespace berth::cli {
 
 namespace {
-std::vector<std::pair<int, Registrar>>& registry() {
-  static std::vector<std::pair<int, Registrar>> groups;
+struct Group {
+  int order;
+  std::vector<std::string> names;
+  Registrar registrar;
+};
+std::vector<Group>& registry() {
+  static std::vector<Group> groups;
   return groups;
 }
-}  // namespace
 
-CommandGroup::CommandGroup(int order, Registrar registrar) {
-  registry().emplace_back(order, std::move(registrar));
-}
-
-CLI::App* add_command(CLI::App& app, const std::string& name, const std::string& description) {
-  return app.add_subcommand(name, description);
-}
-
-// The first word that is not a global flag (or its value) must name a command.
-static const char* unknown_command(int argc, char** argv, const CLI::App& app) {
+// The command word: the first argument that is not a global flag or its
+// value (nullptr when there is none: `berth`, `berth --help`).
+const char* command_word(int argc, char** argv) {
   static const std::set<std::string> with_value{"--root", "--run-root", "--log-level"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -39,11 +38,28 @@ static const char* unknown_command(int argc, char** argv, const CLI::App& app) {
       continue;
     }
     if (!a.empty() && a[0] == '-') continue;
-    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-      if (sub->check_name(a)) return nullptr;
     return argv[i];
   }
   return nullptr;
+}
+
+// Every subcommand name and alias of app, in order.
+std::vector<std::string> command_names(const CLI::App& app) {
+  std::vector<std::string> out;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    out.push_back(sub->get_name());
+    for (auto& alias : sub->get_aliases()) out.push_back(alias);
+  }
+  return out;
+}
+}  // namespace
+
+CommandGroup::CommandGroup(int order, std::vector<std::string> names, Registrar registrar) {
+  registry().push_back({order, std::move(names), std::move(registrar)});
+}
+
+CLI::App* add_command(CLI::App& app, const std::string& name, const std::string& description) {
+  return app.add_subcommand(name, description);
 }
 
 static int run(int argc, char** argv) {
@@ -67,13 +83,39 @@ static int run(int argc, char** argv) {
     global.run_root = path_absolute(global.run_root);
   });
 
-  auto groups = registry();
-  std::stable_sort(groups.begin(), groups.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  for (auto& [order, registrar] : groups) registrar(app, global);
-
-  if (const char* word = unknown_command(argc, argv, app)) {
-    std::cerr << "berth: '" << word << "' is not a berth command.\nSee 'berth --help'.\n";
-    return 125;
+  auto& groups = registry();
+  if (const char* word = command_word(argc, argv)) {
+    // Only the group that has this command is built.
+    auto named = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
+      return std::find(g.names.begin(), g.names.end(), word) != g.names.end();
+    });
+    if (named == groups.end()) {
+      std::cerr << "berth: '" << word << "' is not a berth command.\nSee 'berth --help'.\n";
+      return 125;
+    }
+    named->registrar(app, global);
+  } else {
+    // Help, version or a usage error: every command, in help order. Each
+    // group must add exactly the commands it names (else a command line
+    // naming a forgotten one would not find it).
+    std::vector<Group*> ordered;
+    for (auto& g : groups) ordered.push_back(&g);
+    std::stable_sort(ordered.begin(), ordered.end(), [](auto* a, auto* b) { return a->order < b->order; });
+    for (Group* g : ordered) {
+      size_t before = command_names(app).size();
+      g->registrar(app, global);
+      std::vector<std::string> added = command_names(app);
+      added.erase(added.begin(), added.begin() + static_cast<std::ptrdiff_t>(before));
+      std::vector<std::string> declared = g->names;
+      std::sort(added.begin(), added.end());
+      std::sort(declared.begin(), declared.end());
+      if (added != declared) {
+        std::string list;
+        for (auto& n : added) list += " " + n;
+        throw std::logic_error("a command group (order " + std::to_string(g->order) + ") adds" + list +
+                               " but names other commands in BERTH_REGISTER_COMMANDS");
+      }
+    }
   }
   try {
     app.parse(argc, argv);
