@@ -17,6 +17,7 @@
 #include "base/fs.h"
 #include "base/time.h"
 #include "base/log.h"
+#include "base/write_all.h"
 #include "images/digest.h"
 #include "images/images.h"
 #include "images/store_internal.h"
@@ -257,9 +258,10 @@ static void emit(const ProgressFn& progress, ProgressEvent::Kind kind, const std
 
 StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::string& src_path,
                         const std::string& known_digest, const std::string& expected_diff_id,
-                        const ProgressFn& progress) {
+                        const ProgressFn& progress, const std::string& name) {
   StagedLayer staged;
-  std::string label = expected_diff_id.empty() ? "layer" : "layer " + expected_diff_id;
+  std::string label = !name.empty() ? name : expected_diff_id.empty() ? "layer" : "layer " + expected_diff_id;
+  std::string unnamed = !name.empty() ? name : "(new)";
   UniqueFd src(::open(src_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!src) throw_errno("cannot open " + src_path);
   struct stat st {};
@@ -292,7 +294,7 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
             if (errno != EINTR) throw_errno("cannot read " + src_path);
           }
         },
-        -1, staged.dir + "/diff", expected_diff_id.empty() ? "(new)" : expected_diff_id, known_digest.empty(),
+        -1, staged.dir + "/diff", expected_diff_id.empty() ? unnamed : expected_diff_id, known_digest.empty(),
         [&](uint64_t done) { emit(progress, ProgressEvent::Kind::Advance, "Loading layer", shown, done, total); });
     if (!expected_diff_id.empty() && r.diff_id != expected_diff_id)
       throw Error("layer " + expected_diff_id + ": DiffID mismatch: the layer content has digest " + r.diff_id);
@@ -336,7 +338,7 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
   emit(progress, ProgressEvent::Kind::Start, "Loading layer", shown, 0, total);
   // The bytes were hashed already when the digest is known: the tar in our
   // work dir is private to us, so unpacking need not hash it again.
-  UnpackResult r = unpack_layer(src.get(), staged.dir + "/diff", expected_diff_id.empty() ? (diff_id.empty() ? "(new)" : diff_id) : expected_diff_id,
+  UnpackResult r = unpack_layer(src.get(), staged.dir + "/diff", expected_diff_id.empty() ? (diff_id.empty() ? unnamed : diff_id) : expected_diff_id,
                                 [&](uint64_t done) { emit(progress, ProgressEvent::Kind::Advance, "Loading layer", shown, done, total); },
                                 diff_id.empty());
   if (diff_id.empty()) {
@@ -769,19 +771,27 @@ std::string Store::import_rootfs(int fd, const ImportOptions& options, const Pro
   nlohmann::json container_config = nlohmann::json::object();
   apply_changes(container_config, options.changes);
   // Read the input before locking: a slow producer must not hold up the store.
+  // It is kept as it came: a gzip or zstd rootfs becomes the layer's blob.
   WorkDir work(dir_, "import");
-  std::string tar = work.next_name("input-");
-  DecompressResult input;
+  std::string input = work.next_name("input-");
   {
-    UniqueFd out(::open(tar.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!out) throw_errno("cannot create " + tar);
-    input = decompress_stream(fd, out.get(), "import " + options.source_name, [&](uint64_t done) {
+    UniqueFd out(::open(input.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!out) throw_errno("cannot create " + input);
+    std::vector<char> buf(1 << 20);
+    uint64_t done = 0;
+    for (;;) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("import " + options.source_name + ": cannot read");
+      if (n == 0) break;
+      if (!write_all(out.get(), buf.data(), static_cast<size_t>(n))) throw_errno("cannot write " + input);
+      done += static_cast<uint64_t>(n);
       if (progress) progress(ProgressEvent{ProgressEvent::Kind::Advance, "Importing", options.source_name, done, 0});
-    });
+    }
   }
   StoreLock lock(dir_, true);
   Index index = Index::read(dir_);
-  StagedLayer layer = stage_layer(dir_, work, tar, input.diff_id, input.diff_id, progress);
+  StagedLayer layer = stage_layer(dir_, work, input, "", "", progress, "import " + options.source_name);
   commit_layer(dir_, layer);
   std::string now = now_rfc3339();
   nlohmann::json config = {

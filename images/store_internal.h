@@ -119,9 +119,11 @@ struct StagedLayer {
 // Verifies and unpacks one layer file (any compression) found at src_path.
 // known_digest: sha256 of the file if already computed ("" if not).
 // expected_diff_id: from the image config ("" when importing).
+// A gzip or zstd file is kept as the layer's blob; bzip2 and xz are stored as their tar.
+// name: what errors call the layer ("" = by its DiffID).
 StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::string& src_path,
                         const std::string& known_digest, const std::string& expected_diff_id,
-                        const ProgressFn& progress);
+                        const ProgressFn& progress, const std::string& name = "");
 // Moves staged layers into the store (those already stored are skipped).
 // Their files and blobs reach the disk first, in one syncfs for them all:
 // after a power cut the store never names a half-written layer.

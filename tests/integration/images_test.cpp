@@ -298,6 +298,12 @@ TEST_F(Images, ImportFromStdinWithEveryChange) {
   EXPECT_EQ(cfg["StopSignal"], "SIGINT");
   // The DiffID is the digest of the uncompressed tar.
   EXPECT_EQ(c["RootFS"]["Layers"][0], "sha256:" + sha256_hex(tar));
+  // The store keeps the gzip as it came (the layer's blob), not the tar.
+  EXPECT_TRUE(berth::path_exists(root + "/image/blobs/sha256/" + sha256_hex(tar + ".gz")));
+  EXPECT_FALSE(berth::path_exists(root + "/image/blobs/sha256/" + sha256_hex(tar)));
+  json meta = json::parse(berth::read_file(root + "/image/layers/" + sha256_hex(tar) + "/meta.json"));
+  EXPECT_EQ(meta["blob"]["media_type"], "application/vnd.oci.image.layer.v1.tar+gzip");
+  EXPECT_EQ(count_entries(root + "/image/tmp"), 0u);
 
   Result bad = berth({"import", tar, "x", "-c", "RUN rm -rf /"});
   EXPECT_NE(bad.exit_code, 0);
