@@ -31,6 +31,7 @@ namespace berth::images {
 
 namespace {
 
+constexpr size_t kWritebackEvery = 8 << 20;  // decompress_stream starts writing its output back every 8 MiB
 constexpr size_t kReadBuffer = 1 << 20;  // big reads: fewer syscalls, libarchive hands out big blocks
 
 struct ArchiveDeleter {
@@ -397,12 +398,18 @@ DecompressResult decompress_stream(int in_fd, int out_fd, const std::string& wha
   Sha256Behind out_hash;  // hashes a block while the next one is written (and decompressed, when the decompressor allows)
   const void* block;
   size_t size;
+  uint64_t flushing = 0;
   for (;;) {
     if (!decompressor->keeps_previous_block()) out_hash.wait();
     if (!decompressor->next(&block, &size)) break;
     out_hash.update(block, size);
     write_all(out_fd, block, size, what);
     result.output_size += size;
+    // The store keeps the tar and syncs it before the commit: the disk starts on it now.
+    if (result.output_size - flushing >= kWritebackEvery) {
+      ::sync_file_range(out_fd, static_cast<off_t>(flushing), static_cast<off_t>(result.output_size - flushing), SYNC_FILE_RANGE_WRITE);
+      flushing = result.output_size;
+    }
   }
   reader.drain();
   result.input_digest = reader.hash.finish();
@@ -451,7 +458,7 @@ struct DeferredDirTime {
 
 class Unpacker {
  public:
-  Unpacker(const std::string& dest, const std::string& layer) : dest_(dest), layer_(layer) {
+  Unpacker(const std::string& dest, const std::string& layer, bool writeback) : dest_(dest), layer_(layer), writeback_(writeback) {
     root_ = UniqueFd(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!root_) throw_errno("cannot open " + dest);
     is_root_ = ::geteuid() == 0;
@@ -539,6 +546,11 @@ class Unpacker {
         if (!fd) fail_errno("cannot create file");
         write_data(a, fd.get(), archive_entry_size(e));
         content_size += static_cast<uint64_t>(archive_entry_size(e));
+        // The disk starts on a big file now, while the next ones are
+        // unpacked, rather than at the store's syncfs (which then waited
+        // ~0.25 s for a 200 MB pull). Small files are left to that syncfs:
+        // kicking each one cost more system time than it saved.
+        if (writeback_ && archive_entry_size(e) >= kWritebackMin) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
         if (!owned) set_owner(fd.get(), "", e, 0);
         if (!final_mode && ::fchmod(fd.get(), perm) != 0) fail_errno("cannot chmod");
         set_xattrs_fd(fd.get(), e);
@@ -748,6 +760,8 @@ class Unpacker {
   uid_t euid_ = 0;
   gid_t egid_ = 0;
   mode_t umask_ = 07777;
+  bool writeback_ = false;
+  static constexpr la_int64_t kWritebackMin = 64 << 10;
   UniqueFd cached_fd_;
   std::string cached_key_;
   std::vector<DeferredDirTime> dir_times_;
@@ -808,7 +822,7 @@ struct TeeReader {
 }  // namespace
 
 StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
-                                       bool hash_input, const BytesProgress& progress) {
+                                       bool hash_input, const BytesProgress& progress, bool start_writeback) {
   const std::string what = "layer " + layer_name;
   HashingReader input(read);
   input.progress = &progress;
@@ -828,7 +842,7 @@ StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std
   };
   if (archive_read_open(a.get(), &tee, nullptr, &TeeReader::read, nullptr) != ARCHIVE_OK)
     throw Error(what + ": cannot read: " + tar_error());
-  Unpacker unpacker(dest_dir, layer_name);
+  Unpacker unpacker(dest_dir, layer_name, start_writeback);
   try {
     for (;;) {
       archive_entry* entry = nullptr;
@@ -855,7 +869,7 @@ StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std
 }
 
 UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::string& layer_name,
-                          const BytesProgress& progress, bool compute_digest) {
+                          const BytesProgress& progress, bool compute_digest, bool start_writeback) {
   ArchivePtr a(archive_read_new());
   archive_read_support_format_tar(a.get());
   archive_read_support_format_empty(a.get());
@@ -864,7 +878,7 @@ UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::st
   reader.hashing = compute_digest;
   if (archive_read_open(a.get(), &reader, nullptr, &HashingReader::read, nullptr) != ARCHIVE_OK)
     throw Error("layer " + layer_name + ": cannot read: " + archive_error(a.get(), reader));
-  Unpacker unpacker(dest_dir, layer_name);
+  Unpacker unpacker(dest_dir, layer_name, start_writeback);
   for (;;) {
     archive_entry* entry = nullptr;
     int r = archive_read_next_header(a.get(), &entry);

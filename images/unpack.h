@@ -31,7 +31,8 @@ struct DecompressResult {
 // length checked; after a member, bytes that start no other are ignored
 // (but hashed). Other compressions go through libarchive's filters.
 
-// Streams in_fd (tar, gzip, zstd, bzip2 or xz; detected) uncompressed to out_fd.
+// Streams in_fd (tar, gzip, zstd, bzip2 or xz; detected) uncompressed to
+// out_fd, a file the disk starts writing every 8 MiB (the store syncs it).
 // `what` names the stream in errors (e.g. "layer sha256:ab12..").
 DecompressResult decompress_stream(int in_fd, int out_fd, const std::string& what,
                                    const BytesProgress& progress = {});
@@ -49,8 +50,12 @@ struct UnpackResult {
 // path passes through a symlink, hardlinks to targets outside the layer.
 // On error dest_dir is left partially filled; the caller removes it.
 // With compute_digest false (the caller verified the bytes already) diff_id is left empty.
+// With start_writeback, the disk starts writing each big file (64 KiB and
+// more) as soon as it is unpacked, so that the syncfs the store does
+// before it commits a layer waits less; false leaves all to the kernel (as
+// tar -x does).
 UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::string& layer_name,
-                          const BytesProgress& progress = {}, bool compute_digest = true);
+                          const BytesProgress& progress = {}, bool compute_digest = true, bool start_writeback = true);
 
 struct StreamUnpackResult {
   std::string input_digest;   // sha256 of the bytes read (the compressed blob); "" unless hash_input
@@ -66,9 +71,9 @@ struct StreamUnpackResult {
 // into dest_dir exactly as unpack_layer does, hashing the tar stream (and
 // the input when hash_input). The whole input is read, to its end. An error
 // thrown by read is rethrown as it is; on any error dest_dir and tar_fd are
-// left partially written (the caller removes them).
+// left partially written (the caller removes them). start_writeback: as unpack_layer's.
 StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
-                                       bool hash_input, const BytesProgress& progress = {});
+                                       bool hash_input, const BytesProgress& progress = {}, bool start_writeback = true);
 
 // Removes a directory tree without following symlinks (ENOENT is fine).
 void remove_tree(const std::string& path);
