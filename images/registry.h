@@ -25,11 +25,13 @@
 // Daemon-wide options (registries.json, see load_registry_config): search
 // registries for unqualified names, blocked registries, insecure
 // registries, and pull mirrors tried before the origin.
-// Pushed layers are the store's uncompressed layer tars, sent as
-// `application/vnd.oci.image.layer.v1.tar` in an OCI image manifest: their
-// blob digest is their DiffID, so existence checks need no compression and a
-// pull back verifies against the DiffIDs directly. The CNCF distribution
-// registry (Debian's docker-registry 2.8) accepts them.
+// Pushed layers are the store's blobs as they are kept, in an OCI image
+// manifest: a pulled or loaded layer goes back compressed, with the digest
+// and media type it came with (so a registry that has it finds it by HEAD
+// or a cross-repository mount, and nothing is recompressed); layers berth
+// made (import, commit) or stored before it kept blobs compressed go as
+// `application/vnd.oci.image.layer.v1.tar`, their blob digest their DiffID.
+// The CNCF distribution registry (Debian's docker-registry 2.8) accepts both.
 #pragma once
 
 #include <functional>
