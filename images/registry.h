@@ -26,10 +26,10 @@
 // registries for unqualified names, blocked registries, insecure
 // registries, and pull mirrors tried before the origin.
 // Pushed layers are the store's blobs as they are kept, in an OCI image
-// manifest: a pulled or loaded layer goes back compressed, with the digest
-// and media type it came with (so a registry that has it finds it by HEAD
-// or a cross-repository mount, and nothing is recompressed); layers berth
-// made (import, commit) or stored before it kept blobs compressed go as
+// manifest: a layer that came compressed (pull, load, import) goes back
+// so, with the digest and media type it came with (a registry that has it
+// finds it by HEAD or a cross-repository mount, and nothing is
+// recompressed); plain tars (commit, import of a tar, older stores) go as
 // `application/vnd.oci.image.layer.v1.tar`, their blob digest their DiffID.
 // The CNCF distribution registry (Debian's docker-registry 2.8) accepts both.
 #pragma once
