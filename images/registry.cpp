@@ -229,16 +229,23 @@ std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.ta
 
 // A bounded byte stream from a download thread to an unpacking thread: the
 // download blocks while the unpack is behind, so memory stays at `capacity`
-// per layer whatever the layer's size.
+// per layer whatever the layer's size. A waiting side is woken only once
+// kWakeBytes are there to take (or room for as many): one hand-over per
+// 64 KiB rather than per network read, fewer futex calls and switches.
 class ByteChannel {
  public:
-  explicit ByteChannel(size_t capacity) : ring_(capacity) {}
+  static constexpr size_t kWakeBytes = 64u << 10;
+  explicit ByteChannel(size_t capacity) : ring_(capacity), wake_(std::min(kWakeBytes, capacity / 2)) {}
 
   // False when the reader has gone (it failed; nothing more is wanted).
   bool write(const char* data, size_t n) {
     std::unique_lock<std::mutex> lock(mutex_);
     while (n) {
-      changed_.wait(lock, [&] { return reader_gone_ || size_ < ring_.size(); });
+      if (size_ == ring_.size() && !reader_gone_) {
+        writer_waiting_ = true;
+        writable_.wait(lock, [&] { return reader_gone_ || ring_.size() - size_ >= wake_; });
+        writer_waiting_ = false;
+      }
       if (reader_gone_) return false;
       size_t tail = (head_ + size_) % ring_.size();
       size_t chunk = std::min({n, ring_.size() - size_, ring_.size() - tail});
@@ -246,7 +253,7 @@ class ByteChannel {
       size_ += chunk;
       data += chunk;
       n -= chunk;
-      changed_.notify_all();
+      if (reader_waiting_ && size_ >= wake_) readable_.notify_one();
     }
     return true;
   }
@@ -255,17 +262,21 @@ class ByteChannel {
     std::lock_guard<std::mutex> lock(mutex_);
     writer_done_ = true;
     failure_ = std::move(failure);
-    changed_.notify_all();
+    readable_.notify_all();
   }
   void close_read() {
     std::lock_guard<std::mutex> lock(mutex_);
     reader_gone_ = true;
-    changed_.notify_all();
+    writable_.notify_all();
   }
   // A ReadFn: 0 at the clean end; rethrows the download's error.
   size_t read(char* buf, size_t cap) {
     std::unique_lock<std::mutex> lock(mutex_);
-    changed_.wait(lock, [&] { return size_ > 0 || writer_done_; });
+    if (size_ == 0 && !writer_done_) {
+      reader_waiting_ = true;
+      readable_.wait(lock, [&] { return size_ >= wake_ || writer_done_; });
+      reader_waiting_ = false;
+    }
     if (size_ == 0) {
       if (failure_) std::rethrow_exception(failure_);
       return 0;
@@ -274,16 +285,18 @@ class ByteChannel {
     std::memcpy(buf, ring_.data() + head_, chunk);
     head_ = (head_ + chunk) % ring_.size();
     size_ -= chunk;
-    changed_.notify_all();
+    if (writer_waiting_ && ring_.size() - size_ >= wake_) writable_.notify_one();
     return chunk;
   }
 
  private:
   std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable readable_, writable_;
   std::vector<char> ring_;
+  const size_t wake_;
   size_t head_ = 0, size_ = 0;
   bool writer_done_ = false, reader_gone_ = false;
+  bool writer_waiting_ = false, reader_waiting_ = false;
   std::exception_ptr failure_;
 };
 
