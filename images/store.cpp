@@ -269,22 +269,28 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
   std::string shown = short_id(expected_diff_id.empty() ? (known_digest.empty() ? "sha256:new" : known_digest) : expected_diff_id);
   Compression compression = detect_compression(src.get());
   std::string media_type = layer_media_type(compression);
+  uint64_t total = static_cast<uint64_t>(st.st_size);
+  // A layer the store has already: nothing to unpack.
+  auto already_stored = [&](const std::string& diff_id) {
+    staged.diff_id = diff_id;
+    staged.already_stored = true;
+    emit(progress, ProgressEvent::Kind::AlreadyExists, "Loading layer", shown, 0, 0);
+    return staged;
+  };
+  // The work dir the layer unpacks into.
+  auto start_unpack = [&] {
+    staged.dir = work.next_name("layer-");
+    make_dirs(staged.dir + "/diff");
+    ::chmod((staged.dir + "/diff").c_str(), 0755);
+    emit(progress, ProgressEvent::Kind::Start, "Loading layer", shown, 0, total);
+  };
   std::string blob_file = src_path;
   std::string diff_id;
   if (compression == Compression::Gzip || compression == Compression::Zstd) {
     // Kept as it arrived: the compressed file becomes the blob, and the
     // layer unpacks from it in one pass that also hashes the DiffID.
-    if (!expected_diff_id.empty() && layer_exists(store_dir, expected_diff_id)) {
-      staged.diff_id = expected_diff_id;
-      staged.already_stored = true;
-      emit(progress, ProgressEvent::Kind::AlreadyExists, "Loading layer", shown, 0, 0);
-      return staged;
-    }
-    staged.dir = work.next_name("layer-");
-    make_dirs(staged.dir + "/diff");
-    ::chmod((staged.dir + "/diff").c_str(), 0755);
-    uint64_t total = static_cast<uint64_t>(st.st_size);
-    emit(progress, ProgressEvent::Kind::Start, "Loading layer", shown, 0, total);
+    if (!expected_diff_id.empty() && layer_exists(store_dir, expected_diff_id)) return already_stored(expected_diff_id);
+    start_unpack();
     int fd = src.get();
     StreamUnpackResult r = unpack_layer_stream(
         [&](char* buf, size_t cap) -> size_t {
@@ -325,17 +331,9 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
   }
   if (!expected_diff_id.empty() && !diff_id.empty() && diff_id != expected_diff_id)
     throw Error("layer " + expected_diff_id + ": DiffID mismatch: the layer content has digest " + diff_id);
-  if (!diff_id.empty() && layer_exists(store_dir, diff_id)) {
-    staged.diff_id = diff_id;
-    staged.already_stored = true;
-    emit(progress, ProgressEvent::Kind::AlreadyExists, "Loading layer", shown, 0, 0);
-    return staged;
-  }
-  staged.dir = work.next_name("layer-");
-  make_dirs(staged.dir + "/diff");
-  ::chmod((staged.dir + "/diff").c_str(), 0755);
-  uint64_t total = static_cast<uint64_t>(st.st_size);
-  emit(progress, ProgressEvent::Kind::Start, "Loading layer", shown, 0, total);
+  if (!diff_id.empty() && layer_exists(store_dir, diff_id)) return already_stored(diff_id);
+  total = static_cast<uint64_t>(st.st_size);  // the decompressed tar's, when it was decompressed
+  start_unpack();
   // The bytes were hashed already when the digest is known: the tar in our
   // work dir is private to us, so unpacking need not hash it again.
   UnpackResult r = unpack_layer(src.get(), staged.dir + "/diff", expected_diff_id.empty() ? (diff_id.empty() ? unnamed : diff_id) : expected_diff_id,
