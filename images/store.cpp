@@ -772,6 +772,10 @@ std::string Store::import_rootfs(int fd, const ImportOptions& options, const Pro
   // It is kept as it came: a gzip or zstd rootfs becomes the layer's blob.
   WorkDir work(dir_, "import");
   std::string input = work.next_name("input-");
+  // Hashed as it is copied: the input's digest (the DiffID of a plain tar,
+  // the blob digest of a compressed one) names the layer in the progress
+  // and lets a plain tar the store already has skip its unpack.
+  Sha256 input_hash;
   {
     UniqueFd out(::open(input.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!out) throw_errno("cannot create " + input);
@@ -783,13 +787,14 @@ std::string Store::import_rootfs(int fd, const ImportOptions& options, const Pro
       if (n < 0) throw_errno("import " + options.source_name + ": cannot read");
       if (n == 0) break;
       if (!write_all(out.get(), buf.data(), static_cast<size_t>(n))) throw_errno("cannot write " + input);
+      input_hash.update(buf.data(), static_cast<size_t>(n));
       done += static_cast<uint64_t>(n);
       if (progress) progress(ProgressEvent{ProgressEvent::Kind::Advance, "Importing", options.source_name, done, 0});
     }
   }
   StoreLock lock(dir_, true);
   Index index = Index::read(dir_);
-  StagedLayer layer = stage_layer(dir_, work, input, "", "", progress, "import " + options.source_name);
+  StagedLayer layer = stage_layer(dir_, work, input, input_hash.finish(), "", progress, "import " + options.source_name);
   commit_layer(dir_, layer);
   std::string now = now_rfc3339();
   nlohmann::json config = {

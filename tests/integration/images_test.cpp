@@ -273,6 +273,19 @@ TEST_F(Images, ImportBusyboxFixture) {
   EXPECT_NE(bad.err.find("map has no entry for key \"Nope\""), std::string::npos) << bad.err;
 }
 
+// A second import of the same rootfs finds its layer by the tar's digest
+// (its DiffID): nothing is unpacked again, and the progress names the layer.
+TEST_F(Images, ImportOfAKnownRootfsReusesItsLayer) {
+  ASSERT_TRUE(berth::test::have_busybox()) << "busybox-static is required";
+  import_busybox("one");
+  std::string tar = dir.path() + "/busybox.tar";
+  std::string diff_id = inspect("one")["RootFS"]["Layers"][0];
+  Result again = berth({"import", tar, "two"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("Loading layer " + diff_id.substr(7, 12) + "  already exists"), std::string::npos) << again.err;
+  EXPECT_EQ(inspect("two")["RootFS"]["Layers"][0], diff_id);
+}
+
 TEST_F(Images, ImportFromStdinWithEveryChange) {
   std::string layer = ustar({{"hello", '0', "hi\n"}});
   std::string tar = dir.write("rootfs.tar", layer);
