@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -38,6 +39,9 @@ bool read_file_if_exists(const std::string& path, std::string& out);
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode = 0644);
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
+// The names in a directory (not "." and ".."), in readdir order; empty
+// when it cannot be read.
+std::vector<std::string> list_directory(const std::string& path);
 // mkdir -p; throws on failure.
 void make_dirs(const std::string& path, unsigned mode = 0755);
 // Joins a and b with one '/', unless b is absolute (then b).

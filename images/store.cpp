@@ -568,22 +568,13 @@ static void collect_garbage(const std::string& dir, const Index& index, RemoveRe
     for (auto& d : rec.diff_ids) keep_layer(d);
   }
   for (auto& [d, when] : index.pending_layers) keep_layer(d);
-  auto names = [](const std::string& path) {
-    std::vector<std::string> out;
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.push_back(e->d_name);
-      ::closedir(d);
-    }
-    return out;
-  };
-  for (auto& hex : names(dir + "/layers")) {
+  for (auto& hex : list_directory(dir + "/layers")) {
     if (live_layers.count(hex)) continue;
     report.reclaimed += layer_content_size(dir, "sha256:" + (hex.size() == 64 ? hex : std::string(64, '0')));
     remove_tree(dir + "/layers/" + hex);
     report.deleted.push_back("sha256:" + hex);
   }
-  for (auto& hex : names(dir + "/blobs/sha256")) {
+  for (auto& hex : list_directory(dir + "/blobs/sha256")) {
     if (live_blobs.count(hex)) continue;
     if (::unlink((dir + "/blobs/sha256/" + hex).c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove blob " + hex);
   }

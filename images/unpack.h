@@ -67,7 +67,8 @@ struct StreamUnpackResult {
 
 // One pass over a layer in any compression (tar, gzip, zstd, bzip2, xz;
 // detected): decompresses what read yields, writes the uncompressed tar to
-// tar_fd (when >= 0: the store keeps it as the layer's blob) and unpacks it
+// tar_fd when >= 0 (the store passes -1: it keeps the compressed blob;
+// the tests compare the copy with the input) and unpacks it
 // into dest_dir exactly as unpack_layer does, hashing the tar stream (and
 // the input when hash_input). The whole input is read, to its end. An error
 // thrown by read is rethrown as it is; on any error dest_dir and tar_fd are

@@ -3,7 +3,6 @@
 // uploaded, within one registry), save decompresses it for the Docker format
 // and verifies the DiffID, and rmi removes it. Layers of older stores (meta
 // without "blob", the tar named by its DiffID) keep working.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -30,16 +29,6 @@ std::string sha256_of(const std::string& path) {
   Result r = run({"/usr/bin/sha256sum", path});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return "sha256:" + r.out.substr(0, 64);
-}
-
-std::vector<std::string> entries(const std::string& path) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d))
-      if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.push_back(e->d_name);
-    ::closedir(d);
-  }
-  return out;
 }
 
 int count(const std::string& text, const std::string& needle) {
@@ -112,9 +101,9 @@ class RegistryBlobs : public RegistryFixture {
   }
 
   void expect_store_empty(const std::string& root) {
-    EXPECT_EQ(entries(root + "/image/blobs/sha256"), std::vector<std::string>{});
-    EXPECT_EQ(entries(root + "/image/layers"), std::vector<std::string>{});
-    EXPECT_EQ(entries(root + "/image/tmp"), std::vector<std::string>{});
+    EXPECT_EQ(berth::list_directory(root + "/image/blobs/sha256"), std::vector<std::string>{});
+    EXPECT_EQ(berth::list_directory(root + "/image/layers"), std::vector<std::string>{});
+    EXPECT_EQ(berth::list_directory(root + "/image/tmp"), std::vector<std::string>{});
   }
 
   std::string tar, gz, diff_id, gz_digest;
@@ -130,7 +119,7 @@ TEST_F(RegistryBlobs, LoadKeepsTheGzipLayerAndPushSendsItAsIs) {
   // Loaded as it came: the gzip blob, no tar named by the DiffID.
   EXPECT_TRUE(path_exists(root + "/image/blobs/sha256/" + gz_digest.substr(7)));
   EXPECT_FALSE(path_exists(root + "/image/blobs/sha256/" + diff_id.substr(7)));
-  EXPECT_EQ(entries(root + "/image/tmp"), std::vector<std::string>{});
+  EXPECT_EQ(berth::list_directory(root + "/image/tmp"), std::vector<std::string>{});
   ASSERT_EQ(run_berth({"--root", root, "push", ref}).exit_code, 0);
   Result m = run({"/usr/bin/curl", "-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
                   "http://" + registry.address() + "/v2/berth/gz/manifests/1"});
@@ -153,8 +142,8 @@ TEST_F(RegistryBlobs, PullStoresTheCompressedBlobAndNoTar) {
   EXPECT_EQ(sha256_of(blob), gz_digest);
   EXPECT_FALSE(path_exists(root + "/image/blobs/sha256/" + diff_id.substr(7))) << "an uncompressed tar was stored";
   // The config and the gzip blob, nothing else.
-  EXPECT_EQ(entries(root + "/image/blobs/sha256").size(), 2u);
-  EXPECT_EQ(entries(root + "/image/tmp"), std::vector<std::string>{});
+  EXPECT_EQ(berth::list_directory(root + "/image/blobs/sha256").size(), 2u);
+  EXPECT_EQ(berth::list_directory(root + "/image/tmp"), std::vector<std::string>{});
   json meta = layer_meta(root, diff_id);
   EXPECT_EQ(meta["diff_id"], diff_id);
   EXPECT_EQ(meta["blob"]["digest"], gz_digest);
@@ -267,7 +256,7 @@ TEST_F(RegistryBlobs, SaveOfADamagedBlobFailsNamingTheLayerAndLeavesNoFile) {
   EXPECT_NE(s.exit_code, 0);
   EXPECT_NE(s.err.find("layer " + diff_id), std::string::npos) << s.err;
   EXPECT_FALSE(path_exists(out));
-  for (auto& name : entries(dir.path())) EXPECT_EQ(name.find("out.tar"), std::string::npos) << name;
+  for (auto& name : berth::list_directory(dir.path())) EXPECT_EQ(name.find("out.tar"), std::string::npos) << name;
 }
 
 TEST_F(RegistryBlobs, ImagesSharingALayerShareItsBlobAndRmiEmptiesTheStore) {
@@ -280,8 +269,8 @@ TEST_F(RegistryBlobs, ImagesSharingALayerShareItsBlobAndRmiEmptiesTheStore) {
   ASSERT_EQ(run_berth({"--root", root, "pull", "-q", two}).exit_code, 0);
   ASSERT_NE(image_id(root, one), image_id(root, two));
   // Two configs and one gzip blob.
-  EXPECT_EQ(entries(root + "/image/blobs/sha256").size(), 3u);
-  EXPECT_EQ(entries(root + "/image/layers").size(), 1u);
+  EXPECT_EQ(berth::list_directory(root + "/image/blobs/sha256").size(), 3u);
+  EXPECT_EQ(berth::list_directory(root + "/image/layers").size(), 1u);
   Result rm1 = run_berth({"--root", root, "rmi", one});
   ASSERT_EQ(rm1.exit_code, 0) << rm1.err;
   EXPECT_TRUE(path_exists(root + "/image/blobs/sha256/" + gz_digest.substr(7)));

@@ -1,6 +1,5 @@
 // The store: shared layers, reference counting by images and holders, and
 // loads that verify digests and leave nothing behind when they fail.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <gtest/gtest.h>
@@ -23,16 +22,6 @@ using berth::images::TarWriter;
 using berth::test::TempDir;
 
 namespace {
-
-std::vector<std::string> entries(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d))
-      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
-    ::closedir(d);
-  }
-  return out;
-}
 
 struct Layer {
   std::string path;
@@ -105,9 +94,9 @@ class ImagesStore : public ::testing::Test {
   Layer web = make_layer(dir, "web.tar", [](TarWriter& t) { t.add_entry("web", '0', 0755, "web\n"); });
 
   void expect_empty_store() {
-    EXPECT_TRUE(entries(root + "/image/blobs/sha256").empty());
-    EXPECT_TRUE(entries(root + "/image/layers").empty());
-    EXPECT_TRUE(entries(root + "/image/tmp").empty());
+    EXPECT_TRUE(berth::list_directory(root + "/image/blobs/sha256").empty());
+    EXPECT_TRUE(berth::list_directory(root + "/image/layers").empty());
+    EXPECT_TRUE(berth::list_directory(root + "/image/tmp").empty());
   }
 };
 
@@ -117,7 +106,7 @@ TEST_F(ImagesStore, SharedLayersAreStoredOnceAndFreedWithTheLastImage) {
   Store store(root);
   auto result = load(store, make_docker_archive(dir, "two.tar", {{{base, app}, {"app:1"}}, {{base, web}, {"web:1"}, "web"}}));
   EXPECT_EQ(result.tagged, (std::vector<std::string>{"app:1", "web:1"}));
-  EXPECT_EQ(entries(root + "/image/layers").size(), 3u);
+  EXPECT_EQ(berth::list_directory(root + "/image/layers").size(), 3u);
   auto dirs = store.layer_dirs("app:1");
   ASSERT_EQ(dirs.size(), 2u);
   EXPECT_TRUE(berth::path_exists(dirs[0] + "/app")) << "top-most layer first";
@@ -125,7 +114,7 @@ TEST_F(ImagesStore, SharedLayersAreStoredOnceAndFreedWithTheLastImage) {
 
   auto removed = store.remove("app:1", false);
   EXPECT_EQ(removed.untagged, (std::vector<std::string>{"app:1"}));
-  EXPECT_EQ(entries(root + "/image/layers").size(), 2u) << "the shared base stays for web:1";
+  EXPECT_EQ(berth::list_directory(root + "/image/layers").size(), 2u) << "the shared base stays for web:1";
   EXPECT_TRUE(berth::path_exists(store.layer_dirs("web:1")[1] + "/etc/os-release"));
   store.remove("web:1", false);
   expect_empty_store();
@@ -161,7 +150,7 @@ TEST_F(ImagesStore, HoldsAreFilesAndIndexHoldsStillCount) {
   std::string id = store.acquire("app:1", "c1");
   ASSERT_EQ(::stat((root + "/image/index.json").c_str(), &after), 0);
   EXPECT_EQ(before.st_ino, after.st_ino) << "acquire rewrote index.json";
-  EXPECT_EQ(entries(root + "/image/holds"), (std::vector<std::string>{"c1." + id.substr(7)}));
+  EXPECT_EQ(berth::list_directory(root + "/image/holds"), (std::vector<std::string>{"c1." + id.substr(7)}));
   struct stat hold {};
   ASSERT_EQ(::stat((root + "/image/holds/c1." + id.substr(7)).c_str(), &hold), 0);
   EXPECT_EQ(hold.st_size, 0);
@@ -182,7 +171,7 @@ TEST_F(ImagesStore, HoldsAreFilesAndIndexHoldsStillCount) {
   store.release("old");
   EXPECT_TRUE(nlohmann::json::parse(berth::read_file(root + "/image/index.json"))["holders"].empty());
   store.release("c1");
-  EXPECT_TRUE(entries(root + "/image/holds").empty());
+  EXPECT_TRUE(berth::list_directory(root + "/image/holds").empty());
   EXPECT_EQ(store.remove("app:1", false).deleted.front(), id);
   EXPECT_EQ(store.remove("web:1", false).deleted.front(), web_id);
   expect_empty_store();
@@ -234,7 +223,7 @@ TEST_F(ImagesStore, LayerFromTarThenCreateImage) {
   // A pending layer survives garbage collection by an unrelated rmi.
   load(store, make_docker_archive(dir, "one.tar", {{{web}, {"web:1"}}}));
   store.remove("web:1", false);
-  EXPECT_EQ(entries(root + "/image/layers").size(), 1u);
+  EXPECT_EQ(berth::list_directory(root + "/image/layers").size(), 1u);
   std::string id = store.create_image({{"architecture", "amd64"}, {"os", "linux"}, {"config", {{"Cmd", {"app"}}}}}, {diff_id},
                                       berth::images::parse_reference("committed:1"));
   EXPECT_THROW(store.resolve("committed"), Error) << "\"committed\" means committed:latest";
@@ -265,6 +254,6 @@ TEST_F(ImagesStore, SaveThenLoadKeepsIdsAndDiffIds) {
       EXPECT_EQ(copy.summary(name).diff_ids, store.summary(name).diff_ids);
       EXPECT_EQ(copy.config_bytes(name), store.config_bytes(name));
     }
-    EXPECT_EQ(entries(other.path() + "/image/layers").size(), 3u);
+    EXPECT_EQ(berth::list_directory(other.path() + "/image/layers").size(), 3u);
   }
 }
