@@ -110,7 +110,11 @@ static void register_serve_commands(CLI::App& app, GlobalOptions& global) {
                     "applied again)")
       ->capture_default_str()
       ->check(CLI::Range(100, 3'600'000));
-  serve->callback([resync_ms, no_dns, watch, watch_ms, retry_ms, enforce_ms, &global] {
+  // Hidden: a serve the CLI started (ensure_daemon); a `berth serve` the
+  // user starts takes over from it.
+  auto started_by_cli = std::make_shared<bool>(false);
+  serve->add_flag("--started-by-cli", *started_by_cli, "")->group("");
+  serve->callback([resync_ms, no_dns, watch, watch_ms, retry_ms, enforce_ms, started_by_cli, &global] {
     supervisor::ServeOptions o;
     o.paths = paths_for(global);
     o.version = kVersion;
@@ -122,6 +126,7 @@ static void register_serve_commands(CLI::App& app, GlobalOptions& global) {
     o.watch_rescan_ms = *watch_ms;
     o.watch_retry_ms = *retry_ms;
     o.watch_resync_ms = *enforce_ms;
+    o.started_by_cli = *started_by_cli;
     supervisor::serve(o);
   });
 

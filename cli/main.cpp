@@ -12,6 +12,8 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "cli/version.h"
+#include "supervisor/client.h"
+#include "supervisor/commands.h"
 
 namespace berth::cli {
 
@@ -41,6 +43,36 @@ const char* command_word(int argc, char** argv) {
     return argv[i];
   }
   return nullptr;
+}
+
+// Whether a parsed command line goes to `berth serve` (supervisor/commands.h).
+// Commands that start processes (containers, exec sessions) start a serve
+// when none runs, so what they start is not the caller's; other changing
+// commands use one when it runs and otherwise do the same work here.
+// Reading commands read the disk, the one source of truth, themselves (a
+// round trip would only make them slower); serve itself, the commands that
+// talk to it already and those that touch no root stay here too.
+enum class ViaServe { No, IfRunning, Start };
+
+ViaServe via_serve(const CLI::App& app) {
+  if (const char* in_serve = std::getenv(supervisor::kInServeEnv); in_serve && *in_serve) return ViaServe::No;
+  static const std::set<std::string> stay{"serve",   "events", "__restart", "__rm-cleanup", "version", "config",
+                                          "login",   "logout", "search",    "check",        "ps",      "ls",
+                                          "inspect", "logs",   "images",    "top",          "port",    "diff",
+                                          "wait",    "info",   "stats",     "history"};
+  static const std::set<std::string> start{"up", "run", "start", "restart", "exec"};
+  const CLI::App* cmd = &app;
+  std::string top;
+  while (!cmd->get_subcommands().empty()) {
+    cmd = cmd->get_subcommands().front();
+    if (top.empty()) top = cmd->get_name();
+    if (stay.count(cmd->get_name())) return ViaServe::No;
+  }
+  if (cmd == &app) return ViaServe::No;
+  // `up` or `run` of a group of their own (`image`, `network`, ...) do not
+  // start containers; compose's do.
+  bool starts = start.count(cmd->get_name()) && (cmd->get_name() == top || top == "compose");
+  return starts ? ViaServe::Start : ViaServe::IfRunning;
 }
 
 // Every subcommand name and alias of app, in order.
@@ -77,10 +109,18 @@ static int run(int argc, char** argv) {
   app.add_option("--run-root", global.run_root, "Runtime state root (env BERTH_RUN_ROOT)")->capture_default_str();
   app.add_option("--log-level", global.log_level, "Log level: debug, info, warn, error, fatal")
       ->capture_default_str();
+  // After the whole command line is valid (a usage error never reaches
+  // serve or starts one), before the command runs.
   app.parse_complete_callback([&] {
     init_logging(global.log_level);
     global.root = path_absolute(global.root);
     global.run_root = path_absolute(global.run_root);
+    if (ViaServe via = via_serve(app); via != ViaServe::No) {
+      std::vector<std::string> args(argv + 1, argv + argc);
+      if (auto code = supervisor::run_via_daemon(runtime::Paths{global.root, global.run_root, {}}, args,
+                                                 via == ViaServe::Start))
+        throw ExitCode{*code};
+    }
   });
 
   auto& groups = registry();

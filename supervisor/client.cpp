@@ -4,16 +4,23 @@
 #include <http_parser.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "supervisor/commands.h"
+
+extern char** environ;
 
 namespace berth::supervisor {
 
@@ -25,15 +32,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-UniqueFd connect_unix(const std::string& path) {
+// An invalid fd (errno set) when nothing listens there.
+UniqueFd try_connect_unix(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw Error("socket path too long: " + path, 0, 125);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) throw_errno("socket");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    throw Error("cannot connect to the berth daemon at " + path, errno, 125);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
+  return fd;
+}
+
+UniqueFd connect_unix(const std::string& path) {
+  UniqueFd fd = try_connect_unix(path);
+  if (!fd) throw Error("cannot connect to the berth daemon at " + path, errno, 125);
   return fd;
 }
 
@@ -178,7 +191,8 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) 
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    const char* argv[] = {exe.c_str(), "--root", paths.root.c_str(), "--run-root", paths.run_root.c_str(), "serve", nullptr};
+    const char* argv[] = {exe.c_str(), "--root", paths.root.c_str(), "--run-root", paths.run_root.c_str(),
+                          "serve",     "--started-by-cli", nullptr};
     ::execv(exe.c_str(), const_cast<char* const*>(argv));
     ::_exit(127);
   }
@@ -191,6 +205,130 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) 
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   throw Error("berth serve did not come up within " + std::to_string(wait.count()) + " ms (see " + log + ")", 0, 125);
+}
+
+namespace {
+
+// The signals a command run by the daemon gets when this client gets them.
+constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+
+// Blocks the forwarded signals for its lifetime and reads them from a signalfd.
+class ForwardedSignals {
+ public:
+  ForwardedSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : kForwarded) sigaddset(&set, s);
+    ::sigprocmask(SIG_BLOCK, &set, &old_);
+    fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  }
+  ~ForwardedSignals() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  int fd() const { return fd_.get(); }
+  // The next pending signal, 0 when none.
+  int next() {
+    signalfd_siginfo info{};
+    if (::read(fd_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return 0;
+    return static_cast<int>(info.ssi_signo);
+  }
+
+ private:
+  sigset_t old_{};
+  UniqueFd fd_;
+};
+
+// Waits until process `pid` is gone (it is not our child: a pidfd tells).
+void wait_gone(pid_t pid) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return;
+  pollfd p{pidfd.get(), POLLIN, 0};
+  while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace
+
+std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector<std::string>& args, bool start) {
+  std::string socket = socket_path(paths);
+  UniqueFd fd = try_connect_unix(socket);
+  if (!fd) {
+    if (!start) return std::nullopt;
+    try {
+      ensure_daemon(paths);
+    } catch (const Error&) {
+      return std::nullopt;  // serve.log says why; the command still runs, here
+    }
+    fd = try_connect_unix(socket);
+    if (!fd) return std::nullopt;
+  }
+  CommandRequest request;
+  request.args = args;
+  for (char** e = environ; e && *e; ++e) request.env.emplace_back(*e);
+  request.umask = ::umask(0);
+  ::umask(request.umask);
+  ForwardedSignals signals;
+  try {
+    send_all(fd.get(), request_text("POST", "/commands", command_request_json(request)));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+
+  pid_t pid = 0;
+  std::optional<int> exit_code;
+  int killed_by = 0;
+  ParseState st;
+  st.on_line = [&](const std::string& line) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) return true;
+    if (j.contains("Pid") && j["Pid"].is_number_integer()) pid = j["Pid"].get<pid_t>();
+    if (j.contains("ExitCode") && j["ExitCode"].is_number_integer()) exit_code = j["ExitCode"].get<int>();
+    if (j.contains("Signal") && j["Signal"].is_number_integer()) killed_by = j["Signal"].get<int>();
+    return true;
+  };
+  http_parser parser;
+  http_parser_init(&parser, HTTP_RESPONSE);
+  parser.data = &st;
+  http_parser_settings settings = parser_settings();
+  char buf[4096];
+  while (!st.complete) {
+    pollfd p[2] = {{fd.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents & POLLIN) {
+      while (int sig = signals.next()) {
+        if (pid <= 0) continue;  // not started yet: nothing to signal
+        try {
+          http_request(socket, "POST", "/commands/" + std::to_string(pid) + "/signal?signal=" + std::to_string(sig), {},
+                       std::chrono::seconds(5));
+        } catch (const Error&) {
+        }
+      }
+    }
+    if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    size_t done = http_parser_execute(&parser, &settings, buf, static_cast<size_t>(n));
+    if (done != static_cast<size_t>(n) || HTTP_PARSER_ERRNO(&parser) != HPE_OK) break;
+  }
+  if (exit_code) return exit_code;
+  if (killed_by > 0) {
+    // Die of the same signal, as the command did, so a shell sees it so.
+    ::signal(killed_by, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, killed_by);
+    ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    ::raise(killed_by);
+    return 128 + killed_by;
+  }
+  if (pid <= 0) return std::nullopt;  // refused, or gone before it ran anything
+  // serve went away while the command ran: the command goes on (it is in a
+  // session of its own); wait for its end, whose status nobody can tell us.
+  wait_gone(pid);
+  throw Error("berth serve stopped while the command ran (pid " + std::to_string(pid) + "); its exit status is unknown",
+              0, 125);
 }
 
 }  // namespace berth::supervisor

@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/runtime.h"
 
@@ -24,6 +26,17 @@ bool daemon_answers(const runtime::Paths& paths, std::chrono::milliseconds timeo
 // waits until it answers. Throws berth::Error (exit code 125) when it does
 // not come up within `wait`. paths.self_exe empty = /proc/self/exe.
 void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+// Runs a berth command line (args without argv[0]) through the daemon of
+// `paths` (POST /commands, see supervisor/commands.h): this process's
+// environment, working directory, umask and fds 0-2 go with it; signals it
+// receives (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are passed on; the
+// command's exit status comes back. When no daemon answers, `start` says
+// whether to start one (ensure_daemon). Returns std::nullopt when no daemon
+// took the command (none runs and start is false, one could not be started,
+// or it refused before running anything): the caller then runs it itself,
+// with the same result, since the disk is the one source of truth.
+std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector<std::string>& args, bool start);
 
 struct HttpResponse {
   int status = 0;

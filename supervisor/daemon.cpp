@@ -29,6 +29,7 @@
 #include "net/store.h"
 #include "runtime/state.h"
 #include "supervisor/client.h"
+#include "supervisor/commands.h"
 #include "supervisor/gitops.h"
 #include "supervisor/spawn.h"
 #include "supervisor/policy.h"
@@ -151,6 +152,8 @@ int64_t parse_time_param(const std::string& v) {
 
 class Daemon;
 
+struct CommandRun;
+
 struct Connection {
   uv_pipe_t pipe;
   Daemon* daemon;
@@ -161,6 +164,15 @@ struct Connection {
   bool closing = false;
   EventFilter filter;
   uv_timer_t* until_timer = nullptr;  // ends an /events stream at `until`
+  CommandRun* command = nullptr;      // POST /commands: the command it waits for
+};
+
+// A client's command (POST /commands) running as serve's child.
+struct CommandRun {
+  uv_process_t process;
+  Daemon* daemon;
+  Connection* conn = nullptr;  // null once the client has gone
+  pid_t pid = 0;
 };
 
 struct Probe {
@@ -231,6 +243,7 @@ class Daemon {
   void on_restart_exit(const std::string& id, int64_t status);
   void on_health_timer(std::string id);
   void on_probe_done(Probe* p);
+  void on_command_exit(CommandRun* run, int64_t status, int term_signal);
   void shutdown();
 
  private:
@@ -247,6 +260,8 @@ class Daemon {
   void respond(Connection* c, int status, const std::string& body, const std::string& type = "application/json");
   json containers_json(bool all);
   json projects_json();
+  void start_command(Connection* c);
+  void signal_command(Connection* c, const std::string& path, std::map<std::string, std::string>& params);
 
   ServeOptions opt_;
   runtime::Runtime rt_;
@@ -261,6 +276,7 @@ class Daemon {
   bool network_watched_ = false;
   std::map<std::string, std::unique_ptr<Tracked>> tracked_;
   std::set<Connection*> connections_;
+  std::map<pid_t, CommandRun*> commands_;
   // The last 1024 events, as the lines sent (a parsed json per event costs
   // several times the text; only a replay with a filter parses them again).
   struct Past {
@@ -303,7 +319,7 @@ void Daemon::emit(const std::string& type, const std::string& action, const std:
   history_.push_back({t, line});
   while (history_.size() > 1024) history_.pop_front();
   for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end())) {
-    if (!c->streaming || c->closing || !c->filter.matches(e)) continue;
+    if (!c->streaming || c->closing || c->command || !c->filter.matches(e)) continue;
     char size[32];
     std::snprintf(size, sizeof size, "%zx\r\n", line.size());
     send(c, std::string(size) + line + "\r\n");
@@ -341,8 +357,10 @@ const char* reason(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 503: return "Service Unavailable";
     default: return "Internal Server Error";
   }
 }
@@ -359,6 +377,16 @@ void Daemon::close_connection(Connection* c) {
   if (c->closing) return;
   c->closing = true;
   connections_.erase(c);
+  if (c->command) {
+    // The client died before its command ended (it closes only by exiting,
+    // after the exit status, or of a signal it has passed on first): the
+    // command dies with it, as it would have in the client's own process.
+    // What it started lives on: monitors are in sessions of their own.
+    // When serve itself is stopping, the command runs on.
+    CommandRun* run = std::exchange(c->command, nullptr);
+    run->conn = nullptr;
+    if (!stopping_) ::kill(-run->pid, SIGKILL);
+  }
   if (c->until_timer) {
     uv_timer_stop(c->until_timer);
     close_and_free(c->until_timer);
@@ -509,6 +537,8 @@ void Daemon::on_request(Connection* c) {
   auto params = query_params(query);
   auto error = [&](int status, const std::string& msg) { respond(c, status, json{{"message", msg}}.dump() + "\n"); };
   try {
+    if (c->method == "POST" && path == "/commands") return start_command(c);
+    if (c->method == "POST" && path.rfind("/commands/", 0) == 0) return signal_command(c, path, params);
     if (c->method != "GET" && c->method != "HEAD") return error(405, "only GET is supported");
     if (path == "/_ping") return respond(c, 200, "OK", "text/plain; charset=utf-8");
     if (path == "/version") {
@@ -588,6 +618,96 @@ void Daemon::on_request(Connection* c) {
   } catch (const std::exception& e) {
     return error(500, e.what());
   }
+}
+
+// ---------------------------------------------------------------------------
+// Clients' commands (supervisor/commands.h)
+
+void Daemon::start_command(Connection* c) {
+  auto error = [&](int status, const std::string& msg) { respond(c, status, json{{"message", msg}}.dump() + "\n"); };
+  if (stopping_) return error(503, "berth serve is stopping");
+  CommandRequest req;
+  ClientProcess client;
+  try {
+    req = parse_command_request(c->body);
+  } catch (const std::exception& e) {
+    return error(400, std::string("invalid command request: ") + e.what());
+  }
+  uv_os_fd_t sock = -1;
+  uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &sock);
+  try {
+    client = take_client_process(sock);
+  } catch (const std::exception& e) {
+    return error(403, e.what());
+  }
+  auto* run = new CommandRun;
+  run->daemon = this;
+  run->process.data = run;
+  SpawnOptions so;
+  so.argv = {client.exe};  // the client's own binary (/proc/PID/exe), so client and command are one version
+  so.argv.insert(so.argv.end(), req.args.begin(), req.args.end());
+  so.cwd = client.cwd;
+  so.stdin_fd = client.stdio[0].get();
+  so.stdout_fd = client.stdio[1].get();
+  so.stderr_fd = client.stdio[2].get();
+  so.detached = true;  // a signal to serve's group is not the command's
+  so.env = std::move(req.env);
+  so.env.push_back(std::string(kInServeEnv) + "=1");
+  mode_t old = ::umask(req.umask);
+  int rc = spawn_child(&loop_, &run->process, so, [](uv_process_t* p, int64_t status, int sig) {
+    auto* r = static_cast<CommandRun*>(p->data);
+    r->daemon->on_command_exit(r, status, sig);
+  });
+  ::umask(old);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&run->process), [](uv_handle_t* h) { delete static_cast<CommandRun*>(h->data); });
+    return error(500, std::string("cannot run the command: ") + uv_strerror(rc));
+  }
+  run->pid = run->process.pid;
+  run->conn = c;
+  c->command = run;
+  c->streaming = true;
+  commands_[run->pid] = run;
+  spdlog::debug("command {} (client pid {}): {}", run->pid, client.pid, json(req.args).dump());
+  std::string line = json{{"Pid", run->pid}}.dump() + "\n";
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", line.size());
+  send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nApi-Version: "
+          "1.43\r\nServer: berth\r\n\r\n" + std::string(size) + line + "\r\n");
+}
+
+void Daemon::signal_command(Connection* c, const std::string& path, std::map<std::string, std::string>& params) {
+  auto error = [&](int status, const std::string& msg) { respond(c, status, json{{"message", msg}}.dump() + "\n"); };
+  // /commands/PID/signal?signal=N
+  std::string rest = path.substr(std::strlen("/commands/"));
+  auto slash = rest.find('/');
+  if (slash == std::string::npos || rest.substr(slash) != "/signal") return error(404, "page not found");
+  char* end = nullptr;
+  long pid = std::strtol(rest.c_str(), &end, 10);
+  long sig = std::strtol(params["signal"].c_str(), &end, 10);
+  if (params["signal"].empty() || *end != '\0' || sig <= 0 || sig >= 65) return error(400, "invalid signal");
+  auto it = commands_.find(static_cast<pid_t>(pid));
+  if (it == commands_.end()) return error(404, "no such command: " + rest.substr(0, slash));
+  // To its process group, as a terminal signals its foreground group (an
+  // `exec -t` relays the window size from a process of its own). The
+  // command leads a session of its own, and it is not reaped yet, so the
+  // group is still its.
+  if (::kill(-static_cast<pid_t>(pid), static_cast<int>(sig)) != 0)
+    return error(500, std::string("cannot signal the command: ") + std::strerror(errno));
+  respond(c, 200, "{}\n");
+}
+
+void Daemon::on_command_exit(CommandRun* run, int64_t status, int term_signal) {
+  commands_.erase(run->pid);
+  if (Connection* c = std::exchange(run->conn, nullptr)) {
+    c->command = nullptr;
+    std::string line = (term_signal ? json{{"Signal", term_signal}} : json{{"ExitCode", status}}).dump() + "\n";
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", line.size());
+    send(c, std::string(size) + line + "\r\n0\r\n\r\n");
+    close_connection(c);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&run->process), [](uv_handle_t* h) { delete static_cast<CommandRun*>(h->data); });
 }
 
 // ---------------------------------------------------------------------------
@@ -938,7 +1058,7 @@ void Daemon::on_health_timer(std::string id) {
   }
   uv_pipe_open(&p->out, fds[0]);
   // Its own process group: a timeout kills the probe and what it started.
-  SpawnOptions so{std::move(argv), "", fds[1], fds[1], true};
+  SpawnOptions so{std::move(argv), "", fds[1], fds[1], true, {}};
   auto exit_cb = [](uv_process_t* proc, int64_t status, int sig) {
     auto* p = static_cast<Probe*>(proc->data);
     p->exited = true;
@@ -1132,9 +1252,14 @@ void Daemon::shutdown() {
     t->dir_watch = nullptr;
   }
   for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end())) {
-    if (c->streaming) send(c, "0\r\n\r\n");
+    if (c->streaming && !c->command) send(c, "0\r\n\r\n");
     close_connection(c);
   }
+  // Clients' commands run on in sessions of their own; their clients wait
+  // for them to end.
+  for (auto& [pid, run] : commands_)
+    uv_close(reinterpret_cast<uv_handle_t*>(&run->process), [](uv_handle_t* h) { delete static_cast<CommandRun*>(h->data); });
+  commands_.clear();
   if (gitops_) gitops_->stop();
   for (auto& [path, a] : attached_) dns_->detach(a.listener);
   attached_.clear();
@@ -1169,17 +1294,39 @@ void Daemon::run() {
   pid_file_ = pid_path(paths);
 
   // One daemon per run root: an flock on the pid file, held for life.
-  lock_fd_.reset(::open(pid_file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock_fd_) throw_errno("cannot open " + pid_file_);
-  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+  // A serve that stops unlinks the file before it lets go of the lock, so a
+  // lock won on a file no longer at that path is tried again.
+  auto lock_here = [&] {
+    lock_fd_.reset(::open(pid_file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!lock_fd_) throw_errno("cannot open " + pid_file_);
+    if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) return false;
+    struct stat held {}, here {};
+    return ::fstat(lock_fd_.get(), &held) == 0 && ::stat(pid_file_.c_str(), &here) == 0 && held.st_ino == here.st_ino &&
+           held.st_dev == here.st_dev;
+  };
+  if (!lock_here()) {
     std::string other;
     read_file_if_exists(pid_file_, other);
-    while (!other.empty() && other.back() == '\n') other.pop_back();
-    throw Error("another berth serve (pid " + (other.empty() ? std::string("?") : other) + ") is running for " +
-                    paths.run_root,
-                0, 1);
+    pid_t other_pid = static_cast<pid_t>(std::atoi(other.c_str()));
+    bool by_cli = other.find("\nstarted-by-cli") != std::string::npos;
+    bool taken = false;
+    if (by_cli && !opt_.started_by_cli && other_pid > 1) {
+      spdlog::info("taking over from the berth serve the CLI started (pid {})", other_pid);
+      ::kill(other_pid, SIGTERM);
+      for (int waited = 0; waited < 10'000 && !taken; waited += 20) {
+        ::usleep(20'000);
+        taken = lock_here();
+      }
+    }
+    if (!taken)
+      throw Error("another berth serve (pid " + (other_pid > 0 ? std::to_string(other_pid) : std::string("?")) +
+                      ") is running for " + paths.run_root,
+                  0, 1);
   }
-  std::string pid = std::to_string(::getpid()) + "\n";
+  // What serve starts (restarts, probes, GitOps applies, clients' commands)
+  // does its work itself rather than handing it back to serve.
+  ::setenv(kInServeEnv, "1", 1);
+  std::string pid = std::to_string(::getpid()) + "\n" + (opt_.started_by_cli ? "started-by-cli\n" : "");
   if (::ftruncate(lock_fd_.get(), 0) != 0 || ::pwrite(lock_fd_.get(), pid.data(), pid.size(), 0) < 0)
     throw_errno("cannot write " + pid_file_);
 

@@ -30,11 +30,16 @@ struct ServeOptions {
   int watch_debounce_ms = 300;
   int watch_retry_ms = 1000;
   int watch_resync_ms = 30'000;
+  // Started by the CLI (ensure_daemon) rather than by the user: its pid
+  // file says so, and a serve the user starts for the same run root stops
+  // it (SIGTERM; containers run on) and takes its place.
+  bool started_by_cli = false;
 };
 
 // Runs until SIGTERM or SIGINT (clean shutdown: containers are left
-// running). Throws berth::Error when another daemon holds the run root or
-// the socket cannot be bound.
+// running). Throws berth::Error when another daemon holds the run root
+// (unless it was started by the CLI and this one was not) or the socket
+// cannot be bound.
 void serve(const ServeOptions& options);
 
 // The hidden `berth __restart ID COUNT` a daemon runs to start a container

@@ -7,17 +7,21 @@ int spawn_child(uv_loop_t* loop, uv_process_t* process, const SpawnOptions& opti
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
+  std::vector<std::string> env = options.env;
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_IGNORE;
-  int fds[2] = {options.stdout_fd, options.stderr_fd};
-  for (int i = 0; i < 2; ++i) {
-    stdio[i + 1].flags = fds[i] >= 0 ? UV_INHERIT_FD : UV_IGNORE;
-    stdio[i + 1].data.fd = fds[i];
+  int fds[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
+  for (int i = 0; i < 3; ++i) {
+    stdio[i].flags = fds[i] >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+    stdio[i].data.fd = fds[i];
   }
   uv_process_options_t o{};
   o.file = args[0];
   o.args = args.data();
   o.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+  o.env = env.empty() ? nullptr : envp.data();
   o.stdio = stdio;
   o.stdio_count = 3;
   o.flags = options.detached ? UV_PROCESS_DETACHED : 0;

@@ -1,6 +1,6 @@
 // The child processes serve starts on its loop (restarts by policy,
-// healthcheck probes, GitOps applies): all of them the berth binary, stdin
-// closed, output to an fd of serve's choosing. One place fills libuv's
+// healthcheck probes, GitOps applies, clients' commands): all of them the
+// berth binary, with the fds of serve's choosing. One place fills libuv's
 // spawn options.
 #pragma once
 
@@ -20,6 +20,8 @@ struct SpawnOptions {
   // reach it, it runs to its end if serve dies, and kill(-pid) ends it with
   // whatever it started.
   bool detached = false;
+  std::vector<std::string> env;  // KEY=VALUE; empty: serve's own
+  int stdin_fd = -1;              // -1: /dev/null
 };
 
 // uv_spawn of `options` into `process` (whose `data` the caller sets);

@@ -91,7 +91,15 @@ class ServeFixture : public ContainerTest {
       ::_exit(127);
     }
     serve_pid_ = pid;
-    bool up = eventually([&] { return http_unix(socket_, "/_ping").find("\r\n\r\nOK") != std::string::npos; }, 10000);
+    // Ours answers (not a serve the CLI started, which ours takes over from).
+    bool up = eventually(
+        [&] {
+          std::string pidfile;
+          read_file_if_exists(run_root_ + "/berth.pid", pidfile);
+          return std::atoi(pidfile.c_str()) == pid &&
+                 http_unix(socket_, "/_ping").find("\r\n\r\nOK") != std::string::npos;
+        },
+        10000);
     EXPECT_TRUE(up) << serve_log();
     return pid;
   }

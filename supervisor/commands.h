@@ -1,0 +1,47 @@
+// Commands a CLI hands to `berth serve` (POST /commands): serve runs the
+// client's own berth binary with the client's arguments, environment,
+// working directory, umask and standard streams, as a child of its own.
+// So what a command starts (a container's monitor, a `-d --rm` cleanup)
+// descends from the supervisor, in its cgroup and session, never from the
+// user's shell, SSH session or CI job, whose end would take it along. The
+// client only forwards signals and returns the exit status.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "base/fs.h"
+
+namespace berth::supervisor {
+
+// Set in the environment of everything serve starts: such a process does
+// the work itself instead of handing it back to serve.
+inline constexpr const char* kInServeEnv = "BERTH_IN_SERVE";
+
+struct CommandRequest {
+  std::vector<std::string> args;  // without argv[0]
+  std::vector<std::string> env;   // KEY=VALUE
+  mode_t umask = 022;
+};
+
+// The JSON body of POST /commands: {"Args": [...], "Env": [...], "Umask": 18}.
+std::string command_request_json(const CommandRequest& request);
+// Throws berth::Error (exit code 1) naming the field that is wrong.
+CommandRequest parse_command_request(const std::string& body);
+
+// What serve takes from the client process at the other end of a unix
+// socket: its pid (SO_PEERCRED), its binary and working directory (as
+// /proc/PID paths, which stay valid while it waits), and duplicates of its
+// fds 0, 1 and 2 (pidfd_getfd; /dev/null for one it has closed). Throws
+// berth::Error when the peer is not root or its fds cannot be taken.
+struct ClientProcess {
+  pid_t pid = 0;
+  std::string exe, cwd;
+  std::array<UniqueFd, 3> stdio;
+};
+ClientProcess take_client_process(int socket_fd);
+
+}  // namespace berth::supervisor

@@ -1,0 +1,184 @@
+// The CLI as a client of `berth serve` (POST /commands, supervisor/commands.h):
+// a command runs as serve's child with the client's arguments, environment,
+// working directory, umask and stdio; the client passes its signals on and
+// returns the command's exit status; commands that start processes start a
+// serve when none runs, and a serve the user starts takes over from it.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <sstream>
+
+#include "tests/integration/serve_fixture.h"
+
+namespace berth::test {
+namespace {
+
+class ServeCommandsTest : public ServeFixture {
+ protected:
+  void TearDown() override {
+    for (pid_t c : clients_) {
+      ::kill(c, SIGKILL);
+      ::waitpid(c, nullptr, 0);
+    }
+    ServeFixture::TearDown();
+  }
+
+  // The pid in <run-root>/berth.pid when that process lives, else 0.
+  pid_t daemon_pid() {
+    std::string text;
+    read_file_if_exists(run_root_ + "/berth.pid", text);
+    pid_t pid = std::atoi(text.c_str());
+    return pid > 0 && alive(pid) ? pid : 0;
+  }
+
+  // Live processes whose parent is `parent` and whose command line (NULs
+  // as spaces) contains `needle`.
+  static std::vector<pid_t> children_of(pid_t parent, const std::string& needle) {
+    std::vector<pid_t> out;
+    for (auto& name : list_directory("/proc")) {
+      if (name[0] < '0' || name[0] > '9') continue;
+      std::string stat, cmdline;
+      try {
+        read_file_if_exists("/proc/" + name + "/stat", stat);
+        read_file_if_exists("/proc/" + name + "/cmdline", cmdline);
+      } catch (...) {
+        continue;
+      }
+      auto rp = stat.rfind(')');
+      if (rp == std::string::npos || rp + 2 >= stat.size() || stat[rp + 2] == 'Z') continue;
+      pid_t ppid = std::atoi(stat.c_str() + rp + 4);  // ") S PPID"
+      std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+      if (ppid == parent && cmdline.find(needle) != std::string::npos) out.push_back(std::atoi(name.c_str()));
+    }
+    return out;
+  }
+
+  // Starts `berth ARGS...` as a client in the background (stdio /dev/null).
+  pid_t start_client(std::vector<std::string> args) {
+    args.insert(args.begin(), {berth_binary(), "--root", root_, "--run-root", run_root_});
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int null = ::open("/dev/null", O_RDWR);
+      for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    clients_.push_back(pid);
+    return pid;
+  }
+
+  // Waits for client `pid`; returns its wait status.
+  int wait_client(pid_t pid) {
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    clients_.erase(std::remove(clients_.begin(), clients_.end(), pid), clients_.end());
+    return st;
+  }
+
+  std::string state_of(const std::string& name) {
+    auto j = inspect(name);
+    return j.is_object() ? j["State"].value("Status", "") : "";
+  }
+
+  std::vector<pid_t> clients_;
+};
+
+TEST_F(ServeCommandsTest, ACommandRunsAsServesChildAndGetsTheClientsSignalsAndExitStatus) {
+  pid_t serve = start_serve();
+  pid_t client = start_client({"run", "--name", "fg", "--network", "none", "--rootfs", rootfs_, "sh", "-c",
+                               "trap 'exit 42' TERM; while :; do sleep 0.1; done"});
+  ASSERT_TRUE(eventually([&] { return state_of("fg") == "running"; }, 10000)) << serve_log();
+  // The work is done by serve's child, not by the client (whose shell,
+  // SSH session or CI job may end before the container does).
+  auto commands = children_of(serve, "--name fg");
+  ASSERT_EQ(commands.size(), 1u) << "no child of serve runs `berth run --name fg`";
+  EXPECT_TRUE(children_of(client, "").empty()) << "the client started a process of its own";
+
+  // SIGTERM to the client reaches the command, which proxies it to the
+  // container (docker's --sig-proxy); the container's exit code comes back.
+  ASSERT_EQ(::kill(client, SIGTERM), 0);
+  int st = wait_client(client);
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  EXPECT_EQ(WEXITSTATUS(st), 42);
+  EXPECT_TRUE(eventually([&] { return !alive(commands[0]); }));
+  EXPECT_EQ(state_of("fg"), "exited");
+}
+
+TEST_F(ServeCommandsTest, TheClientsEnvironmentDirectoryUmaskAndStdinGoWithTheCommand) {
+  start_serve();
+  std::string dir = tmp_.path() + "/work";
+  make_dirs(dir);
+  make_busybox_tar(dir + "/rootfs.tar");
+  std::string global = "'" + berth_binary() + "' --root '" + root_ + "' --run-root '" + run_root_ + "'";
+  // A relative path (the client's directory) and the client's umask.
+  Result imp = test::run({"/bin/sh", "-c", "umask 077 && exec " + global + " import rootfs.tar img:1"}, {}, {}, dir);
+  ASSERT_EQ(imp.exit_code, 0) << imp.err;
+  Result save = test::run({"/bin/sh", "-c", "umask 077 && exec " + global + " save -o saved.tar img:1"}, {}, {}, dir);
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/saved.tar").c_str(), &st), 0) << "save -o did not write in the client's directory";
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the client's umask 077 was not applied";
+
+  // `-e NAME` takes the value from the client's environment; stdin is the client's.
+  Result env = run_berth({"--root", root_, "--run-root", run_root_, "run", "--rm", "-i", "--network", "none", "-e",
+                          "GREETING", "img:1", "sh", "-c", "echo $GREETING; cat; exit 7"},
+                         "from stdin\n", {"GREETING=hello from the client"});
+  EXPECT_EQ(env.exit_code, 7) << env.err;
+  EXPECT_EQ(env.out, "hello from the client\nfrom stdin\n");
+}
+
+TEST_F(ServeCommandsTest, OnlyCommandsThatStartProcessesStartAServeAndTheUsersServeTakesOver) {
+  // Store and reading commands do their work here when no serve runs.
+  std::string tar = tmp_.path() + "/busybox.tar";
+  make_busybox_tar(tar);
+  ASSERT_EQ(berth({"import", tar, "busybox:latest"}).exit_code, 0);
+  ASSERT_EQ(berth({"tag", "busybox:latest", "other:1"}).exit_code, 0);
+  ASSERT_EQ(berth({"ps", "-a"}).exit_code, 0);
+  EXPECT_EQ(daemon_pid(), 0) << "a store or reading command started a serve";
+  // The command line is checked here first: a usage error starts nothing.
+  Result bad = berth({"run", "--no-such-flag", "busybox:latest"});
+  EXPECT_EQ(bad.exit_code, 125);
+  EXPECT_NE(bad.err.find("no-such-flag"), std::string::npos) << bad.err;
+  EXPECT_EQ(daemon_pid(), 0) << "a usage error started a serve";
+
+  // `run` starts one (as docker's daemon is always there) and runs through it.
+  std::string id = run_detached({"--name", "keep"}, {"sleep", "600"});
+  ASSERT_FALSE(id.empty());
+  pid_t started = daemon_pid();
+  ASSERT_GT(started, 0);
+  std::string pidfile;
+  read_file_if_exists(run_root_ + "/berth.pid", pidfile);
+  EXPECT_NE(pidfile.find("started-by-cli"), std::string::npos) << pidfile;
+
+  // A serve the user starts replaces it; the container runs on.
+  pid_t mine = start_serve();
+  EXPECT_TRUE(eventually([&] { return !alive(started); })) << "the CLI's serve is still running";
+  EXPECT_TRUE(eventually([&] { return daemon_pid() == mine; })) << serve_log();
+  EXPECT_EQ(state_of("keep"), "running");
+  // And a second `berth serve` is still refused.
+  Result again = berth({"serve"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("another berth serve"), std::string::npos) << again.err;
+}
+
+TEST_F(ServeCommandsTest, AKilledClientTakesItsCommandAlongButNotTheContainer) {
+  pid_t serve = start_serve();
+  pid_t client = start_client({"run", "--name", "orphan", "--network", "none", "--rootfs", rootfs_, "sleep", "600"});
+  ASSERT_TRUE(eventually([&] { return state_of("orphan") == "running"; }, 10000)) << serve_log();
+  auto commands = children_of(serve, "--name orphan");
+  ASSERT_EQ(commands.size(), 1u);
+  ASSERT_EQ(::kill(client, SIGKILL), 0);
+  wait_client(client);
+  // As with docker: the CLI is gone, the container is not.
+  EXPECT_TRUE(eventually([&] { return !alive(commands[0]); })) << "the command outlived its client";
+  EXPECT_EQ(state_of("orphan"), "running");
+  EXPECT_TRUE(alive(serve));
+}
+
+}  // namespace
+}  // namespace berth::test
