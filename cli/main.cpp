@@ -28,51 +28,102 @@ std::vector<Group>& registry() {
   return groups;
 }
 
-// The command word: the first argument that is not a global flag or its
-// value (nullptr when there is none: `berth`, `berth --help`).
-const char* command_word(int argc, char** argv) {
-  static const std::set<std::string> with_value{"--root", "--run-root", "--log-level"};
-  for (int i = 1; i < argc; ++i) {
+// The index of the first argument from `from` on that is neither a flag
+// nor the value of one of `with_value` (0 when there is none).
+int first_word(int argc, char** argv, int from, const std::set<std::string>& with_value) {
+  for (int i = from; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--") return nullptr;
+    if (a == "--") return 0;
     if (with_value.count(a)) {
       ++i;
       continue;
     }
     if (!a.empty() && a[0] == '-') continue;
-    return argv[i];
+    return i;
   }
-  return nullptr;
+  return 0;
 }
 
-// Whether a parsed command line goes to `berth serve` (supervisor/commands.h).
-// Commands that start processes (containers, exec sessions) start a serve
-// when none runs, so what they start is not the caller's; other changing
-// commands use one when it runs and otherwise do the same work here.
-// Reading commands read the disk, the one source of truth, themselves (a
-// round trip would only make them slower); serve itself, the commands that
-// talk to it already and those that touch no root stay here too.
+const std::set<std::string> kGlobalWithValue{"--root", "--run-root", "--log-level"};
+
+// The command word: the first argument that is not a global flag or its
+// value (nullptr when there is none: `berth`, `berth --help`).
+const char* command_word(int argc, char** argv) {
+  int i = first_word(argc, argv, 1, kGlobalWithValue);
+  return i ? argv[i] : nullptr;
+}
+
+// Whether a command goes to `berth serve` (supervisor/commands.h), by its
+// words: {command} or {group, command}. Commands that start processes
+// (containers, exec sessions) start a serve when none runs, so what they
+// start is not the caller's; other changing commands use one when it runs
+// and otherwise do the same work here. Reading commands read the disk, the
+// one source of truth, themselves (a round trip would only make them
+// slower); serve itself, the commands that talk to it already and those
+// that touch no root stay here too.
 enum class ViaServe { No, IfRunning, Start };
 
-ViaServe via_serve(const CLI::App& app) {
+ViaServe via_serve(const std::vector<std::string>& words) {
   if (const char* in_serve = std::getenv(supervisor::kInServeEnv); in_serve && *in_serve) return ViaServe::No;
   static const std::set<std::string> stay{"serve",   "events", "__restart", "__rm-cleanup", "version", "config",
                                           "login",   "logout", "search",    "check",        "ps",      "ls",
                                           "inspect", "logs",   "images",    "top",          "port",    "diff",
                                           "wait",    "info",   "stats",     "history"};
   static const std::set<std::string> start{"up", "run", "start", "restart", "exec"};
-  const CLI::App* cmd = &app;
-  std::string top;
-  while (!cmd->get_subcommands().empty()) {
-    cmd = cmd->get_subcommands().front();
-    if (top.empty()) top = cmd->get_name();
-    if (stay.count(cmd->get_name())) return ViaServe::No;
-  }
-  if (cmd == &app) return ViaServe::No;
-  // `up` or `run` of a group of their own (`image`, `network`, ...) do not
-  // start containers; compose's do.
-  bool starts = start.count(cmd->get_name()) && (cmd->get_name() == top || top == "compose");
+  if (words.empty()) return ViaServe::No;
+  for (auto& w : words)
+    if (stay.count(w)) return ViaServe::No;
+  // `run` or `start` in a group of its own (`image`, ...) starts no
+  // container; compose's do.
+  bool starts = start.count(words.back()) && (words.size() == 1 || words.front() == "compose");
   return starts ? ViaServe::Start : ViaServe::IfRunning;
+}
+
+// The words of a parsed command line.
+std::vector<std::string> parsed_words(const CLI::App& app) {
+  std::vector<std::string> words;
+  for (const CLI::App* cmd = &app; !cmd->get_subcommands().empty();) {
+    cmd = cmd->get_subcommands().front();
+    words.push_back(cmd->get_name());
+  }
+  return words;
+}
+
+// The words of a command line not parsed yet; {} when they are not plain
+// (help, a group without its command).
+std::vector<std::string> raw_words(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") break;
+    if (a == "--help" || a == "-h" || a == "--help-all" || a == "--version") return {};
+  }
+  int top = first_word(argc, argv, 1, kGlobalWithValue);
+  if (!top) return {};
+  std::vector<std::string> words{argv[top]};
+  static const std::set<std::string> groups{"compose", "image", "network", "volume"};
+  static const std::set<std::string> project_with_value{"-f", "--file", "-p", "--project-name", "--project-directory",
+                                                        "--env-file", "--profile", "--parallel"};
+  if (groups.count(words[0])) {
+    int sub = first_word(argc, argv, top + 1, words[0] == "compose" ? project_with_value : std::set<std::string>{});
+    if (!sub) return {};
+    words.emplace_back(argv[sub]);
+  }
+  return words;
+}
+
+// --root / --run-root of a command line not parsed yet, as CLI11 will read
+// them (the flag before the command word, else the environment's, else
+// the default, already in `global`).
+runtime::Paths raw_roots(int argc, char** argv, GlobalOptions global) {
+  int word = first_word(argc, argv, 1, kGlobalWithValue);
+  for (int i = 1; i < (word ? word : argc); ++i) {
+    std::string a = argv[i];
+    for (auto [flag, value] : {std::pair<std::string, std::string*>{"--root", &global.root}, {"--run-root", &global.run_root}}) {
+      if (a == flag && i + 1 < argc) *value = argv[i + 1];
+      else if (a.rfind(flag + "=", 0) == 0) *value = a.substr(flag.size() + 1);
+    }
+  }
+  return runtime::Paths{path_absolute(global.root), path_absolute(global.run_root), {}};
 }
 
 // Every subcommand name and alias of app, in order.
@@ -99,6 +150,14 @@ static int run(int argc, char** argv) {
   if (const char* env = std::getenv("BERTH_ROOT"); env && *env) global.root = env;
   if (const char* env = std::getenv("BERTH_RUN_ROOT"); env && *env) global.run_root = env;
 
+  // A command for a serve that runs already is handed over before it is
+  // parsed (building the command's flags costs ~2.5 ms): the command checks
+  // it there, and with a serve running, there is none to start.
+  if (ViaServe via = via_serve(raw_words(argc, argv)); via != ViaServe::No) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (auto code = supervisor::run_via_daemon(raw_roots(argc, argv, global), args, false)) return *code;
+  }
+
   CLI::App app{"berth: a declarative, Compose-compatible container supervisor", "berth"};
   app.set_help_all_flag("--help-all", "Show help for every command");
   // As `docker --version`: the `version` command's first line.
@@ -115,7 +174,20 @@ static int run(int argc, char** argv) {
     init_logging(global.log_level);
     global.root = path_absolute(global.root);
     global.run_root = path_absolute(global.run_root);
-    if (ViaServe via = via_serve(app); via != ViaServe::No) {
+    // IMAGE/COMMAND commands (run, create, exec) take everything from the
+    // first positional on as is: a flag there is one CLI11 did not know.
+    const CLI::App* leaf = &app;
+    while (!leaf->get_subcommands().empty()) leaf = leaf->get_subcommands().front();
+    if (leaf->get_prefix_command()) {
+      auto rest = leaf->remaining();
+      if (!rest.empty() && rest[0].size() > 1 && rest[0][0] == '-')
+        throw UsageError("unknown flag: " + rest[0] + "\nSee 'berth " + leaf->get_name() + " --help'.");
+    }
+    ViaServe via = via_serve(parsed_words(app));
+    // A dry run starts nothing, so it starts no serve either.
+    if (const CLI::Option* dry = leaf->get_option_no_throw("--dry-run"); dry && dry->count() && via == ViaServe::Start)
+      via = ViaServe::IfRunning;
+    if (via != ViaServe::No) {
       std::vector<std::string> args(argv + 1, argv + argc);
       if (auto code = supervisor::run_via_daemon(runtime::Paths{global.root, global.run_root, {}}, args,
                                                  via == ViaServe::Start))
