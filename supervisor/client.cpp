@@ -191,8 +191,8 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) 
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    const char* argv[] = {exe.c_str(), "--root", paths.root.c_str(), "--run-root", paths.run_root.c_str(),
-                          "serve",     "--started-by-cli", nullptr};
+    const char* argv[] = {"berth", "--root", paths.root.c_str(), "--run-root", paths.run_root.c_str(),
+                          "serve", "--started-by-cli", nullptr};
     ::execv(exe.c_str(), const_cast<char* const*>(argv));
     ::_exit(127);
   }

@@ -644,7 +644,8 @@ void Daemon::start_command(Connection* c) {
   run->daemon = this;
   run->process.data = run;
   SpawnOptions so;
-  so.argv = {client.exe};  // the client's own binary (/proc/PID/exe), so client and command are one version
+  so.file = client.exe;  // the client's own binary (/proc/PID/exe), so client and command are one version
+  so.argv = {"berth"};
   so.argv.insert(so.argv.end(), req.args.begin(), req.args.end());
   so.cwd = client.cwd;
   so.stdin_fd = client.stdio[0].get();
@@ -1058,7 +1059,10 @@ void Daemon::on_health_timer(std::string id) {
   }
   uv_pipe_open(&p->out, fds[0]);
   // Its own process group: a timeout kills the probe and what it started.
-  SpawnOptions so{std::move(argv), "", fds[1], fds[1], true, {}};
+  SpawnOptions so;
+  so.argv = std::move(argv);
+  so.stdout_fd = so.stderr_fd = fds[1];
+  so.detached = true;
   auto exit_cb = [](uv_process_t* proc, int64_t status, int sig) {
     auto* p = static_cast<Probe*>(proc->data);
     p->exited = true;

@@ -477,7 +477,11 @@ void GitOps::spawn(Entry& e, bool down) {
   int out = ::open(child->log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   // Its own session: a signal to serve's process group does not cut an
   // apply short, and it runs to its end even if serve dies meanwhile.
-  SpawnOptions so{std::move(argv), cwd, out, out, true, {}};
+  SpawnOptions so;
+  so.argv = std::move(argv);
+  so.cwd = cwd;
+  so.stdout_fd = so.stderr_fd = out;
+  so.detached = true;
   auto exit_cb = [](uv_process_t* p, int64_t status, int sig) {
     auto* c = static_cast<Child*>(p->data);
     GitOps* self = c->self;

@@ -18,7 +18,7 @@ int spawn_child(uv_loop_t* loop, uv_process_t* process, const SpawnOptions& opti
     stdio[i].data.fd = fds[i];
   }
   uv_process_options_t o{};
-  o.file = args[0];
+  o.file = options.file.empty() ? args[0] : options.file.c_str();
   o.args = args.data();
   o.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
   o.env = env.empty() ? nullptr : envp.data();

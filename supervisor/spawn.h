@@ -22,6 +22,7 @@ struct SpawnOptions {
   bool detached = false;
   std::vector<std::string> env;  // KEY=VALUE; empty: serve's own
   int stdin_fd = -1;              // -1: /dev/null
+  std::string file;               // the program, when argv[0] is only its name
 };
 
 // uv_spawn of `options` into `process` (whose `data` the caller sets);
