@@ -40,16 +40,30 @@ inline void remove_at_exit(const std::string& dir, bool keep) {
 // A fresh ext4 filesystem (mkfs defaults: with a journal, as a server's
 // disk) in a sparse file under dir, mounted at dir/fs; unmounted at exit
 // (before remove_at_exit removes dir: call this after it). Returns dir/fs.
-inline std::string mount_fresh_ext4(const std::string& dir, size_t size_mb) {
+// direct_io: the loop device reads and writes the file around the page
+// cache (losetup --direct-io), so what is written is cached once, as on a
+// disk, not a second time as the file's content.
+inline std::string mount_fresh_ext4(const std::string& dir, size_t size_mb, bool direct_io = false) {
   static std::string mount_point;
   std::string image = dir + "/fs.img";
   must(berth::test::run({"/usr/bin/truncate", "-s", std::to_string(size_mb) + "M", image}), "truncate");
   must(berth::test::run({"/usr/sbin/mkfs.ext4", "-q", "-F", image}), "mkfs.ext4");
   std::string mnt = dir + "/fs";
   berth::make_dirs(mnt);
-  must(berth::test::run({"/bin/mount", "-o", "loop", image, mnt}), "mount -o loop");
+  static std::string loop_device;
+  if (direct_io) {
+    berth::test::Result dev = berth::test::run({"/usr/sbin/losetup", "--find", "--show", "--direct-io=on", image});
+    must(dev, "losetup --direct-io=on");
+    loop_device = dev.out.substr(0, dev.out.find('\n'));
+    must(berth::test::run({"/bin/mount", loop_device, mnt}), "mount " + loop_device);
+  } else {
+    must(berth::test::run({"/bin/mount", "-o", "loop", image, mnt}), "mount -o loop");
+  }
   mount_point = mnt;
-  std::atexit([] { berth::test::run({"/bin/umount", mount_point}); });
+  std::atexit([] {
+    berth::test::run({"/bin/umount", mount_point});
+    if (!loop_device.empty()) berth::test::run({"/usr/sbin/losetup", "-d", loop_device});
+  });
   return mnt;
 }
 
