@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -300,6 +301,69 @@ class ByteChannel {
   std::exception_ptr failure_;
 };
 
+// Flushes the filesystem (syncfs) on a thread of its own whenever asked,
+// one syncfs at a time (asked while one runs: once more after it): the
+// layers already staged reach the disk while the others are still being
+// pulled, and the syncfs commit_layers does before it names any layer (the
+// one crash safety rests on, kept as it is) has only the rest to wait for.
+// Its fd is opened before any layer is written, so a writeback error is
+// reported either here (finish() throws it) or by the commit's syncfs:
+// syncfs tells each error to the first fd that asks, and fds opened later
+// do not hear of it.
+class BackgroundSync {
+ public:
+  explicit BackgroundSync(const std::string& dir) : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (!fd_) throw_errno("cannot open " + dir);
+  }
+  ~BackgroundSync() { stop(); }
+  BackgroundSync(const BackgroundSync&) = delete;
+  BackgroundSync& operator=(const BackgroundSync&) = delete;
+
+  void request() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopped_) return;
+    pending_ = true;
+    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    wake_.notify_one();
+  }
+  // Waits for the syncfs under way (one asked for but not started is
+  // dropped: the commit's own follows); throws the error one of them met.
+  void finish(const std::string& what) {
+    stop();
+    if (error_) throw Error("cannot flush " + what + " to disk", error_);
+  }
+
+ private:
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopped_ = true;
+      pending_ = false;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return pending_ || stopped_; });
+      if (!pending_) return;
+      pending_ = false;
+      lock.unlock();
+      int err = ::syncfs(fd_.get()) == 0 ? 0 : errno;
+      lock.lock();
+      if (err && !error_) error_ = err;
+    }
+  }
+
+  UniqueFd fd_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool pending_ = false, stopped_ = false;
+  int error_ = 0;
+  std::thread thread_;
+};
+
 // Thrown into the download when the unpack stopped reading (its own error is the one reported).
 struct UnpackStopped : Error {
   UnpackStopped() : Error("the unpack stopped") {}
@@ -316,8 +380,12 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   std::string shown = ref.familiar();
   RegistryClient client(endpoint, ref.path, "pull", options);
   Progress progress(progress_fn);
+  // The pull's timeline, at debug level: seconds since the pull started.
+  const auto started = std::chrono::steady_clock::now();
+  auto at = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
 
   Manifest manifest = get_manifest(client, target_of(ref), ref.digest, shown);
+  spdlog::debug("pull {}: +{:.3f}s manifest {}", shown, at(), manifest.digest);
   std::string manifest_digest = manifest.digest;  // what the reference names (the list, for multi-platform images)
   if (is_index(manifest)) {
     Descriptor chosen = descriptor(select_platform(manifest, options.platform, shown), "manifest list for " + shown);
@@ -343,6 +411,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     config_bytes.clear();
     get_blob(client, config_desc, "image config", {}, &config_bytes, nullptr);
   }
+  spdlog::debug("pull {}: +{:.3f}s config {}", shown, at(), config_desc.digest);
   nlohmann::json config = parse_json(config_bytes, "image config " + config_desc.digest);
   std::vector<std::string> diff_ids;
   if (config.contains("rootfs") && config["rootfs"].is_object() && config["rootfs"].contains("diff_ids") &&
@@ -378,7 +447,9 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   }
   std::vector<StagedLayer> staged(todo.size());
   std::vector<std::exception_ptr> failures(todo.size());
-  std::atomic<size_t> next{0};
+  std::atomic<size_t> next{0}, finished{0};
+  // Opened before any layer is written (see BackgroundSync).
+  BackgroundSync flush(work.path());
   auto pull_layer = [&](size_t i, StagedLayer& out) {
     const std::string& expected = diff_ids[i];
     out.diff_id = expected;
@@ -390,6 +461,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     if (!blob) throw_errno("cannot create " + out.blob_file);
     uint64_t written = 0, flushing = 0;
     ByteChannel channel(kChannelBytes);
+    spdlog::debug("pull {}: +{:.3f}s layer {}: download starts", shown, at(), short_id(layers[i].digest));
     StreamUnpackResult unpacked;
     std::exception_ptr unpack_failure, download_failure;
     std::thread unpacker([&] {
@@ -400,6 +472,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
         unpack_failure = std::current_exception();
       }
       channel.close_read();
+      if (!unpack_failure) spdlog::debug("pull {}: +{:.3f}s layer {}: unpacked", shown, at(), short_id(layers[i].digest));
     });
     try {
       get_blob(client, layers[i], "layer",
@@ -415,6 +488,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
                },
                nullptr, &progress);
       channel.close_write(nullptr);
+      spdlog::debug("pull {}: +{:.3f}s layer {}: downloaded ({} bytes)", shown, at(), short_id(layers[i].digest), written);
       progress(ProgressEvent::Kind::Advance, "Download complete", layers[i].digest);
     } catch (const UnpackStopped&) {
       channel.close_write(std::current_exception());
@@ -440,6 +514,8 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
       try {
         pull_layer(i, staged[k]);
         progress(ProgressEvent::Kind::Done, "Pull complete", layers[i].digest);
+        // Others still coming: this one's files go to the disk meanwhile.
+        if (++finished < todo.size()) flush.request();
       } catch (...) {
         failures[k] = std::current_exception();
         next = todo.size();
@@ -453,13 +529,16 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   for (auto& t : pool) t.join();
   for (auto& f : failures)
     if (f) std::rethrow_exception(f);
+  flush.finish("the pulled layers");
 
   StoreLock lock(dir, true);
   Index index = Index::read(dir);
   bool existed = index.images.count(config_desc.digest) > 0;
   std::vector<const StagedLayer*> to_commit;
   for (auto& s : staged) to_commit.push_back(&s);
+  spdlog::debug("pull {}: +{:.3f}s layers staged", shown, at());
   commit_layers(dir, to_commit);
+  spdlog::debug("pull {}: +{:.3f}s layers committed (syncfs)", shown, at());
   std::vector<std::string> tags;
   if (!ref.tag.empty()) tags.push_back(ref.full());
   bool retagged = !ref.tag.empty() && (!index.tags.count(ref.full()) || index.tags.at(ref.full()) != config_desc.digest);
@@ -468,6 +547,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   auto& digests = index.images[id].repo_digests;
   if (std::find(digests.begin(), digests.end(), repo_digest) == digests.end()) digests.push_back(repo_digest);
   index.write(dir);
+  spdlog::debug("pull {}: +{:.3f}s image registered", shown, at());
   PullResult result;
   result.image_id = id;
   result.manifest_digest = manifest_digest;
