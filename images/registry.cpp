@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <exception>
@@ -301,6 +302,113 @@ class ByteChannel {
   std::exception_ptr failure_;
 };
 
+// A layer's blob as it downloads, written around the page cache (O_DIRECT)
+// where the filesystem allows it: the store keeps the blob only to push or
+// save it later, so caching it only cost a copy into freshly allocated
+// page cache and the kernel's writeback of it (a 200 MB pull wrote 150 MB
+// of blobs that way). Bytes gather in an aligned buffer written whole; the
+// last, partial block goes through the page cache at finish(). A
+// filesystem that refuses O_DIRECT (tmpfs) gets buffered writes, started
+// on their way to the disk every kWritebackBytes as before. Either way the
+// store's syncfs before the commit is what makes the blob durable.
+class BlobWriter {
+ public:
+  static constexpr size_t kBuffer = 256u << 10;
+  static constexpr size_t kAlign = 4096;
+
+  explicit BlobWriter(std::string path) : path_(std::move(path)) {
+    fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600));
+    if (!fd_ && errno == EINVAL) {  // no O_DIRECT here
+      direct_ = false;
+      fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    }
+    if (!fd_) throw_errno("cannot create " + path_);
+    if (direct_) buffer_.reset(static_cast<char*>(std::aligned_alloc(kAlign, kBuffer)));
+  }
+  BlobWriter(const BlobWriter&) = delete;
+  BlobWriter& operator=(const BlobWriter&) = delete;
+
+  void write(const char* data, size_t n) {
+    if (head_.size() < 8) head_.append(data, std::min(n, 8 - head_.size()));
+    size_ += n;
+    if (!direct_) {
+      write_buffered(data, n);
+      return;
+    }
+    while (n) {
+      size_t chunk = std::min(n, kBuffer - used_);
+      std::memcpy(buffer_.get() + used_, data, chunk);
+      used_ += chunk;
+      data += chunk;
+      n -= chunk;
+      if (used_ == kBuffer) write_direct();
+    }
+  }
+  // Writes what is left in the buffer; the blob is complete after it.
+  void finish() {
+    if (!direct_ || used_ == 0) return;
+    // The tail is not a whole number of blocks: buffered.
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) throw_errno("cannot write " + path_);
+    direct_ = false;
+    size_t n = used_;
+    used_ = 0;
+    write_buffered(buffer_.get(), n);
+  }
+  uint64_t size() const { return size_; }
+  // The first bytes written (up to 8): what compression the blob has.
+  const std::string& head() const { return head_; }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+
+  void write_direct() {
+    for (size_t done = 0; done < used_;) {
+      ssize_t n = ::pwrite(fd_.get(), buffer_.get() + done, used_ - done, static_cast<off_t>(offset_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL && offset_ == 0 && done == 0) {  // O_DIRECT accepted at open but not for writes
+        int flags = ::fcntl(fd_.get(), F_GETFL);
+        if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) throw_errno("cannot write " + path_);
+        direct_ = false;
+        size_t pending = used_;
+        used_ = 0;
+        write_buffered(buffer_.get(), pending);
+        return;
+      }
+      if (n <= 0) throw_errno("cannot write " + path_);
+      done += static_cast<size_t>(n);
+    }
+    offset_ += used_;
+    used_ = 0;
+  }
+  void write_buffered(const char* data, size_t n) {
+    for (size_t done = 0; done < n;) {
+      ssize_t w = ::pwrite(fd_.get(), data + done, n - done, static_cast<off_t>(offset_));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) throw_errno("cannot write " + path_);
+      done += static_cast<size_t>(w);
+      offset_ += static_cast<uint64_t>(w);
+    }
+    // Writeback starts now rather than at the commit's syncfs.
+    if (offset_ - flushing_ >= kWritebackBytes) {
+      ::sync_file_range(fd_.get(), static_cast<off_t>(flushing_), static_cast<off_t>(offset_ - flushing_), SYNC_FILE_RANGE_WRITE);
+      flushing_ = offset_;
+    }
+  }
+
+  std::string path_;
+  UniqueFd fd_;
+  bool direct_ = true;
+  std::unique_ptr<char, Free> buffer_;
+  size_t used_ = 0;        // bytes in buffer_
+  uint64_t offset_ = 0;    // bytes written to the file
+  uint64_t flushing_ = 0;  // writeback started up to here (buffered writes)
+  uint64_t size_ = 0;      // bytes given to write()
+  std::string head_;
+};
+
 // Flushes the filesystem (syncfs) on a thread of its own whenever asked,
 // one syncfs at a time (asked while one runs: once more after it): the
 // layers already staged reach the disk while the others are still being
@@ -457,9 +565,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     out.dir = work.next_name(layer_stem);
     make_dirs(out.dir + "/diff");
     ::chmod((out.dir + "/diff").c_str(), 0755);
-    UniqueFd blob(::open(out.blob_file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!blob) throw_errno("cannot create " + out.blob_file);
-    uint64_t written = 0, flushing = 0;
+    BlobWriter blob(out.blob_file);
     ByteChannel channel(kChannelBytes);
     spdlog::debug("pull {}: +{:.3f}s layer {}: download starts", shown, at(), short_id(layers[i].digest));
     StreamUnpackResult unpacked;
@@ -478,17 +584,12 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
       get_blob(client, layers[i], "layer",
                [&](const char* data, size_t n) {
                  if (!channel.write(data, n)) throw UnpackStopped();
-                 if (!write_all(blob.get(), data, n)) throw_errno("cannot write " + out.blob_file);
-                 written += n;
-                 // Writeback starts now rather than at the commit's syncfs.
-                 if (written - flushing >= kWritebackBytes) {
-                   ::sync_file_range(blob.get(), static_cast<off_t>(flushing), static_cast<off_t>(written - flushing), SYNC_FILE_RANGE_WRITE);
-                   flushing = written;
-                 }
+                 blob.write(data, n);
                },
                nullptr, &progress);
+      blob.finish();
       channel.close_write(nullptr);
-      spdlog::debug("pull {}: +{:.3f}s layer {}: downloaded ({} bytes)", shown, at(), short_id(layers[i].digest), written);
+      spdlog::debug("pull {}: +{:.3f}s layer {}: downloaded ({} bytes)", shown, at(), short_id(layers[i].digest), blob.size());
       progress(ProgressEvent::Kind::Advance, "Download complete", layers[i].digest);
     } catch (const UnpackStopped&) {
       channel.close_write(std::current_exception());
@@ -503,8 +604,8 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     if (unpack_failure) std::rethrow_exception(unpack_failure);
     if (unpacked.diff_id != expected)
       throw Error("layer " + expected + " (blob " + layers[i].digest + "): DiffID mismatch: the layer content has digest " + unpacked.diff_id);
-    std::string media_type = layer_media_type(detect_compression(blob.get()));
-    out.blob = LayerBlob{layers[i].digest, media_type.empty() ? layers[i].media_type : media_type, written};
+    std::string media_type = layer_media_type(detect_compression(blob.head()));
+    out.blob = LayerBlob{layers[i].digest, media_type.empty() ? layers[i].media_type : media_type, blob.size()};
     out.content_size = unpacked.content_size;
     out.tar_size = unpacked.tar_size;
   };

@@ -370,8 +370,14 @@ int open_dir_beneath(int root, const std::string& rel) {
 }  // namespace
 
 Compression detect_compression(int fd) {
-  unsigned char m[6] = {};
+  char m[6] = {};
   ssize_t n = ::pread(fd, m, sizeof m, 0);
+  return detect_compression(std::string_view(m, n > 0 ? static_cast<size_t>(n) : 0));
+}
+
+Compression detect_compression(std::string_view head) {
+  const auto* m = reinterpret_cast<const unsigned char*>(head.data());
+  size_t n = head.size();
   if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return Compression::Gzip;
   if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return Compression::Zstd;
   if (n >= 3 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h') return Compression::Bzip2;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace berth::images {
 
@@ -18,6 +19,8 @@ using ReadFn = std::function<size_t(char* buf, size_t cap)>;
 enum class Compression { None, Gzip, Zstd, Bzip2, Xz };
 // Looks at the first bytes of the file at fd (pread, offset 0).
 Compression detect_compression(int fd);
+// Looks at the first bytes of a stream (6 are enough).
+Compression detect_compression(std::string_view head);
 const char* to_string(Compression c);
 
 struct DecompressResult {

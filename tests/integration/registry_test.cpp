@@ -250,5 +250,99 @@ TEST_F(RegistryTest, PullsGzipLayerThroughIndexSelectingPlatform) {
   EXPECT_EQ(j["RepoDigests"][0].get<std::string>(), server.address() + "/multi/image@" + sha256_of_file(dir.write("index", index.dump())));
 }
 
+
+// An image served with fixed routes: each layer a blob (its bytes, media
+// type) and its DiffID as the config lists it.
+struct ServedLayer {
+  std::string bytes;
+  std::string media_type;
+  std::string diff_id;
+};
+std::map<std::string, std::pair<std::string, std::string>> image_routes(const TempDir& dir, const std::string& repo,
+                                                                      const std::vector<ServedLayer>& layers,
+                                                                      std::string* config_digest_out = nullptr) {
+  std::map<std::string, std::pair<std::string, std::string>> routes{{"/v2/", {"application/json", "{}"}}};
+  nlohmann::json diff_ids = nlohmann::json::array(), descriptors = nlohmann::json::array();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::string digest = sha256_of_file(dir.write(repo.substr(repo.rfind('/') + 1) + "-blob" + std::to_string(i), layers[i].bytes));
+    routes["/v2/" + repo + "/blobs/" + digest] = {"application/octet-stream", layers[i].bytes};
+    diff_ids.push_back(layers[i].diff_id);
+    descriptors.push_back({{"mediaType", layers[i].media_type}, {"digest", digest}, {"size", layers[i].bytes.size()}});
+  }
+  nlohmann::json config = {{"architecture", "amd64"}, {"os", "linux"}, {"config", nlohmann::json::object()},
+                           {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+  std::string config_bytes = config.dump();
+  std::string config_digest = sha256_of_file(dir.write(repo.substr(repo.rfind('/') + 1) + "-config", config_bytes));
+  routes["/v2/" + repo + "/blobs/" + config_digest] = {"application/octet-stream", config_bytes};
+  nlohmann::json manifest = {
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+      {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"}, {"digest", config_digest}, {"size", config_bytes.size()}}},
+      {"layers", descriptors}};
+  routes["/v2/" + repo + "/manifests/1"] = {"application/vnd.oci.image.manifest.v1+json", manifest.dump()};
+  if (config_digest_out) *config_digest_out = config_digest;
+  return routes;
+}
+
+// A tar (GNU tar, 512-byte records) of dir's entries `names`, and its DiffID.
+std::pair<std::string, std::string> tar_of(const TempDir& dir, const std::string& src, const std::vector<std::string>& names,
+                                           const std::string& out_name) {
+  std::vector<std::string> argv{"/bin/tar", "--numeric-owner", "-b", "1", "-C", src, "-cf", dir.path() + "/" + out_name};
+  argv.insert(argv.end(), names.begin(), names.end());
+  Result r = run(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return {slurp(dir.path() + "/" + out_name), sha256_of_file(dir.path() + "/" + out_name)};
+}
+
+// A layer blob is written to the store around the page cache in whole
+// 256 KiB blocks, its last partial block through the page cache: a blob
+// smaller than one block, one of exactly two blocks, and one of blocks and
+// a tail are each kept byte for byte, with their media types, and unpacked.
+TEST_F(RegistryTest, PullStoresBlobsOfEverySizeByteForByte) {
+  std::string src = dir.path() + "/src";
+  make_dirs(src);
+  write_file_atomic(src + "/small", "a small layer\n");
+  auto small = tar_of(dir, src, {"small"}, "small.tar");
+  ASSERT_EQ(run({"/bin/gzip", "-n", "-k", "-f", dir.path() + "/small.tar"}).exit_code, 0);
+  std::string small_gz = slurp(dir.path() + "/small.tar.gz");
+  ASSERT_LT(small_gz.size(), 4096u);
+  // header + 1021 blocks of data + the two end blocks: 2 x 256 KiB exactly.
+  std::string exact_content;
+  for (size_t i = 0; exact_content.size() < 1021 * 512; ++i) exact_content += std::to_string(i * 7919) + "\n";
+  exact_content.resize(1021 * 512);
+  write_file_atomic(src + "/exact", exact_content);
+  auto exact = tar_of(dir, src, {"exact"}, "exact.tar");
+  ASSERT_EQ(exact.first.size(), 512u << 10);
+  std::string busybox = dir.path() + "/busybox.tar";
+  make_busybox_tar(busybox);
+  std::string busybox_diff_id = sha256_of_file(busybox);
+  ASSERT_EQ(run({"/bin/gzip", "-n", "-k", "-f", busybox}).exit_code, 0);
+  std::string busybox_gz = slurp(busybox + ".gz");
+  ASSERT_GT(busybox_gz.size() % (256u << 10), 0u);
+  ASSERT_GT(busybox_gz.size(), 256u << 10);
+
+  const char* gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+  const char* plain = "application/vnd.oci.image.layer.v1.tar";
+  std::vector<ServedLayer> layers{{small_gz, gzip, small.second}, {exact.first, plain, exact.second}, {busybox_gz, gzip, busybox_diff_id}};
+  berth::test::HttpServer server(berth::test::static_routes(image_routes(dir, "sizes/image", layers)));
+  std::string root = dir.path() + "/root";
+  Result pull = run_berth({"--root", root, "pull", "-q", server.address() + "/sizes/image:1"});
+  ASSERT_EQ(pull.exit_code, 0) << pull.out << pull.err;
+  for (auto& l : layers) {
+    std::string blob_digest = sha256_of_file(dir.write("expected", l.bytes));
+    std::string stored = root + "/image/blobs/sha256/" + blob_digest.substr(7);
+    SCOPED_TRACE(l.diff_id + " blob " + blob_digest);
+    ASSERT_EQ(::access(stored.c_str(), R_OK), 0);
+    EXPECT_EQ(slurp(stored), l.bytes);
+    auto meta = nlohmann::json::parse(slurp(root + "/image/layers/" + l.diff_id.substr(7) + "/meta.json"));
+    EXPECT_EQ(meta["blob"]["digest"], blob_digest);
+    EXPECT_EQ(meta["blob"]["size"], l.bytes.size());
+    EXPECT_EQ(meta["blob"]["media_type"], l.media_type);
+  }
+  EXPECT_EQ(slurp(root + "/image/layers/" + small.second.substr(7) + "/diff/small"), "a small layer\n");
+  EXPECT_EQ(slurp(root + "/image/layers/" + exact.second.substr(7) + "/diff/exact"), exact_content);
+  EXPECT_EQ(::access((root + "/image/layers/" + busybox_diff_id.substr(7) + "/diff/bin/busybox").c_str(), X_OK), 0);
+}
+
 }  // namespace
 }  // namespace berth::test
