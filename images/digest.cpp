@@ -77,6 +77,7 @@ std::string digest_hex(std::string_view digest) {
 
 struct Sha256Behind::Impl {
   Sha256 hash;
+  bool on_thread = true;
   std::mutex mutex;
   std::condition_variable cv;
   const void* data = nullptr;
@@ -113,7 +114,7 @@ struct Sha256Behind::Impl {
   }
 };
 
-Sha256Behind::Sha256Behind() : impl_(std::make_unique<Impl>()) {}
+Sha256Behind::Sha256Behind(bool on_thread) : impl_(std::make_unique<Impl>()) { impl_->on_thread = on_thread; }
 
 Sha256Behind::~Sha256Behind() {
   impl_->wait();
@@ -122,6 +123,10 @@ Sha256Behind::~Sha256Behind() {
 
 void Sha256Behind::update(const void* data, size_t size) {
   if (!size) return;
+  if (!impl_->on_thread) {
+    impl_->hash.update(data, size);
+    return;
+  }
   impl_->wait();
   if (!impl_->worker.joinable()) impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
   {

@@ -28,9 +28,13 @@ class Sha256 {
 // goes on (unpacking the same block: the digest then costs no wall time on
 // a second core). The block must stay unchanged until the next call of
 // update() or wait(), both of which first wait for the previous block.
+// With on_thread false it hashes each block in update(), on the caller's
+// thread: for callers that keep every core busy already (a pull unpacking
+// several layers at once), where handing each block over and back cost
+// more than it saved.
 class Sha256Behind {
  public:
-  Sha256Behind();
+  explicit Sha256Behind(bool on_thread = true);
   ~Sha256Behind();
   Sha256Behind(const Sha256Behind&) = delete;
   Sha256Behind& operator=(const Sha256Behind&) = delete;

@@ -780,9 +780,10 @@ namespace {
 // Hands libarchive's tar reader the uncompressed blocks of a decompressing
 // (raw format) archive, hashing them and copying them to the tar file.
 struct TeeReader {
+  explicit TeeReader(bool hash_on_thread) : hash(hash_on_thread) {}
   Decompressor* inner = nullptr;
   int tar_fd = -1;
-  Sha256Behind hash;  // hashes a block while it is written and unpacked
+  Sha256Behind hash;  // hashes a block while it is written and unpacked (on_thread), or at once
   uint64_t bytes = 0;
   bool eof = false;
   std::exception_ptr failure;
@@ -828,13 +829,13 @@ struct TeeReader {
 }  // namespace
 
 StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
-                                       bool hash_input, const BytesProgress& progress, bool start_writeback) {
+                                       bool hash_input, const BytesProgress& progress, bool start_writeback, bool hash_on_thread) {
   const std::string what = "layer " + layer_name;
   HashingReader input(read);
   input.progress = &progress;
   input.hashing = hash_input;
   std::unique_ptr<Decompressor> inner = open_decompressor(input, what);
-  TeeReader tee;
+  TeeReader tee(hash_on_thread);
   tee.inner = inner.get();
   tee.tar_fd = tar_fd;
 

@@ -76,8 +76,12 @@ struct StreamUnpackResult {
 // the input when hash_input). The whole input is read, to its end. An error
 // thrown by read is rethrown as it is; on any error dest_dir and tar_fd are
 // left partially written (the caller removes them). start_writeback: as unpack_layer's.
+// hash_on_thread: the tar stream is hashed on a thread of its own while it
+// is unpacked (see Sha256Behind); false hashes it on the calling thread,
+// for a caller that runs several unpacks at once on few cores.
 StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
-                                       bool hash_input, const BytesProgress& progress = {}, bool start_writeback = true);
+                                       bool hash_input, const BytesProgress& progress = {}, bool start_writeback = true,
+                                       bool hash_on_thread = true);
 
 // Removes a directory tree without following symlinks (ENOENT is fine).
 void remove_tree(const std::string& path);

@@ -344,5 +344,44 @@ TEST_F(RegistryTest, PullStoresBlobsOfEverySizeByteForByte) {
   EXPECT_EQ(::access((root + "/image/layers/" + busybox_diff_id.substr(7) + "/diff/bin/busybox").c_str(), X_OK), 0);
 }
 
+// A layer whose content does not hash to the DiffID the config lists is
+// refused and nothing is stored, whether it is the image's one layer (its
+// tar hashed on a thread of its own) or one of several unpacked at once
+// (each hashed by its unpack thread).
+TEST_F(RegistryTest, WrongDiffIdIsRejectedAndNothingStored) {
+  std::string src = dir.path() + "/src";
+  make_dirs(src);
+  write_file_atomic(src + "/one", "layer one\n");
+  write_file_atomic(src + "/two", std::string(300000, 'x'));
+  auto one = tar_of(dir, src, {"one"}, "one.tar");
+  auto two = tar_of(dir, src, {"two"}, "two.tar");
+  ASSERT_EQ(run({"/bin/gzip", "-n", "-k", "-f", dir.path() + "/two.tar"}).exit_code, 0);
+  std::string two_gz = slurp(dir.path() + "/two.tar.gz");
+  std::string wrong = "sha256:" + std::string(64, 'b');
+  const char* gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+  const char* plain = "application/vnd.oci.image.layer.v1.tar";
+  struct Case {
+    std::string repo;
+    std::vector<ServedLayer> layers;
+  };
+  std::vector<Case> cases{{"lone/image", {{two_gz, gzip, wrong}}},
+                          {"several/image", {{one.first, plain, one.second}, {two_gz, gzip, wrong}}}};
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.repo);
+    berth::test::HttpServer server(berth::test::static_routes(image_routes(dir, c.repo, c.layers)));
+    std::string root = dir.path() + "/root-" + c.repo.substr(0, c.repo.find('/'));
+    Result r = run_berth({"--root", root, "pull", "-q", server.address() + "/" + c.repo + ":1"});
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.err.find("DiffID mismatch"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(wrong), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(two.second), std::string::npos) << r.err;  // the digest the content has
+    EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
+    Result left = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", root + "/image/blobs", "-mindepth", "1", "-not", "-type", "d"});
+    EXPECT_EQ(left.out, "") << left.out;
+    Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
+    EXPECT_EQ(dirs.out, "") << dirs.out;
+  }
+}
+
 }  // namespace
 }  // namespace berth::test
