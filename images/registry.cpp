@@ -348,9 +348,7 @@ class BlobWriter {
   void finish() {
     if (!direct_ || used_ == 0) return;
     // The tail is not a whole number of blocks: buffered.
-    int flags = ::fcntl(fd_.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) throw_errno("cannot write " + path_);
-    direct_ = false;
+    drop_direct();
     size_t n = used_;
     used_ = 0;
     write_buffered(buffer_.get(), n);
@@ -368,13 +366,14 @@ class BlobWriter {
     for (size_t done = 0; done < used_;) {
       ssize_t n = ::pwrite(fd_.get(), buffer_.get() + done, used_ - done, static_cast<off_t>(offset_ + done));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL && offset_ == 0 && done == 0) {  // O_DIRECT accepted at open but not for writes
-        int flags = ::fcntl(fd_.get(), F_GETFL);
-        if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) throw_errno("cannot write " + path_);
-        direct_ = false;
-        size_t pending = used_;
+      if (n < 0 && errno == EINVAL) {
+        // O_DIRECT accepted at open but not for this write (or a short
+        // write left the rest unaligned): the rest goes buffered.
+        offset_ += done;
+        size_t rest = used_ - done;
         used_ = 0;
-        write_buffered(buffer_.get(), pending);
+        drop_direct();
+        write_buffered(buffer_.get() + done, rest);
         return;
       }
       if (n <= 0) throw_errno("cannot write " + path_);
@@ -382,6 +381,11 @@ class BlobWriter {
     }
     offset_ += used_;
     used_ = 0;
+  }
+  void drop_direct() {
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) throw_errno("cannot write " + path_);
+    direct_ = false;
   }
   void write_buffered(const char* data, size_t n) {
     for (size_t done = 0; done < n;) {
