@@ -64,7 +64,7 @@ const char* command_word(int argc, char** argv) {
 enum class ViaServe { No, IfRunning, Start };
 
 ViaServe via_serve(const std::vector<std::string>& words) {
-  if (const char* in_serve = std::getenv(supervisor::kInServeEnv); in_serve && *in_serve) return ViaServe::No;
+  if (std::getenv(supervisor::kInServeEnv)) return ViaServe::No;  // set, to any value
   static const std::set<std::string> stay{"serve",   "events", "__restart", "__rm-cleanup", "version", "config",
                                           "login",   "logout", "search",    "check",        "ps",      "ls",
                                           "inspect", "logs",   "images",    "top",          "port",    "diff",

@@ -17,8 +17,9 @@
 
 namespace berth::supervisor {
 
-// Set in the environment of everything serve starts: such a process does
-// the work itself instead of handing it back to serve.
+// Set in the environment of everything serve starts: such a process (the
+// variable set, to any value) does the work itself instead of handing it
+// back to serve, and serve refuses a command whose environment has it.
 inline constexpr const char* kInServeEnv = "BERTH_IN_SERVE";
 
 struct CommandRequest {

@@ -633,6 +633,11 @@ void Daemon::start_command(Connection* c) {
   } catch (const std::exception& e) {
     return error(400, std::string("invalid command request: ") + e.what());
   }
+  // A process serve started (whatever the variable's value) does its work
+  // itself: handing it back would start another, and so on without end.
+  std::string in_serve = std::string(kInServeEnv) + "=";
+  for (auto& e : req.env)
+    if (e.rfind(in_serve, 0) == 0) return error(400, "this process runs in berth serve already: it does its work itself");
   uv_os_fd_t sock = -1;
   uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &sock);
   try {

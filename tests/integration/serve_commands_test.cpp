@@ -180,5 +180,22 @@ TEST_F(ServeCommandsTest, AKilledClientTakesItsCommandAlongButNotTheContainer) {
   EXPECT_TRUE(alive(serve));
 }
 
+TEST_F(ServeCommandsTest, AProcessServeStartedNeverHandsItsWorkBack) {
+  pid_t serve = start_serve();
+  // The marker serve sets, present with any value (even empty): the command
+  // runs here, once, instead of going back to serve again and again.
+  Result r = run_berth({"--root", root_, "--run-root", run_root_, "run", "--rm", "--network", "none", "--rootfs",
+                        rootfs_, "echo", "here"},
+                       "", {"BERTH_IN_SERVE="});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "here\n");
+  EXPECT_TRUE(children_of(serve, "run").empty());
+  // And serve refuses such a command outright.
+  std::string body = R"({"Args":["ps"],"Env":["BERTH_IN_SERVE="]})";
+  std::string reply = http_unix(socket_, "/commands", "POST", body);
+  EXPECT_NE(reply.find(" 400 "), std::string::npos) << reply;
+  EXPECT_NE(reply.find("runs in berth serve already"), std::string::npos) << reply;
+}
+
 }  // namespace
 }  // namespace berth::test

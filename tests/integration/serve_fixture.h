@@ -27,7 +27,8 @@ inline int64_t now_ms() {
 }
 
 // One HTTP/1.1 request over a unix socket; returns the whole response text.
-inline std::string http_unix(const std::string& socket, const std::string& target) {
+inline std::string http_unix(const std::string& socket, const std::string& target, const std::string& method = "GET",
+                             const std::string& body = {}) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -36,7 +37,9 @@ inline std::string http_unix(const std::string& socket, const std::string& targe
     ::close(fd);
     return "";
   }
-  std::string req = "GET " + target + " HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n";
+  if (!body.empty()) req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
   if (::write(fd, req.data(), req.size()) < 0) {
     ::close(fd);
     return "";
