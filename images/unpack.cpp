@@ -33,6 +33,9 @@ namespace {
 
 constexpr size_t kWritebackEvery = 8 << 20;  // decompress_stream starts writing its output back every 8 MiB
 constexpr size_t kReadBuffer = 1 << 20;  // big reads: fewer syscalls, libarchive hands out big blocks
+// A stream (a pull's download) hands over what it has, 64 KiB and more at a
+// time: a smaller buffer there keeps a layer's memory down.
+constexpr size_t kStreamReadBuffer = 256 << 10;
 
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -53,8 +56,8 @@ ReadFn fd_reader(int fd) {
 // Feeds libarchive from a source (an fd, or a stream another thread fills)
 // while hashing and counting every byte it reads.
 struct HashingReader {
-  explicit HashingReader(int fd) : source(fd_reader(fd)), from_fd(true) {}
-  explicit HashingReader(ReadFn f) : source(std::move(f)) {}
+  explicit HashingReader(int fd) : source(fd_reader(fd)), from_fd(true), buffer(kReadBuffer) {}
+  explicit HashingReader(ReadFn f) : source(std::move(f)), buffer(kStreamReadBuffer) {}
   // The hash may still be reading buffer, which is destroyed before it.
   ~HashingReader() { hash.wait(); }
   HashingReader(const HashingReader&) = delete;
@@ -66,7 +69,7 @@ struct HashingReader {
   uint64_t bytes = 0;
   uint64_t last_report = 0;
   const BytesProgress* progress = nullptr;
-  std::vector<char> buffer = std::vector<char>(kReadBuffer);
+  std::vector<char> buffer;
   int error = 0;
 
   // The source's exception, kept while libarchive unwinds (it must not pass through C).
