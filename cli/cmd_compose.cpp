@@ -152,11 +152,6 @@ std::string status_text(const runtime::Container& c) {
 
 std::string state_word(const runtime::Container& c) { return runtime::to_string(c.state.status); }
 
-std::string lower(std::string s) {
-  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
 // Every network in the store, read once for all the containers ps shows
 // (none when there is no store yet).
 std::vector<net::NetworkRecord> all_networks(const std::string& root) {

@@ -210,19 +210,29 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) 
 namespace {
 
 // The signals a command run by the daemon gets when this client gets them.
-constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+// SIGTSTP (ctrl-z) is job control, below.
+constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGTSTP};
 
 // Blocks the forwarded signals for its lifetime and reads them from a signalfd.
 class ForwardedSignals {
  public:
   ForwardedSignals() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : kForwarded) sigaddset(&set, s);
-    ::sigprocmask(SIG_BLOCK, &set, &old_);
-    fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    sigemptyset(&set_);
+    for (int s : kForwarded) sigaddset(&set_, s);
+    ::sigprocmask(SIG_BLOCK, &set_, &old_);
+    fd_.reset(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
   }
   ~ForwardedSignals() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  // Stops this process as SIGTSTP would have, until a SIGCONT (`fg`).
+  void stop_self() {
+    ::sigprocmask(SIG_SETMASK, &old_, nullptr);
+    struct sigaction dfl {}, saved {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGTSTP, &dfl, &saved);
+    ::raise(SIGTSTP);  // stops here; returns once continued
+    ::sigaction(SIGTSTP, &saved, nullptr);
+    ::sigprocmask(SIG_BLOCK, &set_, nullptr);
+  }
   int fd() const { return fd_.get(); }
   // The next pending signal, 0 when none.
   int next() {
@@ -232,7 +242,7 @@ class ForwardedSignals {
   }
 
  private:
-  sigset_t old_{};
+  sigset_t set_{}, old_{};
   UniqueFd fd_;
 };
 
@@ -296,13 +306,25 @@ std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector
       break;
     }
     if (p[1].revents & POLLIN) {
-      while (int sig = signals.next()) {
-        if (pid <= 0) continue;  // not started yet: nothing to signal
+      auto pass_on = [&](int sig) {
+        if (pid <= 0) return;  // not started yet: nothing to signal
         try {
           http_request(socket, "POST", "/commands/" + std::to_string(pid) + "/signal?signal=" + std::to_string(sig), {},
                        std::chrono::seconds(5));
         } catch (const Error&) {
         }
+      };
+      while (int sig = signals.next()) {
+        if (sig != SIGTSTP) {
+          pass_on(sig);
+          continue;
+        }
+        // ctrl-z: the command stops with its client, as it would in the
+        // client's process group, and goes on with it. SIGSTOP, since its
+        // group (a session of its own) is orphaned and would ignore SIGTSTP.
+        pass_on(SIGSTOP);
+        signals.stop_self();
+        pass_on(SIGCONT);
       }
     }
     if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;

@@ -30,8 +30,9 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait =
 // Runs a berth command line (args without argv[0]) through the daemon of
 // `paths` (POST /commands, see supervisor/commands.h): this process's
 // environment, working directory, umask and fds 0-2 go with it; signals it
-// receives (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are passed on; the
-// command's exit status comes back. When no daemon answers, `start` says
+// receives (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are passed on, and a
+// SIGTSTP (ctrl-z) stops the command with this process until it is
+// continued; the command's exit status comes back. When no daemon answers, `start` says
 // whether to start one (ensure_daemon). Returns std::nullopt when no daemon
 // took the command (none runs and start is false, one could not be started,
 // or it refused before running anything): the caller then runs it itself,

@@ -197,5 +197,33 @@ TEST_F(ServeCommandsTest, AProcessServeStartedNeverHandsItsWorkBack) {
   EXPECT_NE(reply.find("runs in berth serve already"), std::string::npos) << reply;
 }
 
+// The state letter of /proc/PID/stat ('T': stopped), '?' when gone.
+char proc_state(pid_t pid) {
+  std::string stat;
+  if (!read_file_if_exists("/proc/" + std::to_string(pid) + "/stat", stat)) return '?';
+  auto rp = stat.rfind(')');
+  return rp != std::string::npos && rp + 2 < stat.size() ? stat[rp + 2] : '?';
+}
+
+TEST_F(ServeCommandsTest, CtrlZStopsTheCommandWithItsClientAndFgContinuesBoth) {
+  pid_t serve = start_serve();
+  pid_t client = start_client({"run", "--name", "job", "--network", "none", "--rootfs", rootfs_, "sh", "-c",
+                               "trap 'exit 42' TERM; while :; do sleep 0.1; done"});
+  ASSERT_TRUE(eventually([&] { return state_of("job") == "running"; }, 10000)) << serve_log();
+  auto commands = children_of(serve, "--name job");
+  ASSERT_EQ(commands.size(), 1u);
+  ASSERT_EQ(::kill(client, SIGTSTP), 0);
+  EXPECT_TRUE(eventually([&] { return proc_state(client) == 'T' && proc_state(commands[0]) == 'T'; }))
+      << "client " << proc_state(client) << ", command " << proc_state(commands[0]);
+  ASSERT_EQ(::kill(client, SIGCONT), 0);
+  EXPECT_TRUE(eventually([&] { return proc_state(client) != 'T' && proc_state(commands[0]) != 'T'; }))
+      << "client " << proc_state(client) << ", command " << proc_state(commands[0]);
+  // Still the same command, still passing signals on.
+  ASSERT_EQ(::kill(client, SIGTERM), 0);
+  int st = wait_client(client);
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  EXPECT_EQ(WEXITSTATUS(st), 42);
+}
+
 }  // namespace
 }  // namespace berth::test

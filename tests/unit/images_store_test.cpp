@@ -45,7 +45,7 @@ struct ImageSpec {
   std::vector<Layer> layers;
   std::vector<std::string> tags;
   std::string cmd = "sh";
-  std::vector<std::string> diff_id_override;  // to forge a mismatch
+  std::vector<std::string> diff_id_override = {};  // to forge a mismatch
 };
 
 // A docker-save style archive written by hand.
