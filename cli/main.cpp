@@ -184,9 +184,15 @@ static int run(int argc, char** argv) {
         throw UsageError("unknown flag: " + rest[0] + "\nSee 'berth " + leaf->get_name() + " --help'.");
     }
     ViaServe via = via_serve(parsed_words(app));
-    // A dry run starts nothing, so it starts no serve either.
-    if (const CLI::Option* dry = leaf->get_option_no_throw("--dry-run"); dry && dry->count() && via == ViaServe::Start)
-      via = ViaServe::IfRunning;
+    auto given = [&](const char* flag) {
+      const CLI::Option* o = leaf->get_option_no_throw(flag);
+      return o && o->count() > 0;
+    };
+    // A dry run starts nothing, so it starts no serve either; nor does a
+    // foreground `run --rm`, whose container lives and dies with the
+    // command (a serve that runs still gets it).
+    bool foreground_rm = parsed_words(app) == std::vector<std::string>{"run"} && given("--rm") && !given("--detach");
+    if (via == ViaServe::Start && (given("--dry-run") || foreground_rm)) via = ViaServe::IfRunning;
     if (via != ViaServe::No) {
       std::vector<std::string> args(argv + 1, argv + argc);
       if (auto code = supervisor::run_via_daemon(runtime::Paths{global.root, global.run_root, {}}, args,

@@ -145,6 +145,11 @@ TEST_F(ServeCommandsTest, OnlyCommandsThatStartProcessesStartAServeAndTheUsersSe
   EXPECT_EQ(bad.exit_code, 125);
   EXPECT_NE(bad.err.find("no-such-flag"), std::string::npos) << bad.err;
   EXPECT_EQ(daemon_pid(), 0) << "a usage error started a serve";
+  // Nor does a foreground `run --rm`: its container lives and dies with it.
+  Result once = run({"--rm"}, {"echo", "once"});
+  EXPECT_EQ(once.exit_code, 0) << once.err;
+  EXPECT_EQ(once.out, "once\n");
+  EXPECT_EQ(daemon_pid(), 0) << "a foreground run --rm started a serve";
 
   // `run` starts one (as docker's daemon is always there) and runs through it.
   std::string id = run_detached({"--name", "keep"}, {"sleep", "600"});
