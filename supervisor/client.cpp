@@ -223,16 +223,10 @@ class ForwardedSignals {
     fd_.reset(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
   }
   ~ForwardedSignals() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
-  // Stops this process as SIGTSTP would have, until a SIGCONT (`fg`).
-  void stop_self() {
-    ::sigprocmask(SIG_SETMASK, &old_, nullptr);
-    struct sigaction dfl {}, saved {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigaction(SIGTSTP, &dfl, &saved);
-    ::raise(SIGTSTP);  // stops here; returns once continued
-    ::sigaction(SIGTSTP, &saved, nullptr);
-    ::sigprocmask(SIG_BLOCK, &set_, nullptr);
-  }
+  // Stops this process, as the SIGTSTP it got would have, until a SIGCONT
+  // (`fg`). SIGSTOP: a SIGTSTP raised now would be dropped if this process
+  // group were orphaned (started by a harness in a session of its own).
+  void stop_self() { ::raise(SIGSTOP); }  // returns once continued
   int fd() const { return fd_.get(); }
   // The next pending signal, 0 when none.
   int next() {
