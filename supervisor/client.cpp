@@ -240,15 +240,6 @@ class ForwardedSignals {
   UniqueFd fd_;
 };
 
-// Waits until process `pid` is gone (it is not our child: a pidfd tells).
-void wait_gone(pid_t pid) {
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd) return;
-  pollfd p{pidfd.get(), POLLIN, 0};
-  while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
-  }
-}
-
 }  // namespace
 
 std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector<std::string>& args, bool start) {
@@ -293,34 +284,44 @@ std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector
   parser.data = &st;
   http_parser_settings settings = parser_settings();
   char buf[4096];
+  // A signal goes to the command through serve while serve answers; once
+  // serve is gone, straight to the command's process group (root, as the
+  // command is), while its pidfd says it still runs (so the pid is its).
+  UniqueFd command_pidfd;
+  auto pass_on = [&](int sig) {
+    if (pid <= 0) return;  // not started yet: nothing to signal
+    if (command_pidfd) {
+      pollfd alive{command_pidfd.get(), POLLIN, 0};
+      if (::poll(&alive, 1, 0) == 0) ::kill(-pid, sig);
+      return;
+    }
+    try {
+      http_request(socket, "POST", "/commands/" + std::to_string(pid) + "/signal?signal=" + std::to_string(sig), {},
+                   std::chrono::seconds(5));
+    } catch (const Error&) {
+    }
+  };
+  auto pass_on_signals = [&] {
+    while (int sig = signals.next()) {
+      if (sig != SIGTSTP) {
+        pass_on(sig);
+        continue;
+      }
+      // ctrl-z: the command stops with its client, as it would in the
+      // client's process group, and goes on with it. SIGSTOP, since its
+      // group (a session of its own) is orphaned and would ignore SIGTSTP.
+      pass_on(SIGSTOP);
+      signals.stop_self();
+      pass_on(SIGCONT);
+    }
+  };
   while (!st.complete) {
     pollfd p[2] = {{fd.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
     if (::poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (p[1].revents & POLLIN) {
-      auto pass_on = [&](int sig) {
-        if (pid <= 0) return;  // not started yet: nothing to signal
-        try {
-          http_request(socket, "POST", "/commands/" + std::to_string(pid) + "/signal?signal=" + std::to_string(sig), {},
-                       std::chrono::seconds(5));
-        } catch (const Error&) {
-        }
-      };
-      while (int sig = signals.next()) {
-        if (sig != SIGTSTP) {
-          pass_on(sig);
-          continue;
-        }
-        // ctrl-z: the command stops with its client, as it would in the
-        // client's process group, and goes on with it. SIGSTOP, since its
-        // group (a session of its own) is orphaned and would ignore SIGTSTP.
-        pass_on(SIGSTOP);
-        signals.stop_self();
-        pass_on(SIGCONT);
-      }
-    }
+    if (p[1].revents & POLLIN) pass_on_signals();
     if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
@@ -341,8 +342,15 @@ std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector
   }
   if (pid <= 0) return std::nullopt;  // refused, or gone before it ran anything
   // serve went away while the command ran: the command goes on (it is in a
-  // session of its own); wait for its end, whose status nobody can tell us.
-  wait_gone(pid);
+  // session of its own). Wait for its end, passing signals on ourselves;
+  // its exit status nobody can tell us.
+  command_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  while (command_pidfd) {
+    pollfd p[2] = {{command_pidfd.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0 && errno != EINTR) break;
+    if (p[0].revents & POLLIN) break;
+    if (p[1].revents & POLLIN) pass_on_signals();
+  }
   throw Error("berth serve stopped while the command ran (pid " + std::to_string(pid) + "); its exit status is unknown",
               0, 125);
 }

@@ -230,5 +230,24 @@ TEST_F(ServeCommandsTest, CtrlZStopsTheCommandWithItsClientAndFgContinuesBoth) {
   EXPECT_EQ(WEXITSTATUS(st), 42);
 }
 
+TEST_F(ServeCommandsTest, WhenServeDiesTheClientStillPassesSignalsOnAndWaitsForItsCommand) {
+  pid_t serve = start_serve();
+  pid_t client = start_client({"run", "--name", "lone", "--network", "none", "--rootfs", rootfs_, "sh", "-c",
+                               "trap 'exit 42' TERM; while :; do sleep 0.1; done"});
+  ASSERT_TRUE(eventually([&] { return state_of("lone") == "running"; }, 10000)) << serve_log();
+  auto commands = children_of(serve, "--name lone");
+  ASSERT_EQ(commands.size(), 1u);
+  stop_serve(SIGKILL);
+  EXPECT_TRUE(alive(commands[0])) << "the command died with serve";
+  // ctrl-c, say: the client passes it on itself now, and waits for the end.
+  ASSERT_EQ(::kill(client, SIGTERM), 0);
+  int st = wait_client(client);
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  EXPECT_EQ(WEXITSTATUS(st), 125) << "its exit status went with serve";
+  EXPECT_FALSE(alive(commands[0]));
+  EXPECT_TRUE(eventually([&] { return state_of("lone") == "exited"; }));
+  EXPECT_EQ(inspect("lone")["State"]["ExitCode"], 42);
+}
+
 }  // namespace
 }  // namespace berth::test
