@@ -15,6 +15,8 @@
 // Each round pulls into a new, empty directory (berth's --root, skopeo's
 // oci: dir); berth, skopeo and docker take turns round by round, and each
 // figure is the best of the rounds.
+// BENCH_BERTH_LOG=debug: berth's pulls log their timeline (manifest, config,
+// each layer's start, download and unpack, staged, committed) to stderr.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -191,7 +193,7 @@ static int run_bench(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     std::string n = std::to_string(r);
     // Its own --run-root: the pull runs in this process, not in a `berth serve` that may run on this machine.
-    keep_best(berth_pull, timed({berth_bin, "--root", area + "/berth-root-" + n, "--run-root", area + "/berth-run-" + n, "pull", "-q", ref},
+    keep_best(berth_pull, timed({berth_bin, "--log-level", std::getenv("BENCH_BERTH_LOG") ? std::getenv("BENCH_BERTH_LOG") : "info", "--root", area + "/berth-root-" + n, "--run-root", area + "/berth-run-" + n, "pull", "-q", ref},
                                 "berth pull"));
     keep_best(skopeo, timed({"/usr/bin/skopeo", "copy", "-q", "--src-tls-verify=false", "docker://" + ref, "oci:" + area + "/skopeo-oci-" + n + ":pull"},
                             "skopeo copy"));
