@@ -249,5 +249,26 @@ TEST_F(ServeCommandsTest, WhenServeDiesTheClientStillPassesSignalsOnAndWaitsForI
   EXPECT_EQ(inspect("lone")["State"]["ExitCode"], 42);
 }
 
+TEST_F(ServeCommandsTest, BadCommandRequestsGetAClearErrorAndRunNothing) {
+  pid_t serve = start_serve();
+  auto post = [&](const std::string& target, const std::string& body) {
+    return http_unix(socket_, target, "POST", body);
+  };
+  std::string not_json = post("/commands", "up -d");
+  EXPECT_NE(not_json.find(" 400 "), std::string::npos) << not_json;
+  EXPECT_NE(not_json.find("not a JSON object"), std::string::npos) << not_json;
+  std::string no_args = post("/commands", R"({"Args":[]})");
+  EXPECT_NE(no_args.find("is empty: no command to run"), std::string::npos) << no_args;
+  std::string bad_umask = post("/commands", R"({"Args":["ps"],"Umask":4096})");
+  EXPECT_NE(bad_umask.find("must be an integer from 0 to 0777"), std::string::npos) << bad_umask;
+  std::string unknown = post("/commands/1/signal?signal=15", "");
+  EXPECT_NE(unknown.find(" 404 "), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("no such command: 1"), std::string::npos) << unknown;
+  std::string bad_signal = post("/commands/1/signal?signal=TERM", "");
+  EXPECT_NE(bad_signal.find(" 400 "), std::string::npos) << bad_signal;
+  EXPECT_TRUE(children_of(serve, "").empty()) << "a bad request started a process";
+  EXPECT_TRUE(alive(serve));
+}
+
 }  // namespace
 }  // namespace berth::test
