@@ -210,6 +210,9 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) 
 namespace {
 
 // The signals a command run by the daemon gets when this client gets them.
+// How long serve may take to start a command before the client gives up.
+constexpr std::chrono::milliseconds kTakeTimeout{10'000};
+
 // SIGTSTP (ctrl-z) is job control, below.
 constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGTSTP};
 
@@ -315,12 +318,34 @@ std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector
       pass_on(SIGCONT);
     }
   };
+  // serve takes a command at once; one that does not within this time is
+  // stopped (a ctrl-z'd `berth serve`) or stuck: say so rather than hang.
+  // The command does not run then: serve drops a request whose client has
+  // hung up, and this client hangs up first.
+  auto take_deadline = Clock::now() + kTakeTimeout;
   while (!st.complete) {
     pollfd p[2] = {{fd.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
-    if (::poll(p, 2, -1) < 0) {
+    int wait_ms = -1;
+    if (pid <= 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(take_deadline - Clock::now()).count();
+      if (left <= 0) {
+        fd.reset();
+        std::string who;
+        read_file_if_exists(pid_path(paths), who);
+        who = who.substr(0, who.find('\n'));
+        throw Error("berth serve" + (who.empty() ? std::string() : " (pid " + who + ")") + " at " + socket +
+                        " did not take the command within " + std::to_string(kTakeTimeout.count() / 1000) +
+                        " s: is it stopped or stuck? (nothing was run)",
+                    0, 125);
+      }
+      wait_ms = static_cast<int>(left);
+    }
+    int ready = ::poll(p, 2, wait_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    if (ready == 0) continue;
     if (p[1].revents & POLLIN) pass_on_signals();
     if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);

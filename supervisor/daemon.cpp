@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <http_parser.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -640,6 +641,13 @@ void Daemon::start_command(Connection* c) {
     if (e.rfind(in_serve, 0) == 0) return error(400, "this process runs in berth serve already: it does its work itself");
   uv_os_fd_t sock = -1;
   uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &sock);
+  // A client that gave up waiting (serve was stopped, say) has hung up and
+  // runs nothing: neither may serve.
+  pollfd hup{sock, POLLRDHUP, 0};
+  if (::poll(&hup, 1, 0) > 0 && (hup.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+    spdlog::info("a client hung up before its command started: not running it");
+    return close_connection(c);
+  }
   try {
     client = take_client_process(sock);
   } catch (const std::exception& e) {

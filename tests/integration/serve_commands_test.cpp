@@ -270,5 +270,23 @@ TEST_F(ServeCommandsTest, BadCommandRequestsGetAClearErrorAndRunNothing) {
   EXPECT_TRUE(alive(serve));
 }
 
+TEST_F(ServeCommandsTest, AStoppedServeGetsAClearErrorAndLaterRunsNothing) {
+  pid_t serve = start_serve();
+  ASSERT_EQ(::kill(serve, SIGSTOP), 0);  // a ctrl-z'd `berth serve`
+  auto start = std::chrono::steady_clock::now();
+  Result r = run({"-d", "--name", "late"}, {"true"});
+  auto waited = std::chrono::steady_clock::now() - start;
+  ::kill(serve, SIGCONT);
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("did not take the command"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pid " + std::to_string(serve)), std::string::npos) << r.err;
+  EXPECT_LT(waited, std::chrono::seconds(20));
+  // Continued, serve finds the request of a client that hung up: it runs nothing.
+  EXPECT_TRUE(eventually([&] { return serve_log().find("hung up before its command started") != std::string::npos; }))
+      << serve_log();
+  EXPECT_EQ(berth({"ps", "-aq"}).out, "");
+  EXPECT_TRUE(children_of(serve, "").empty());
+}
+
 }  // namespace
 }  // namespace berth::test
