@@ -17,6 +17,9 @@
 
 namespace berth::cli {
 
+// The run root of the command line (once parsed), for main's last word.
+std::string g_run_root;
+
 namespace {
 struct Group {
   int order;
@@ -174,6 +177,7 @@ static int run(int argc, char** argv) {
     init_logging(global.log_level);
     global.root = path_absolute(global.root);
     global.run_root = path_absolute(global.run_root);
+    g_run_root = global.run_root;
     // IMAGE/COMMAND commands (run, create, exec) take everything from the
     // first positional on as is: a flag there is one CLI11 did not know.
     const CLI::App* leaf = &app;
@@ -258,15 +262,20 @@ static int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
+  berth::supervisor::take_command_marker();
+  int code;
   try {
-    return berth::cli::run(argc, argv);
+    code = berth::cli::run(argc, argv);
   } catch (const berth::Error& e) {
     std::cout.flush();
     std::cerr << "Error: " << e.what() << "\n";
-    return e.exit_code();
+    code = e.exit_code();
   } catch (const std::exception& e) {
     std::cout.flush();
     std::cerr << "Error: " << e.what() << "\n";
-    return 1;
+    code = 1;
   }
+  // A command serve ran, that outlived serve: its client waits for this.
+  berth::supervisor::record_status_if_orphaned(berth::cli::g_run_root, code);
+  return code;
 }

@@ -376,6 +376,11 @@ std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector
     if (p[0].revents & POLLIN) break;
     if (p[1].revents & POLLIN) pass_on_signals();
   }
+  std::string status_file = orphan_status_path(paths.run_root, pid), status;
+  if (read_file_if_exists(status_file, status) && !status.empty()) {
+    ::unlink(status_file.c_str());
+    return std::atoi(status.c_str());
+  }
   throw Error("berth serve stopped while the command ran (pid " + std::to_string(pid) + "); its exit status is unknown",
               0, 125);
 }

@@ -5,6 +5,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -12,6 +14,34 @@
 namespace berth::supervisor {
 
 using nlohmann::json;
+
+std::string orphan_status_path(const std::string& run_root, pid_t command) {
+  return run_root + "/commands/" + std::to_string(command);
+}
+
+namespace {
+pid_t g_serve = 0;  // the serve that started this process as a command
+}
+
+bool take_command_marker() {
+  const char* serve = std::getenv(kInServeEnv);
+  if (!serve) return false;
+  pid_t pid = static_cast<pid_t>(std::atoi(serve));
+  if (pid > 1 && pid == ::getppid()) g_serve = pid;
+  ::setenv(kInServeEnv, "1", 1);
+  return g_serve != 0;
+}
+
+void record_status_if_orphaned(const std::string& run_root, int code) {
+  if (g_serve == 0 || run_root.empty()) return;
+  if (::getppid() == g_serve) return;  // serve tells the client itself
+  try {
+    make_dirs(run_root + "/commands", 0700);
+    write_file_atomic(orphan_status_path(run_root, ::getpid()), std::to_string(code) + "\n", 0600);
+  } catch (const std::exception&) {
+    // Nowhere to leave it: the client says the status is unknown.
+  }
+}
 
 std::string command_request_json(const CommandRequest& r) {
   return json{{"Args", r.args}, {"Env", r.env}, {"Umask", static_cast<int>(r.umask)}}.dump();

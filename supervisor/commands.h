@@ -22,6 +22,18 @@ namespace berth::supervisor {
 // back to serve, and serve refuses a command whose environment has it.
 inline constexpr const char* kInServeEnv = "BERTH_IN_SERVE";
 
+// A command run by serve that ends after serve has gone leaves its exit
+// status here for its client (serve, which would have told it, cannot):
+// <run_root>/commands/<pid of the command>.
+std::string orphan_status_path(const std::string& run_root, pid_t command);
+// At the start of a berth process: whether serve started it as a client's
+// command (kInServeEnv holds serve's pid, and serve is its parent). What
+// it starts in turn gets the marker as "1": they are not commands.
+bool take_command_marker();
+// At the end of such a command: when serve is no longer its parent,
+// records `code` for its client.
+void record_status_if_orphaned(const std::string& run_root, int code);
+
 struct CommandRequest {
   std::vector<std::string> args;  // without argv[0]
   std::vector<std::string> env;   // KEY=VALUE

@@ -666,7 +666,7 @@ void Daemon::start_command(Connection* c) {
   so.stderr_fd = client.stdio[2].get();
   so.detached = true;  // a signal to serve's group is not the command's
   so.env = std::move(req.env);
-  so.env.push_back(std::string(kInServeEnv) + "=1");
+  so.env.push_back(std::string(kInServeEnv) + "=" + std::to_string(::getpid()));
   mode_t old = ::umask(req.umask);
   int rc = spawn_child(&loop_, &run->process, so, [](uv_process_t* p, int64_t status, int sig) {
     auto* r = static_cast<CommandRun*>(p->data);

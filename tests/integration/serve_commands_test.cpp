@@ -230,7 +230,7 @@ TEST_F(ServeCommandsTest, CtrlZStopsTheCommandWithItsClientAndFgContinuesBoth) {
   EXPECT_EQ(WEXITSTATUS(st), 42);
 }
 
-TEST_F(ServeCommandsTest, WhenServeDiesTheClientStillPassesSignalsOnAndWaitsForItsCommand) {
+TEST_F(ServeCommandsTest, WhenServeDiesTheClientPassesSignalsOnAndGetsTheCommandsExitStatus) {
   pid_t serve = start_serve();
   pid_t client = start_client({"run", "--name", "lone", "--network", "none", "--rootfs", rootfs_, "sh", "-c",
                                "trap 'exit 42' TERM; while :; do sleep 0.1; done"});
@@ -239,12 +239,16 @@ TEST_F(ServeCommandsTest, WhenServeDiesTheClientStillPassesSignalsOnAndWaitsForI
   ASSERT_EQ(commands.size(), 1u);
   stop_serve(SIGKILL);
   EXPECT_TRUE(alive(commands[0])) << "the command died with serve";
-  // ctrl-c, say: the client passes it on itself now, and waits for the end.
+  // ctrl-c, say: the client passes it on itself now, waits for the end,
+  // and gets the exit status the command left.
   ASSERT_EQ(::kill(client, SIGTERM), 0);
   int st = wait_client(client);
   ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
-  EXPECT_EQ(WEXITSTATUS(st), 125) << "its exit status went with serve";
+  EXPECT_EQ(WEXITSTATUS(st), 42) << "the command left its status for its client";
   EXPECT_FALSE(alive(commands[0]));
+  EXPECT_FALSE(path_exists(run_root_ + "/commands/" + std::to_string(commands[0]))) << "the status file is left";
+  // Nothing else the command started (its monitor's cleanup, say) left one.
+  EXPECT_TRUE(list_directory(run_root_ + "/commands").empty());
   EXPECT_TRUE(eventually([&] { return state_of("lone") == "exited"; }));
   EXPECT_EQ(inspect("lone")["State"]["ExitCode"], 42);
 }
