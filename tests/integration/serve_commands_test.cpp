@@ -80,6 +80,23 @@ class ServeCommandsTest : public ServeFixture {
     return st;
   }
 
+  // A foreground `berth run --name NAME` client (CMD, by default a shell
+  // that exits 42 on SIGTERM) whose container runs; sets `command` to the
+  // pid of serve's child that runs it (0 if there is not exactly one).
+  pid_t start_running_client(pid_t serve, const std::string& name, pid_t& command,
+                             std::vector<std::string> cmd = {"sh", "-c",
+                                                             "trap 'exit 42' TERM; while :; do sleep 0.1; done"}) {
+    std::vector<std::string> args{"run", "--name", name, "--network", "none", "--rootfs", rootfs_};
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    pid_t client = start_client(args);
+    command = 0;
+    EXPECT_TRUE(eventually([&] { return state_of(name) == "running"; }, 10000)) << serve_log();
+    auto commands = children_of(serve, "--name " + name);
+    EXPECT_EQ(commands.size(), 1u) << "no single child of serve runs `berth run --name " << name << "`";
+    if (commands.size() == 1) command = commands[0];
+    return client;
+  }
+
   std::string state_of(const std::string& name) {
     auto j = inspect(name);
     return j.is_object() ? j["State"].value("Status", "") : "";
@@ -90,13 +107,11 @@ class ServeCommandsTest : public ServeFixture {
 
 TEST_F(ServeCommandsTest, ACommandRunsAsServesChildAndGetsTheClientsSignalsAndExitStatus) {
   pid_t serve = start_serve();
-  pid_t client = start_client({"run", "--name", "fg", "--network", "none", "--rootfs", rootfs_, "sh", "-c",
-                               "trap 'exit 42' TERM; while :; do sleep 0.1; done"});
-  ASSERT_TRUE(eventually([&] { return state_of("fg") == "running"; }, 10000)) << serve_log();
   // The work is done by serve's child, not by the client (whose shell,
   // SSH session or CI job may end before the container does).
-  auto commands = children_of(serve, "--name fg");
-  ASSERT_EQ(commands.size(), 1u) << "no child of serve runs `berth run --name fg`";
+  pid_t command = 0;
+  pid_t client = start_running_client(serve, "fg", command);
+  ASSERT_GT(command, 0);
   EXPECT_TRUE(children_of(client, "").empty()) << "the client started a process of its own";
 
   // SIGTERM to the client reaches the command, which proxies it to the
@@ -105,7 +120,7 @@ TEST_F(ServeCommandsTest, ACommandRunsAsServesChildAndGetsTheClientsSignalsAndEx
   int st = wait_client(client);
   ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
   EXPECT_EQ(WEXITSTATUS(st), 42);
-  EXPECT_TRUE(eventually([&] { return !alive(commands[0]); }));
+  EXPECT_TRUE(eventually([&] { return !alive(command); }));
   EXPECT_EQ(state_of("fg"), "exited");
 }
 
@@ -173,14 +188,13 @@ TEST_F(ServeCommandsTest, OnlyCommandsThatStartProcessesStartAServeAndTheUsersSe
 
 TEST_F(ServeCommandsTest, AKilledClientTakesItsCommandAlongButNotTheContainer) {
   pid_t serve = start_serve();
-  pid_t client = start_client({"run", "--name", "orphan", "--network", "none", "--rootfs", rootfs_, "sleep", "600"});
-  ASSERT_TRUE(eventually([&] { return state_of("orphan") == "running"; }, 10000)) << serve_log();
-  auto commands = children_of(serve, "--name orphan");
-  ASSERT_EQ(commands.size(), 1u);
+  pid_t command = 0;
+  pid_t client = start_running_client(serve, "orphan", command, {"sleep", "600"});
+  ASSERT_GT(command, 0);
   ASSERT_EQ(::kill(client, SIGKILL), 0);
   wait_client(client);
   // As with docker: the CLI is gone, the container is not.
-  EXPECT_TRUE(eventually([&] { return !alive(commands[0]); })) << "the command outlived its client";
+  EXPECT_TRUE(eventually([&] { return !alive(command); })) << "the command outlived its client";
   EXPECT_EQ(state_of("orphan"), "running");
   EXPECT_TRUE(alive(serve));
 }
@@ -212,17 +226,15 @@ char proc_state(pid_t pid) {
 
 TEST_F(ServeCommandsTest, CtrlZStopsTheCommandWithItsClientAndFgContinuesBoth) {
   pid_t serve = start_serve();
-  pid_t client = start_client({"run", "--name", "job", "--network", "none", "--rootfs", rootfs_, "sh", "-c",
-                               "trap 'exit 42' TERM; while :; do sleep 0.1; done"});
-  ASSERT_TRUE(eventually([&] { return state_of("job") == "running"; }, 10000)) << serve_log();
-  auto commands = children_of(serve, "--name job");
-  ASSERT_EQ(commands.size(), 1u);
+  pid_t command = 0;
+  pid_t client = start_running_client(serve, "job", command);
+  ASSERT_GT(command, 0);
   ASSERT_EQ(::kill(client, SIGTSTP), 0);
-  EXPECT_TRUE(eventually([&] { return proc_state(client) == 'T' && proc_state(commands[0]) == 'T'; }))
-      << "client " << proc_state(client) << ", command " << proc_state(commands[0]);
+  EXPECT_TRUE(eventually([&] { return proc_state(client) == 'T' && proc_state(command) == 'T'; }))
+      << "client " << proc_state(client) << ", command " << proc_state(command);
   ASSERT_EQ(::kill(client, SIGCONT), 0);
-  EXPECT_TRUE(eventually([&] { return proc_state(client) != 'T' && proc_state(commands[0]) != 'T'; }))
-      << "client " << proc_state(client) << ", command " << proc_state(commands[0]);
+  EXPECT_TRUE(eventually([&] { return proc_state(client) != 'T' && proc_state(command) != 'T'; }))
+      << "client " << proc_state(client) << ", command " << proc_state(command);
   // Still the same command, still passing signals on.
   ASSERT_EQ(::kill(client, SIGTERM), 0);
   int st = wait_client(client);
@@ -232,21 +244,19 @@ TEST_F(ServeCommandsTest, CtrlZStopsTheCommandWithItsClientAndFgContinuesBoth) {
 
 TEST_F(ServeCommandsTest, WhenServeDiesTheClientPassesSignalsOnAndGetsTheCommandsExitStatus) {
   pid_t serve = start_serve();
-  pid_t client = start_client({"run", "--name", "lone", "--network", "none", "--rootfs", rootfs_, "sh", "-c",
-                               "trap 'exit 42' TERM; while :; do sleep 0.1; done"});
-  ASSERT_TRUE(eventually([&] { return state_of("lone") == "running"; }, 10000)) << serve_log();
-  auto commands = children_of(serve, "--name lone");
-  ASSERT_EQ(commands.size(), 1u);
+  pid_t command = 0;
+  pid_t client = start_running_client(serve, "lone", command);
+  ASSERT_GT(command, 0);
   stop_serve(SIGKILL);
-  EXPECT_TRUE(alive(commands[0])) << "the command died with serve";
+  EXPECT_TRUE(alive(command)) << "the command died with serve";
   // ctrl-c, say: the client passes it on itself now, waits for the end,
   // and gets the exit status the command left.
   ASSERT_EQ(::kill(client, SIGTERM), 0);
   int st = wait_client(client);
   ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
   EXPECT_EQ(WEXITSTATUS(st), 42) << "the command left its status for its client";
-  EXPECT_FALSE(alive(commands[0]));
-  EXPECT_FALSE(path_exists(run_root_ + "/commands/" + std::to_string(commands[0]))) << "the status file is left";
+  EXPECT_FALSE(alive(command));
+  EXPECT_FALSE(path_exists(run_root_ + "/commands/" + std::to_string(command))) << "the status file is left";
   // Nothing else the command started (its monitor's cleanup, say) left one.
   EXPECT_TRUE(list_directory(run_root_ + "/commands").empty());
   EXPECT_TRUE(eventually([&] { return state_of("lone") == "exited"; }));
