@@ -92,7 +92,8 @@ class ServeCommandsTest : public ServeFixture {
     command = 0;
     EXPECT_TRUE(eventually([&] { return state_of(name) == "running"; }, 10000)) << serve_log();
     auto commands = children_of(serve, "--name " + name);
-    EXPECT_EQ(commands.size(), 1u) << "no single child of serve runs `berth run --name " << name << "`";
+    EXPECT_EQ(commands.size(), 1u) << "no single child of serve runs `berth run --name " << name << "`; serve's log:\n"
+                                   << serve_log();
     if (commands.size() == 1) command = commands[0];
     return client;
   }
