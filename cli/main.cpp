@@ -206,6 +206,11 @@ static int run(int argc, char** argv) {
   });
 
   auto& groups = registry();
+  // `berth --version` alone needs no command: ~3 ms of building them all.
+  if (argc == 2 && std::string(argv[1]) == "--version") {
+    std::cout << "berth version " << kVersion << ", build " << kGitCommit << "\n";
+    return 0;
+  }
   if (const char* word = command_word(argc, argv)) {
     // Only the group that has this command is built.
     auto named = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
