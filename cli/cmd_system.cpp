@@ -26,7 +26,7 @@ static void register_system_commands(CLI::App& app, GlobalOptions& global) {
       nlohmann::json j = {{"Version", kVersion}, {"GitCommit", kGitCommit}, {"Os", "linux"}};
       std::cout << j.dump() << "\n";
     } else if (version_format->empty()) {
-      std::cout << "berth version " << kVersion << ", build " << kGitCommit << "\n";
+      std::cout << version_line() << "\n";
     } else {
       throw UsageError("--format: unknown format \"" + *version_format + "\" (want json)");
     }

@@ -150,6 +150,11 @@ CLI::App* add_command(CLI::App& app, const std::string& name, const std::string&
 
 static int run(int argc, char** argv) {
   GlobalOptions global;
+  // `berth --version` alone needs no command: ~1.6 ms of building them all.
+  if (argc == 2 && std::string(argv[1]) == "--version") {
+    std::cout << version_line() << "\n";
+    return 0;
+  }
   if (const char* env = std::getenv("BERTH_ROOT"); env && *env) global.root = env;
   if (const char* env = std::getenv("BERTH_RUN_ROOT"); env && *env) global.run_root = env;
 
@@ -164,7 +169,7 @@ static int run(int argc, char** argv) {
   CLI::App app{"berth: a declarative, Compose-compatible container supervisor", "berth"};
   app.set_help_all_flag("--help-all", "Show help for every command");
   // As `docker --version`: the `version` command's first line.
-  app.set_version_flag("--version", std::string("berth version ") + kVersion + ", build " + kGitCommit,
+  app.set_version_flag("--version", version_line(),
                        "Print version information and quit");
   app.require_subcommand(1);
   app.add_option("--root", global.root, "Storage root (env BERTH_ROOT)")->capture_default_str();
@@ -182,12 +187,15 @@ static int run(int argc, char** argv) {
     // first positional on as is: a flag there is one CLI11 did not know.
     const CLI::App* leaf = &app;
     while (!leaf->get_subcommands().empty()) leaf = leaf->get_subcommands().front();
+    std::vector<std::string> words = parsed_words(app);
     if (leaf->get_prefix_command()) {
       auto rest = leaf->remaining();
+      std::string command;
+      for (auto& w : words) command += " " + w;
       if (!rest.empty() && rest[0].size() > 1 && rest[0][0] == '-')
-        throw UsageError("unknown flag: " + rest[0] + "\nSee 'berth " + leaf->get_name() + " --help'.");
+        throw UsageError("unknown flag: " + rest[0] + "\nSee 'berth" + command + " --help'.");
     }
-    ViaServe via = via_serve(parsed_words(app));
+    ViaServe via = via_serve(words);
     auto given = [&](const char* flag) {
       const CLI::Option* o = leaf->get_option_no_throw(flag);
       return o && o->count() > 0;
@@ -195,7 +203,7 @@ static int run(int argc, char** argv) {
     // A dry run starts nothing, so it starts no serve either; nor does a
     // foreground `run --rm`, whose container lives and dies with the
     // command (a serve that runs still gets it).
-    bool foreground_rm = parsed_words(app) == std::vector<std::string>{"run"} && given("--rm") && !given("--detach");
+    bool foreground_rm = words == std::vector<std::string>{"run"} && given("--rm") && !given("--detach");
     if (via == ViaServe::Start && (given("--dry-run") || foreground_rm)) via = ViaServe::IfRunning;
     if (via != ViaServe::No) {
       std::vector<std::string> args(argv + 1, argv + argc);
@@ -206,11 +214,6 @@ static int run(int argc, char** argv) {
   });
 
   auto& groups = registry();
-  // `berth --version` alone needs no command: ~3 ms of building them all.
-  if (argc == 2 && std::string(argv[1]) == "--version") {
-    std::cout << "berth version " << kVersion << ", build " << kGitCommit << "\n";
-    return 0;
-  }
   if (const char* word = command_word(argc, argv)) {
     // Only the group that has this command is built.
     auto named = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {

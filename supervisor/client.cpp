@@ -209,11 +209,11 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait) 
 
 namespace {
 
-// The signals a command run by the daemon gets when this client gets them.
 // How long serve may take to start a command before the client gives up.
 constexpr std::chrono::milliseconds kTakeTimeout{10'000};
 
-// SIGTSTP (ctrl-z) is job control, below.
+// The signals a command run by the daemon gets when this client gets them
+// (SIGTSTP, ctrl-z, as job control: below).
 constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGTSTP};
 
 // Blocks the forwarded signals for its lifetime and reads them from a signalfd.
@@ -367,8 +367,8 @@ std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector
   }
   if (pid <= 0) return std::nullopt;  // refused, or gone before it ran anything
   // serve went away while the command ran: the command goes on (it is in a
-  // session of its own). Wait for its end, passing signals on ourselves;
-  // its exit status nobody can tell us.
+  // session of its own). Wait for its end, passing signals on ourselves,
+  // then read the exit status it left (none if a signal killed it).
   command_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   while (command_pidfd) {
     pollfd p[2] = {{command_pidfd.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};

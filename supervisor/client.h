@@ -32,11 +32,13 @@ void ensure_daemon(const runtime::Paths& paths, std::chrono::milliseconds wait =
 // environment, working directory, umask and fds 0-2 go with it; signals it
 // receives (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are passed on, and a
 // SIGTSTP (ctrl-z) stops the command with this process until it is
-// continued; the command's exit status comes back. When no daemon answers, `start` says
-// whether to start one (ensure_daemon). Returns std::nullopt when no daemon
-// took the command (none runs and start is false, one could not be started,
-// or it refused before running anything): the caller then runs it itself,
-// with the same result, since the disk is the one source of truth.
+// continued; the command's exit status comes back (also when serve dies
+// first). When no daemon answers, `start` says whether to start one
+// (ensure_daemon). Returns std::nullopt when no daemon took the command
+// (none runs and start is false, one could not be started, or it refused
+// before running anything): the caller then runs it itself, with the same
+// result, since the disk is the one source of truth. Throws berth::Error
+// (125) when serve does not take the command within 10 s.
 std::optional<int> run_via_daemon(const runtime::Paths& paths, const std::vector<std::string>& args, bool start);
 
 struct HttpResponse {

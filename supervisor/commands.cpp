@@ -23,13 +23,12 @@ namespace {
 pid_t g_serve = 0;  // the serve that started this process as a command
 }
 
-bool take_command_marker() {
+void take_command_marker() {
   const char* serve = std::getenv(kInServeEnv);
-  if (!serve) return false;
+  if (!serve) return;
   pid_t pid = static_cast<pid_t>(std::atoi(serve));
   if (pid > 1 && pid == ::getppid()) g_serve = pid;
   ::setenv(kInServeEnv, "1", 1);
-  return g_serve != 0;
 }
 
 void record_status_if_orphaned(const std::string& run_root, int code) {

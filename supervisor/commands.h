@@ -2,8 +2,8 @@
 // client's own berth binary with the client's arguments, environment,
 // working directory, umask and standard streams, as a child of its own.
 // So what a command starts (a container's monitor, a `-d --rm` cleanup)
-// descends from the supervisor, in its cgroup and session, never from the
-// user's shell, SSH session or CI job, whose end would take it along. The
+// descends from the supervisor and shares its cgroup, not the user's
+// shell's, SSH session's or CI job's, whose end would take it along. The
 // client only forwards signals and returns the exit status.
 #pragma once
 
@@ -26,10 +26,10 @@ inline constexpr const char* kInServeEnv = "BERTH_IN_SERVE";
 // status here for its client (serve, which would have told it, cannot):
 // <run_root>/commands/<pid of the command>.
 std::string orphan_status_path(const std::string& run_root, pid_t command);
-// At the start of a berth process: whether serve started it as a client's
-// command (kInServeEnv holds serve's pid, and serve is its parent). What
-// it starts in turn gets the marker as "1": they are not commands.
-bool take_command_marker();
+// At the start of a berth process: notes whether serve started it as a
+// client's command (kInServeEnv holds serve's pid, and serve is its
+// parent). What it starts in turn gets the marker as "1": not commands.
+void take_command_marker();
 // At the end of such a command: when serve is no longer its parent,
 // records `code` for its client.
 void record_status_if_orphaned(const std::string& run_root, int code);

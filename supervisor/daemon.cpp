@@ -176,6 +176,18 @@ struct CommandRun {
   pid_t pid = 0;
 };
 
+// One chunk of a chunked response body.
+std::string chunk(const std::string& data) {
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  return size + data + "\r\n";
+}
+
+// Closes a command's process handle and frees the command with it.
+void close_run(CommandRun* run) {
+  uv_close(reinterpret_cast<uv_handle_t*>(&run->process), [](uv_handle_t* h) { delete static_cast<CommandRun*>(h->data); });
+}
+
 struct Probe {
   uv_process_t process;
   uv_pipe_t out;
@@ -259,6 +271,8 @@ class Daemon {
             const std::string& from = {});
   void emit_container(const Container& c, const std::string& action, json extra = json::object());
   void respond(Connection* c, int status, const std::string& body, const std::string& type = "application/json");
+  // A JSON error reply: {"message": ...}.
+  void fail(Connection* c, int status, const std::string& message);
   json containers_json(bool all);
   json projects_json();
   void start_command(Connection* c);
@@ -321,9 +335,7 @@ void Daemon::emit(const std::string& type, const std::string& action, const std:
   while (history_.size() > 1024) history_.pop_front();
   for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end())) {
     if (!c->streaming || c->closing || c->command || !c->filter.matches(e)) continue;
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", line.size());
-    send(c, std::string(size) + line + "\r\n");
+    send(c, chunk(line));
   }
 }
 
@@ -364,6 +376,10 @@ const char* reason(int status) {
     case 503: return "Service Unavailable";
     default: return "Internal Server Error";
   }
+}
+
+void Daemon::fail(Connection* c, int status, const std::string& message) {
+  respond(c, status, json{{"message", message}}.dump() + "\n");
 }
 
 void Daemon::respond(Connection* c, int status, const std::string& body, const std::string& type) {
@@ -536,11 +552,11 @@ void Daemon::on_request(Connection* c) {
     if (slash != std::string::npos) path = path.substr(slash);
   }
   auto params = query_params(query);
-  auto error = [&](int status, const std::string& msg) { respond(c, status, json{{"message", msg}}.dump() + "\n"); };
   try {
     if (c->method == "POST" && path == "/commands") return start_command(c);
     if (c->method == "POST" && path.rfind("/commands/", 0) == 0) return signal_command(c, path, params);
-    if (c->method != "GET" && c->method != "HEAD") return error(405, "only GET is supported");
+    if (c->method != "GET" && c->method != "HEAD")
+      return fail(c, 405, c->method + " " + path + ": only GET is supported (and POST on /commands)");
     if (path == "/_ping") return respond(c, 200, "OK", "text/plain; charset=utf-8");
     if (path == "/version") {
       struct utsname u {};
@@ -566,7 +582,7 @@ void Daemon::on_request(Connection* c) {
       EventFilter f;
       if (params.count("filters") && !params["filters"].empty()) {
         json fj = json::parse(params["filters"], nullptr, false);
-        if (!fj.is_object()) return error(400, "invalid filters: " + params["filters"]);
+        if (!fj.is_object()) return fail(c, 400, "invalid filters: " + params["filters"]);
         for (auto& [k, v] : fj.items()) {
           if (v.is_array()) {
             for (auto& x : v)
@@ -581,7 +597,7 @@ void Daemon::on_request(Connection* c) {
         f.since_ns = parse_time_param(params["since"]);
         f.until_ns = parse_time_param(params["until"]);
       } catch (const std::exception&) {
-        return error(400, "invalid since/until");
+        return fail(c, 400, "invalid since/until");
       }
       c->filter = f;
       c->streaming = true;
@@ -592,9 +608,7 @@ void Daemon::on_request(Connection* c) {
         for (auto& past : history_) {
           if (past.time_ns < f.since_ns || (f.until_ns != 0 && past.time_ns > f.until_ns)) continue;
           if (!f.by.empty() && !f.matches(json::parse(past.line, nullptr, false))) continue;
-          char size[32];
-          std::snprintf(size, sizeof size, "%zx\r\n", past.line.size());
-          replay += std::string(size) + past.line + "\r\n";
+          replay += chunk(past.line);
         }
       if (!replay.empty()) send(c, replay);
       if (f.until_ns > 0 && f.until_ns <= now_ns()) {
@@ -615,9 +629,9 @@ void Daemon::on_request(Connection* c) {
       }
       return;
     }
-    return error(404, "page not found");
+    return fail(c, 404, "page not found");
   } catch (const std::exception& e) {
-    return error(500, e.what());
+    return fail(c, 500, e.what());
   }
 }
 
@@ -625,20 +639,20 @@ void Daemon::on_request(Connection* c) {
 // Clients' commands (supervisor/commands.h)
 
 void Daemon::start_command(Connection* c) {
-  auto error = [&](int status, const std::string& msg) { respond(c, status, json{{"message", msg}}.dump() + "\n"); };
-  if (stopping_) return error(503, "berth serve is stopping");
+  if (stopping_) return fail(c, 503, "berth serve is stopping");
   CommandRequest req;
   ClientProcess client;
   try {
     req = parse_command_request(c->body);
   } catch (const std::exception& e) {
-    return error(400, std::string("invalid command request: ") + e.what());
+    return fail(c, 400, std::string("invalid command request: ") + e.what());
   }
   // A process serve started (whatever the variable's value) does its work
   // itself: handing it back would start another, and so on without end.
   std::string in_serve = std::string(kInServeEnv) + "=";
   for (auto& e : req.env)
-    if (e.rfind(in_serve, 0) == 0) return error(400, "this process runs in berth serve already: it does its work itself");
+    if (e.rfind(in_serve, 0) == 0)
+      return fail(c, 400, "this process runs in berth serve already: it does its work itself");
   uv_os_fd_t sock = -1;
   uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &sock);
   // A client that gave up waiting (serve was stopped, say) has hung up and
@@ -651,7 +665,7 @@ void Daemon::start_command(Connection* c) {
   try {
     client = take_client_process(sock);
   } catch (const std::exception& e) {
-    return error(403, e.what());
+    return fail(c, 403, e.what());
   }
   auto* run = new CommandRun;
   run->daemon = this;
@@ -674,8 +688,8 @@ void Daemon::start_command(Connection* c) {
   });
   ::umask(old);
   if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&run->process), [](uv_handle_t* h) { delete static_cast<CommandRun*>(h->data); });
-    return error(500, std::string("cannot run the command: ") + uv_strerror(rc));
+    close_run(run);
+    return fail(c, 500, std::string("cannot run the command: ") + uv_strerror(rc));
   }
   run->pid = run->process.pid;
   run->conn = c;
@@ -684,30 +698,29 @@ void Daemon::start_command(Connection* c) {
   commands_[run->pid] = run;
   spdlog::debug("command {} (client pid {}): {}", run->pid, client.pid, json(req.args).dump());
   std::string line = json{{"Pid", run->pid}}.dump() + "\n";
-  char size[32];
-  std::snprintf(size, sizeof size, "%zx\r\n", line.size());
   send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nApi-Version: "
-          "1.43\r\nServer: berth\r\n\r\n" + std::string(size) + line + "\r\n");
+          "1.43\r\nServer: berth\r\n\r\n" + chunk(line));
 }
 
 void Daemon::signal_command(Connection* c, const std::string& path, std::map<std::string, std::string>& params) {
-  auto error = [&](int status, const std::string& msg) { respond(c, status, json{{"message", msg}}.dump() + "\n"); };
   // /commands/PID/signal?signal=N
   std::string rest = path.substr(std::strlen("/commands/"));
   auto slash = rest.find('/');
-  if (slash == std::string::npos || rest.substr(slash) != "/signal") return error(404, "page not found");
+  if (slash == std::string::npos || rest.substr(slash) != "/signal") return fail(c, 404, "page not found");
   char* end = nullptr;
   long pid = std::strtol(rest.c_str(), &end, 10);
+  if (end != rest.c_str() + slash || pid <= 0) return fail(c, 400, "invalid command pid: " + rest.substr(0, slash));
   long sig = std::strtol(params["signal"].c_str(), &end, 10);
-  if (params["signal"].empty() || *end != '\0' || sig <= 0 || sig >= 65) return error(400, "invalid signal");
+  if (params["signal"].empty() || *end != '\0' || sig <= 0 || sig >= 65)
+    return fail(c, 400, "invalid signal: \"" + params["signal"] + "\" (a number from 1 to 64)");
   auto it = commands_.find(static_cast<pid_t>(pid));
-  if (it == commands_.end()) return error(404, "no such command: " + rest.substr(0, slash));
+  if (it == commands_.end()) return fail(c, 404, "no such command: " + rest.substr(0, slash));
   // To its process group, as a terminal signals its foreground group (an
   // `exec -t` relays the window size from a process of its own). The
   // command leads a session of its own, and it is not reaped yet, so the
   // group is still its.
   if (::kill(-static_cast<pid_t>(pid), static_cast<int>(sig)) != 0)
-    return error(500, std::string("cannot signal the command: ") + std::strerror(errno));
+    return fail(c, 500, std::string("cannot signal the command: ") + std::strerror(errno));
   respond(c, 200, "{}\n");
 }
 
@@ -716,12 +729,10 @@ void Daemon::on_command_exit(CommandRun* run, int64_t status, int term_signal) {
   if (Connection* c = std::exchange(run->conn, nullptr)) {
     c->command = nullptr;
     std::string line = (term_signal ? json{{"Signal", term_signal}} : json{{"ExitCode", status}}).dump() + "\n";
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", line.size());
-    send(c, std::string(size) + line + "\r\n0\r\n\r\n");
+    send(c, chunk(line) + "0\r\n\r\n");
     close_connection(c);
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&run->process), [](uv_handle_t* h) { delete static_cast<CommandRun*>(h->data); });
+  close_run(run);
 }
 
 // ---------------------------------------------------------------------------
@@ -1274,8 +1285,7 @@ void Daemon::shutdown() {
   }
   // Clients' commands run on in sessions of their own; their clients wait
   // for them to end.
-  for (auto& [pid, run] : commands_)
-    uv_close(reinterpret_cast<uv_handle_t*>(&run->process), [](uv_handle_t* h) { delete static_cast<CommandRun*>(h->data); });
+  for (auto& [pid, run] : commands_) close_run(run);
   commands_.clear();
   if (gitops_) gitops_->stop();
   for (auto& [path, a] : attached_) dns_->detach(a.listener);

@@ -113,6 +113,10 @@ TEST_F(ServeCommandsTest, ACommandRunsAsServesChildAndGetsTheClientsSignalsAndEx
   pid_t command = 0;
   pid_t client = start_running_client(serve, "fg", command);
   ASSERT_GT(command, 0);
+  // It shows in ps as berth, not as the /proc/PID/exe serve ran it from.
+  std::string cmdline;
+  read_file_if_exists("/proc/" + std::to_string(command) + "/cmdline", cmdline);
+  EXPECT_EQ(cmdline.rfind(std::string("berth\0", 6), 0), 0u) << cmdline;
   EXPECT_TRUE(children_of(client, "").empty()) << "the client started a process of its own";
 
   // SIGTERM to the client reaches the command, which proxies it to the
@@ -281,6 +285,13 @@ TEST_F(ServeCommandsTest, BadCommandRequestsGetAClearErrorAndRunNothing) {
   EXPECT_NE(unknown.find("no such command: 1"), std::string::npos) << unknown;
   std::string bad_signal = post("/commands/1/signal?signal=TERM", "");
   EXPECT_NE(bad_signal.find(" 400 "), std::string::npos) << bad_signal;
+  EXPECT_NE(bad_signal.find("invalid signal: \\\"TERM\\\""), std::string::npos) << bad_signal;
+  std::string bad_pid = post("/commands/1x/signal?signal=15", "");
+  EXPECT_NE(bad_pid.find(" 400 "), std::string::npos) << bad_pid;
+  EXPECT_NE(bad_pid.find("invalid command pid: 1x"), std::string::npos) << bad_pid;
+  std::string other_method = http_unix(socket_, "/containers/json", "PUT", "{}");
+  EXPECT_NE(other_method.find(" 405 "), std::string::npos) << other_method;
+  EXPECT_NE(other_method.find("PUT /containers/json: only GET"), std::string::npos) << other_method;
   EXPECT_TRUE(children_of(serve, "").empty()) << "a bad request started a process";
   EXPECT_TRUE(alive(serve));
 }
