@@ -355,6 +355,7 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
 }
 
 static void move_layer_into_store(const std::string& store_dir, const StagedLayer& layer);
+static void write_layer_meta(const StagedLayer& layer);
 
 void commit_layer(const std::string& store_dir, const StagedLayer& layer) { commit_layers(store_dir, {&layer}); }
 
@@ -363,21 +364,36 @@ void commit_layers(const std::string& store_dir, const std::vector<const StagedL
   for (auto* layer : layers)
     if (!layer->already_stored && !layer_exists(store_dir, layer->diff_id)) todo.push_back(layer);
   if (todo.empty()) return;
-  // The layers' files and blobs reach the disk before anything names them:
-  // after a power cut the index never points at a half-written layer. One
-  // syncfs flushes every staged layer at once.
+  // The layers' files, blobs and meta.json reach the disk before anything
+  // names them: after a power cut the index never points at a half-written
+  // layer. One syncfs flushes every staged layer at once (no fsync per
+  // meta.json: that was two journal commits a layer).
+  for (auto* layer : todo) write_layer_meta(*layer);
   {
     UniqueFd fd(::open(todo.front()->dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd || ::syncfs(fd.get()) != 0) throw_errno("cannot flush layer " + todo.front()->diff_id + " to disk");
   }
   for (auto* layer : todo) move_layer_into_store(store_dir, *layer);
+  // The renames reach the disk before the index the caller writes next names the layers.
+  for (const char* sub : {"blobs/sha256", "layers"}) {
+    std::string d = store_dir + "/" + sub;
+    UniqueFd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd || ::fsync(fd.get()) != 0) throw_errno("cannot flush " + d + " to disk");
+  }
 }
 
-// Writes the staged layer's meta and renames it and its blob into the store.
-static void move_layer_into_store(const std::string& store_dir, const StagedLayer& layer) {
+// The staged layer's meta.json, flushed by commit_layers' syncfs.
+static void write_layer_meta(const StagedLayer& layer) {
   nlohmann::json meta = {{"diff_id", layer.diff_id}, {"size", layer.content_size}, {"tar_size", layer.tar_size}};
   meta["blob"] = {{"digest", layer.blob.digest}, {"media_type", layer.blob.media_type}, {"size", layer.blob.size}};
-  write_file_atomic(layer.dir + "/meta.json", meta.dump() + "\n");
+  std::string text = meta.dump() + "\n";
+  std::string path = layer.dir + "/meta.json";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd || !write_all(fd.get(), text.data(), text.size()) || ::close(fd.release()) != 0) throw_errno("cannot write " + path);
+}
+
+// Renames the staged layer's blob and directory into the store.
+static void move_layer_into_store(const std::string& store_dir, const StagedLayer& layer) {
   // The blob first: a layer directory in the store always has its blob
   // (a crash between the renames leaves a blob no layer names, swept by
   // the next rmi or prune).
