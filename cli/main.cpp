@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "cli/version.h"
+#include "images/images.h"
 #include "supervisor/client.h"
 #include "supervisor/commands.h"
 
@@ -80,6 +81,17 @@ ViaServe via_serve(const std::vector<std::string>& words) {
   // container; compose's do.
   bool starts = start.count(words.back()) && (words.size() == 1 || words.front() == "compose");
   return starts ? ViaServe::Start : ViaServe::IfRunning;
+}
+
+// Commands that only read (or touch no root): they mount no layer.
+bool is_reading(const std::vector<std::string>& words) {
+  static const std::set<std::string> reads{"events", "version", "config", "login", "logout", "search", "check", "ps",    "ls",
+                                           "inspect", "logs",  "images", "top",   "port",   "diff",   "wait",  "info", "stats",
+                                           "history"};
+  if (words.empty()) return true;
+  for (auto& w : words)
+    if (reads.count(w)) return true;
+  return false;
 }
 
 // The words of a parsed command line.
@@ -211,6 +223,9 @@ static int run(int argc, char** argv) {
                                                  via == ViaServe::Start))
         throw ExitCode{*code};
     }
+    // The command runs here. Before one that may mount a layer, layers an
+    // earlier boot left unsynced are rebuilt (images/unsynced.cpp).
+    if (!is_reading(words)) images::recover_unsynced_layers(global.root);
   });
 
   auto& groups = registry();

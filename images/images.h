@@ -128,6 +128,15 @@ class Store {
   std::string dir_;
 };
 
+// Layers a pull named before their files were known to be on the disk (it
+// makes their blobs durable instead; see images/unsynced.cpp): rebuilds
+// from its blob each one an earlier boot left (a crash may have torn its
+// files), and settles with one syncfs those of this boot that the kernel
+// has had time to write back (all of them with settle_all). One failed
+// opendir when there is nothing to do. Commands that may start a
+// container call it first.
+void recover_unsynced_layers(const std::string& root, bool settle_all = false);
+
 // Applies `docker import --change` instructions to an image config's "config" object.
 void apply_changes(nlohmann::json& container_config, const std::vector<std::string>& changes);
 

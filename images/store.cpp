@@ -359,7 +359,7 @@ static void write_layer_meta(const StagedLayer& layer);
 
 void commit_layer(const std::string& store_dir, const StagedLayer& layer) { commit_layers(store_dir, {&layer}); }
 
-void commit_layers(const std::string& store_dir, const std::vector<const StagedLayer*>& layers) {
+void commit_layers(const std::string& store_dir, const std::vector<const StagedLayer*>& layers, bool tree_durable) {
   std::vector<const StagedLayer*> todo;
   for (auto* layer : layers)
     if (!layer->already_stored && !layer_exists(store_dir, layer->diff_id)) todo.push_back(layer);
@@ -367,9 +367,10 @@ void commit_layers(const std::string& store_dir, const std::vector<const StagedL
   // The layers' files, blobs and meta.json reach the disk before anything
   // names them: after a power cut the index never points at a half-written
   // layer. One syncfs flushes every staged layer at once (no fsync per
-  // meta.json: that was two journal commits a layer).
+  // meta.json: that was two journal commits a layer). A pull's trees are
+  // recorded as unsynced instead: their blobs, durable, can make them again.
   for (auto* layer : todo) write_layer_meta(*layer);
-  {
+  if (tree_durable || !record_unsynced(store_dir, todo)) {
     UniqueFd fd(::open(todo.front()->dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd || ::syncfs(fd.get()) != 0) throw_errno("cannot flush layer " + todo.front()->diff_id + " to disk");
   }

@@ -126,8 +126,18 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
                         const ProgressFn& progress, const std::string& name = "");
 // Moves staged layers into the store (those already stored are skipped).
 // Their files and blobs reach the disk first, in one syncfs for them all:
-// after a power cut the store never names a half-written layer.
-void commit_layers(const std::string& store_dir, const std::vector<const StagedLayer*>& layers);
+// after a power cut the store never names a half-written layer. With
+// tree_durable false (a pull, which made each blob durable itself), the
+// trees are left to the kernel's writeback and recorded as unsynced
+// instead (record_unsynced), to be rebuilt from their blobs if the
+// machine stops before they are settled.
+void commit_layers(const std::string& store_dir, const std::vector<const StagedLayer*>& layers, bool tree_durable = true);
+// The kernel's id of this boot ("" when unknown).
+std::string current_boot_id();
+// Makes a record of layers about to be named before their trees are on
+// the disk, durable, under <store>/unsynced. False (nothing written) when
+// the boot id is unknown: the caller must flush the trees itself.
+bool record_unsynced(const std::string& store_dir, const std::vector<const StagedLayer*>& layers);
 void commit_layer(const std::string& store_dir, const StagedLayer& layer);
 
 // Stores config bytes as a blob and records the image in the index with the given full tags.

@@ -25,6 +25,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/time.h"
+#include "images/images.h"
 #include "net/dns.h"
 #include "net/network.h"
 #include "net/store.h"
@@ -1441,6 +1442,13 @@ void Daemon::run() {
   // Let every close callback run.
   uv_run(&loop_, UV_RUN_NOWAIT);
   if (uv_loop_close(&loop_) != 0) spdlog::debug("loop closed with handles left");
+  // Often the machine is shutting down: layers pulled not long ago are
+  // flushed now (one syncfs), so that the next boot need not rebuild them.
+  try {
+    images::recover_unsynced_layers(opt_.paths.root, true);
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot settle the image store: {}", e.what());
+  }
   spdlog::info("berth serve stopped");
 }
 

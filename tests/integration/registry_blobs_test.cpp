@@ -3,7 +3,9 @@
 // uploaded, within one registry), save decompresses it for the Docker format
 // and verifies the DiffID, and rmi removes it. Layers of older stores (meta
 // without "blob", the tar named by its DiffID) keep working.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -106,9 +108,29 @@ class RegistryBlobs : public RegistryFixture {
     EXPECT_EQ(berth::list_directory(root + "/image/tmp"), std::vector<std::string>{});
   }
 
+  // The records of layers a pull named before their trees were on the disk.
+  std::vector<std::string> unsynced_records(const std::string& root) {
+    std::vector<std::string> out;
+    if (!path_exists(root + "/image/unsynced")) return out;
+    for (auto& n : berth::list_directory(root + "/image/unsynced")) out.push_back(root + "/image/unsynced/" + n);
+    return out;
+  }
+
+  // Makes the one record look as if an earlier boot had written it: the
+  // machine stopped before the layer's files were known to be on the disk.
+  void from_an_earlier_boot(const std::string& root) {
+    auto records = unsynced_records(root);
+    ASSERT_EQ(records.size(), 1u);
+    json record = json::parse(read_file(records[0]));
+    record["boot_id"] = "00000000-0000-4000-8000-000000000000";
+    write_file_atomic(records[0], record.dump());
+  }
+
   std::string tar, gz, diff_id, gz_digest;
   size_t gz_size = 0;
 };
+
+std::string this_boot() { return trim(read_file("/proc/sys/kernel/random/boot_id")); }
 
 TEST_F(RegistryBlobs, LoadKeepsTheGzipLayerAndPushSendsItAsIs) {
   RegistryServer registry;
@@ -329,6 +351,107 @@ TEST_F(RegistryBlobs, OldFormatLayerStillSavesPushesAndIsRemoved) {
   Result rm = run_berth({"--root", root, "rmi", ref});
   ASSERT_EQ(rm.exit_code, 0) << rm.err;
   expect_store_empty(root);
+}
+
+// A pull makes each blob durable and leaves the unpacked files to the
+// kernel's writeback, recording the layer as unsynced first. After a crash
+// (the record of an earlier boot), the first command that may mount the
+// layer unpacks it again from its blob, so torn files never reach a container.
+TEST_F(RegistryBlobs, APulledLayerTornByACrashIsRebuiltFromItsBlobBeforeAnyContainerMountsIt) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root", run_root = dir.path() + "/run";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  auto records = unsynced_records(root);
+  ASSERT_EQ(records.size(), 1u);
+  json record = json::parse(read_file(records[0]));
+  EXPECT_EQ(record["boot_id"], this_boot());
+  ASSERT_EQ(record["layers"].size(), 1u) << record.dump();
+  EXPECT_EQ(record["layers"][0]["diff_id"], diff_id);
+  EXPECT_EQ(record["layers"][0]["blob"], gz_digest);
+  // Reading commands leave it alone, as does one of this boot while it is young.
+  ASSERT_EQ(run_berth({"--root", root, "images"}).exit_code, 0);
+  ASSERT_EQ(run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:young"}).exit_code, 0);
+  EXPECT_EQ(unsynced_records(root).size(), 1u);
+
+  // The power went before the files reached the disk: busybox and the
+  // layer's meta.json came back empty, a symlink is gone.
+  from_an_earlier_boot(root);
+  std::string layer = root + "/image/layers/" + diff_id.substr(7);
+  std::string busybox = layer + "/diff/bin/busybox";
+  struct stat before {};
+  ASSERT_EQ(::stat(busybox.c_str(), &before), 0);
+  ASSERT_EQ(::truncate(busybox.c_str(), 0), 0);
+  ASSERT_EQ(::truncate((layer + "/meta.json").c_str(), 0), 0);
+  std::string removed;
+  for (auto& n : berth::list_directory(layer + "/diff/bin"))
+    if (n != "busybox") {
+      removed = n;
+      break;
+    }
+  ASSERT_FALSE(removed.empty());
+  ASSERT_EQ(::unlink((layer + "/diff/bin/" + removed).c_str()), 0);
+
+  Result ran = run_berth({"--root", root, "--run-root", run_root, "run", "--rm", "--network", "none", ref, "/bin/busybox", "echo", "whole again"});
+  EXPECT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(ran.out, "whole again\n");
+  EXPECT_NE(ran.err.find("unpacking it again from blob " + gz_digest), std::string::npos) << ran.err;
+  struct stat after {};
+  ASSERT_EQ(::stat(busybox.c_str(), &after), 0);
+  EXPECT_EQ(after.st_size, before.st_size);
+  EXPECT_TRUE(path_exists(layer + "/diff/bin/" + removed)) << removed;
+  EXPECT_EQ(layer_meta(root, diff_id)["blob"]["digest"], gz_digest);
+  EXPECT_EQ(layer_meta(root, diff_id)["tar_size"], slurp(tar).size());
+  EXPECT_EQ(unsynced_records(root), std::vector<std::string>{});
+  EXPECT_EQ(berth::list_directory(root + "/image/tmp"), std::vector<std::string>{});
+  // Once is enough: the next command has nothing to do.
+  Result again = run_berth({"--root", root, "--run-root", run_root, "run", "--rm", "--network", "none", ref, "/bin/busybox", "true"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.err.find("again from blob"), std::string::npos) << again.err;
+}
+
+// Of this boot, a record goes once the kernel has had time to write the
+// files back (one syncfs makes sure); load's layers are flushed before they
+// are named and leave no record.
+TEST_F(RegistryBlobs, AnUnsyncedLayerOfThisBootIsSettledWhenItIsOldEnoughAndLoadLeavesNone) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  EXPECT_EQ(unsynced_records(dir.path() + "/publisher"), std::vector<std::string>{}) << "load recorded unsynced layers";
+  std::string root = dir.path() + "/root";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  auto records = unsynced_records(root);
+  ASSERT_EQ(records.size(), 1u);
+  timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, records[0].c_str(), old, 0), 0);
+  Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:settled"});
+  EXPECT_EQ(tag.exit_code, 0) << tag.err;
+  EXPECT_EQ(unsynced_records(root), std::vector<std::string>{});
+  EXPECT_EQ(tag.err.find("again from blob"), std::string::npos) << tag.err;
+  EXPECT_EQ(::access((root + "/image/layers/" + diff_id.substr(7) + "/diff/bin/busybox").c_str(), X_OK), 0);
+}
+
+// After a crash, a layer with nothing to rebuild it from goes, rather than
+// be mounted torn; pulling its image again brings it back.
+TEST_F(RegistryBlobs, ATornLayerWhoseBlobIsGoneIsRemovedAndAPullBringsItBack) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root", run_root = dir.path() + "/run";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  from_an_earlier_boot(root);
+  ASSERT_EQ(::unlink((root + "/image/blobs/sha256/" + gz_digest.substr(7)).c_str()), 0);
+  Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:other"});
+  EXPECT_EQ(tag.exit_code, 0) << tag.err;
+  EXPECT_NE(tag.err.find("its blob " + gz_digest + " is gone"), std::string::npos) << tag.err;
+  EXPECT_FALSE(path_exists(root + "/image/layers/" + diff_id.substr(7)));
+  EXPECT_EQ(unsynced_records(root), std::vector<std::string>{});
+  Result pull = run_berth({"--root", root, "pull", "-q", ref});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  Result ran = run_berth({"--root", root, "--run-root", run_root, "run", "--rm", "--network", "none", ref, "/bin/busybox", "echo", "back"});
+  EXPECT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(ran.out, "back\n");
 }
 
 }  // namespace
