@@ -129,13 +129,18 @@ class Store {
 };
 
 // Layers a pull named before their files were known to be on the disk (it
-// makes their blobs durable instead; see images/unsynced.cpp): rebuilds
+// makes their blobs durable instead; see images/unsynced.cpp). Rebuilds
 // from its blob each one an earlier boot left (a crash may have torn its
-// files), and settles with one syncfs those of this boot that the kernel
-// has had time to write back (all of them with settle_all). One failed
-// opendir when there is nothing to do. Commands that may start a
-// container call it first.
-void recover_unsynced_layers(const std::string& root, bool settle_all = false);
+// files); with Settle::Old also settles, with one syncfs, those of this
+// boot that the kernel has had time to write back, and with Settle::All
+// all of them. One failed opendir when there is nothing to do. Commands
+// that may mount a layer call it first (Settle::None: a syncfs, which
+// flushes everything on the filesystem, has no place on their path); serve
+// settles now and then off its loop, and everything at exit.
+enum class Settle { None, Old, All };
+void recover_unsynced_layers(const std::string& root, Settle settle = Settle::None);
+// Whether any such layer is recorded (one opendir and readdir).
+bool has_unsynced_layers(const std::string& root);
 
 // Applies `docker import --change` instructions to an image config's "config" object.
 void apply_changes(nlohmann::json& container_config, const std::vector<std::string>& changes);

@@ -371,8 +371,11 @@ void commit_layers(const std::string& store_dir, const std::vector<const StagedL
   // recorded as unsynced instead: their blobs, durable, can make them again.
   for (auto* layer : todo) write_layer_meta(*layer);
   if (tree_durable || !record_unsynced(store_dir, todo)) {
+    // This syncfs also settles what earlier pulls of this boot left unsynced.
+    std::vector<std::string> settled = unsynced_records_of_this_boot(store_dir);
     UniqueFd fd(::open(todo.front()->dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd || ::syncfs(fd.get()) != 0) throw_errno("cannot flush layer " + todo.front()->diff_id + " to disk");
+    forget_unsynced_records(settled);
   }
   for (auto* layer : todo) move_layer_into_store(store_dir, *layer);
   // The renames reach the disk before the index the caller writes next names the layers.

@@ -138,6 +138,10 @@ std::string current_boot_id();
 // the disk, durable, under <store>/unsynced. False (nothing written) when
 // the boot id is unknown: the caller must flush the trees itself.
 bool record_unsynced(const std::string& store_dir, const std::vector<const StagedLayer*>& layers);
+// The records of this boot (paths); a syncfs started after they were made
+// settles them: forget_unsynced_records removes them.
+std::vector<std::string> unsynced_records_of_this_boot(const std::string& store_dir);
+void forget_unsynced_records(const std::vector<std::string>& paths);
 void commit_layer(const std::string& store_dir, const StagedLayer& layer);
 
 // Stores config bytes as a blob and records the image in the index with the given full tags.

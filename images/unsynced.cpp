@@ -7,8 +7,10 @@
 // boot it was written in is made durable under <store>/unsynced. What a
 // record means later:
 //  - same boot: the files are in the page cache or on the disk, both
-//    coherent for every reader. Once the kernel has had time to write them
-//    back (kSettleAge), one syncfs makes sure and the record goes.
+//    coherent for every reader. Any syncfs of the store's filesystem that
+//    starts after the record was made settles it: the one a load, import
+//    or commit does anyway, or serve's, now and then (once the kernel has
+//    had time to write the files back by itself, kSettleAge) and at exit.
 //  - another boot: the machine stopped before anyone knew the files were on
 //    the disk (a crash or power cut may have torn them): the layer is
 //    unpacked again from its blob, verified, and swapped in, before any
@@ -158,16 +160,42 @@ void rebuild_layer(const std::string& store_dir, const std::string& diff_id, con
 
 }  // namespace
 
+std::vector<std::string> unsynced_records_of_this_boot(const std::string& store_dir) {
+  std::vector<std::string> out;
+  const std::string boot = current_boot_id();
+  for (auto& r : read_records(store_dir))
+    if (r.boot_id == boot) out.push_back(r.path);
+  return out;
+}
+
+void forget_unsynced_records(const std::vector<std::string>& paths) {
+  for (auto& p : paths) ::unlink(p.c_str());
+}
+
 }  // namespace detail
 
 using namespace detail;
 
-void recover_unsynced_layers(const std::string& root, bool settle_all) {
+bool has_unsynced_layers(const std::string& root) {
+  DIR* d = ::opendir((root + "/image/unsynced").c_str());
+  if (!d) return false;
+  bool any = false;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') {
+      any = true;
+      break;
+    }
+  ::closedir(d);
+  return any;
+}
+
+void recover_unsynced_layers(const std::string& root, Settle settle) {
   const std::string store_dir = root + "/image";
   std::vector<Record> records = read_records(store_dir);  // no records (the common case): one failed opendir
   if (records.empty()) return;
   const std::string boot = current_boot_id();
-  auto needs_work = [&](const Record& r) { return r.boot_id != boot || settle_all || r.age >= kSettleAge; };
+  auto settles = [&](const Record& r) { return settle == Settle::All || (settle == Settle::Old && r.age >= kSettleAge); };
+  auto needs_work = [&](const Record& r) { return r.boot_id != boot || settles(r); };
   bool any = false;
   for (auto& r : records) any = any || needs_work(r);
   if (!any) return;
@@ -176,7 +204,7 @@ void recover_unsynced_layers(const std::string& root, bool settle_all) {
   std::vector<std::string> settled;
   for (auto& r : records) {
     if (r.boot_id == boot) {
-      if (settle_all || r.age >= kSettleAge) settled.push_back(r.path);
+      if (settles(r)) settled.push_back(r.path);
       continue;
     }
     for (auto& l : r.layers) {

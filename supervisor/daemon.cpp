@@ -288,6 +288,10 @@ class Daemon {
   uv_pipe_t server_{};
   uv_signal_t sigterm_{}, sigint_{};
   uv_timer_t resync_timer_{}, debounce_timer_{};
+  // Settling layers a pull left unsynced (a syncfs: off the loop).
+  uv_work_t settle_work_{};
+  bool settling_ = false;
+  void settle_images();
   uv_fs_event_t containers_watch_{}, network_watch_{};
   bool network_watched_ = false;
   std::map<std::string, std::unique_ptr<Tracked>> tracked_;
@@ -745,8 +749,29 @@ void Daemon::schedule_resync(int delay_ms) {
   uv_timer_start(&debounce_timer_, [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->resync(); }, delay_ms, 0);
 }
 
+// Layers pulls left unsynced are settled (one syncfs, on libuv's thread
+// pool) once the kernel has had time to write them back: the next boot
+// then need not rebuild them.
+void Daemon::settle_images() {
+  if (settling_ || stopping_ || !images::has_unsynced_layers(opt_.paths.root)) return;
+  settling_ = true;
+  settle_work_.data = this;
+  uv_queue_work(
+      &loop_, &settle_work_,
+      [](uv_work_t* w) {
+        auto* d = static_cast<Daemon*>(w->data);
+        try {
+          images::recover_unsynced_layers(d->opt_.paths.root, images::Settle::Old);
+        } catch (const std::exception& e) {
+          spdlog::warn("cannot settle the image store: {}", e.what());
+        }
+      },
+      [](uv_work_t* w, int) { static_cast<Daemon*>(w->data)->settling_ = false; });
+}
+
 void Daemon::resync() {
   if (stopping_) return;
+  settle_images();
   std::vector<Container> all;
   try {
     all = rt_.list();
@@ -1445,7 +1470,7 @@ void Daemon::run() {
   // Often the machine is shutting down: layers pulled not long ago are
   // flushed now (one syncfs), so that the next boot need not rebuild them.
   try {
-    images::recover_unsynced_layers(opt_.paths.root, true);
+    images::recover_unsynced_layers(opt_.paths.root, images::Settle::All);
   } catch (const std::exception& e) {
     spdlog::warn("cannot settle the image store: {}", e.what());
   }

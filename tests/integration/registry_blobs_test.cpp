@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -411,10 +413,11 @@ TEST_F(RegistryBlobs, APulledLayerTornByACrashIsRebuiltFromItsBlobBeforeAnyConta
   EXPECT_EQ(again.err.find("again from blob"), std::string::npos) << again.err;
 }
 
-// Of this boot, a record goes once the kernel has had time to write the
-// files back (one syncfs makes sure); load's layers are flushed before they
-// are named and leave no record.
-TEST_F(RegistryBlobs, AnUnsyncedLayerOfThisBootIsSettledWhenItIsOldEnoughAndLoadLeavesNone) {
+// Of this boot, a record goes with the next syncfs of the store's
+// filesystem: the one an import (or load, or commit) does anyway; other
+// commands never syncfs. load's own layers are flushed before they are
+// named and leave no record.
+TEST_F(RegistryBlobs, AnUnsyncedLayerOfThisBootIsSettledByTheNextImportAndLoadLeavesNone) {
   RegistryServer registry;
   std::string ref = registry.address() + "/berth/gz:1";
   publish(ref, "one");
@@ -425,11 +428,58 @@ TEST_F(RegistryBlobs, AnUnsyncedLayerOfThisBootIsSettledWhenItIsOldEnoughAndLoad
   ASSERT_EQ(records.size(), 1u);
   timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, records[0].c_str(), old, 0), 0);
-  Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:settled"});
+  Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:other"});
   EXPECT_EQ(tag.exit_code, 0) << tag.err;
+  EXPECT_EQ(unsynced_records(root).size(), 1u) << "a tag flushed the filesystem";
+  make_dirs(dir.path() + "/other/etc");
+  write_file_atomic(dir.path() + "/other/etc/other", "another layer\n");
+  ASSERT_EQ(run({"/bin/tar", "-C", dir.path() + "/other", "-cf", dir.path() + "/other.tar", "."}).exit_code, 0);
+  Result import = run_berth({"--root", root, "import", dir.path() + "/other.tar", "local/other:1"});
+  EXPECT_EQ(import.exit_code, 0) << import.err;
   EXPECT_EQ(unsynced_records(root), std::vector<std::string>{});
-  EXPECT_EQ(tag.err.find("again from blob"), std::string::npos) << tag.err;
+  EXPECT_EQ(import.err.find("again from blob"), std::string::npos) << import.err;
   EXPECT_EQ(::access((root + "/image/layers/" + diff_id.substr(7) + "/diff/bin/busybox").c_str(), X_OK), 0);
+}
+
+// serve settles records old enough for the kernel to have written the
+// files back, off its loop, and all of them when it stops (often, the
+// machine is shutting down).
+TEST_F(RegistryBlobs, ServeSettlesUnsyncedLayersNowAndThenAndAllWhenItStops) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  publish(ref, "one");
+  std::string root = dir.path() + "/root", run_root = dir.path() + "/run";
+  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  auto records = unsynced_records(root);
+  ASSERT_EQ(records.size(), 1u);
+  std::string young = root + "/image/unsynced/young.json";
+  write_file_atomic(young, read_file(records[0]));
+  timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, records[0].c_str(), old, 0), 0);
+  std::string log = dir.path() + "/serve.log";
+  pid_t serve = ::fork();
+  ASSERT_GE(serve, 0);
+  if (serve == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(berth_binary().c_str(), "berth", "--root", root.c_str(), "--run-root", run_root.c_str(), "serve", "--resync-interval", "200",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  bool settled = false;
+  for (int i = 0; i < 200 && !settled; ++i) {
+    settled = !path_exists(records[0]);
+    if (!settled) ::usleep(50000);
+  }
+  std::string serve_log;
+  EXPECT_TRUE(settled) << (read_file_if_exists(log, serve_log), serve_log);
+  EXPECT_TRUE(path_exists(young)) << "a young record was settled before serve stopped";
+  ::kill(serve, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(serve, &status, 0), serve);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(unsynced_records(root), std::vector<std::string>{}) << (read_file_if_exists(log, serve_log), serve_log);
 }
 
 // After a crash, a layer with nothing to rebuild it from goes, rather than
