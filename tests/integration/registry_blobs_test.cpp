@@ -118,6 +118,23 @@ class RegistryBlobs : public RegistryFixture {
     return out;
   }
 
+  // Publishes the gzip image as ref and pulls it into root; returns the one
+  // record of unsynced layers the pull left ("" when it left none).
+  std::string pull_leaving_a_record(const std::string& ref, const std::string& root) {
+    publish(ref, "one");
+    Result pull = run_berth({"--root", root, "pull", "-q", ref});
+    EXPECT_EQ(pull.exit_code, 0) << pull.err;
+    auto records = unsynced_records(root);
+    EXPECT_EQ(records.size(), 1u);
+    return records.size() == 1 ? records[0] : "";
+  }
+
+  // Makes a record look two minutes old.
+  static void make_old(const std::string& path) {
+    timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+    EXPECT_EQ(::utimensat(AT_FDCWD, path.c_str(), old, 0), 0) << path;
+  }
+
   // Makes the one record look as if an earlier boot had written it: the
   // machine stopped before the layer's files were known to be on the disk.
   void from_an_earlier_boot(const std::string& root) {
@@ -362,12 +379,10 @@ TEST_F(RegistryBlobs, OldFormatLayerStillSavesPushesAndIsRemoved) {
 TEST_F(RegistryBlobs, APulledLayerTornByACrashIsRebuiltFromItsBlobBeforeAnyContainerMountsIt) {
   RegistryServer registry;
   std::string ref = registry.address() + "/berth/gz:1";
-  publish(ref, "one");
   std::string root = dir.path() + "/root", run_root = dir.path() + "/run";
-  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
-  auto records = unsynced_records(root);
-  ASSERT_EQ(records.size(), 1u);
-  json record = json::parse(read_file(records[0]));
+  std::string path = pull_leaving_a_record(ref, root);
+  ASSERT_FALSE(path.empty());
+  json record = json::parse(read_file(path));
   EXPECT_EQ(record["boot_id"], this_boot());
   ASSERT_EQ(record["layers"].size(), 1u) << record.dump();
   EXPECT_EQ(record["layers"][0]["diff_id"], diff_id);
@@ -420,14 +435,11 @@ TEST_F(RegistryBlobs, APulledLayerTornByACrashIsRebuiltFromItsBlobBeforeAnyConta
 TEST_F(RegistryBlobs, AnUnsyncedLayerOfThisBootIsSettledByTheNextImportAndLoadLeavesNone) {
   RegistryServer registry;
   std::string ref = registry.address() + "/berth/gz:1";
-  publish(ref, "one");
-  EXPECT_EQ(unsynced_records(dir.path() + "/publisher"), std::vector<std::string>{}) << "load recorded unsynced layers";
   std::string root = dir.path() + "/root";
-  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
-  auto records = unsynced_records(root);
-  ASSERT_EQ(records.size(), 1u);
-  timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
-  ASSERT_EQ(::utimensat(AT_FDCWD, records[0].c_str(), old, 0), 0);
+  std::string record = pull_leaving_a_record(ref, root);
+  ASSERT_FALSE(record.empty());
+  EXPECT_EQ(unsynced_records(dir.path() + "/publisher"), std::vector<std::string>{}) << "load recorded unsynced layers";
+  make_old(record);
   Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:other"});
   EXPECT_EQ(tag.exit_code, 0) << tag.err;
   EXPECT_EQ(unsynced_records(root).size(), 1u) << "a tag flushed the filesystem";
@@ -447,15 +459,12 @@ TEST_F(RegistryBlobs, AnUnsyncedLayerOfThisBootIsSettledByTheNextImportAndLoadLe
 TEST_F(RegistryBlobs, ServeSettlesUnsyncedLayersNowAndThenAndAllWhenItStops) {
   RegistryServer registry;
   std::string ref = registry.address() + "/berth/gz:1";
-  publish(ref, "one");
   std::string root = dir.path() + "/root", run_root = dir.path() + "/run";
-  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
-  auto records = unsynced_records(root);
-  ASSERT_EQ(records.size(), 1u);
+  std::string record = pull_leaving_a_record(ref, root);
+  ASSERT_FALSE(record.empty());
   std::string young = root + "/image/unsynced/young.json";
-  write_file_atomic(young, read_file(records[0]));
-  timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
-  ASSERT_EQ(::utimensat(AT_FDCWD, records[0].c_str(), old, 0), 0);
+  write_file_atomic(young, read_file(record));
+  make_old(record);
   std::string log = dir.path() + "/serve.log";
   pid_t serve = ::fork();
   ASSERT_GE(serve, 0);
@@ -469,7 +478,7 @@ TEST_F(RegistryBlobs, ServeSettlesUnsyncedLayersNowAndThenAndAllWhenItStops) {
   }
   bool settled = false;
   for (int i = 0; i < 200 && !settled; ++i) {
-    settled = !path_exists(records[0]);
+    settled = !path_exists(record);
     if (!settled) ::usleep(50000);
   }
   std::string serve_log;
@@ -487,9 +496,8 @@ TEST_F(RegistryBlobs, ServeSettlesUnsyncedLayersNowAndThenAndAllWhenItStops) {
 TEST_F(RegistryBlobs, ATornLayerWhoseBlobIsGoneIsRemovedAndAPullBringsItBack) {
   RegistryServer registry;
   std::string ref = registry.address() + "/berth/gz:1";
-  publish(ref, "one");
   std::string root = dir.path() + "/root", run_root = dir.path() + "/run";
-  ASSERT_EQ(run_berth({"--root", root, "pull", "-q", ref}).exit_code, 0);
+  ASSERT_FALSE(pull_leaving_a_record(ref, root).empty());
   from_an_earlier_boot(root);
   ASSERT_EQ(::unlink((root + "/image/blobs/sha256/" + gz_digest.substr(7)).c_str()), 0);
   Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:other"});
