@@ -24,6 +24,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string_view>
 #include <spdlog/spdlog.h>
 
 #include "base/error.h"
@@ -180,11 +181,13 @@ bool has_unsynced_layers(const std::string& root) {
   DIR* d = ::opendir((root + "/image/unsynced").c_str());
   if (!d) return false;
   bool any = false;
-  while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') {
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n.size() > 5 && n.substr(n.size() - 5) == ".json") {  // not a write_file_atomic leftover
       any = true;
       break;
     }
+  }
   ::closedir(d);
   return any;
 }
