@@ -57,6 +57,18 @@ const char* command_word(int argc, char** argv) {
   return i ? argv[i] : nullptr;
 }
 
+// Commands that only read, or touch no root: they mount no layer, and
+// they read the disk themselves rather than through serve.
+bool is_reading(const std::vector<std::string>& words) {
+  static const std::set<std::string> reads{"events", "version", "config", "login", "logout", "search", "check", "ps",    "ls",
+                                           "inspect", "logs",  "images", "top",   "port",   "diff",   "wait",  "info", "stats",
+                                           "history"};
+  if (words.empty()) return true;
+  for (auto& w : words)
+    if (reads.count(w)) return true;
+  return false;
+}
+
 // Whether a command goes to `berth serve` (supervisor/commands.h), by its
 // words: {command} or {group, command}. Commands that start processes
 // (containers, exec sessions) start a serve when none runs, so what they
@@ -69,29 +81,15 @@ enum class ViaServe { No, IfRunning, Start };
 
 ViaServe via_serve(const std::vector<std::string>& words) {
   if (std::getenv(supervisor::kInServeEnv)) return ViaServe::No;  // set, to any value
-  static const std::set<std::string> stay{"serve",   "events", "__restart", "__rm-cleanup", "version", "config",
-                                          "login",   "logout", "search",    "check",        "ps",      "ls",
-                                          "inspect", "logs",   "images",    "top",          "port",    "diff",
-                                          "wait",    "info",   "stats",     "history"};
+  static const std::set<std::string> stay{"serve", "__restart", "__rm-cleanup"};
   static const std::set<std::string> start{"up", "run", "start", "restart", "exec"};
-  if (words.empty()) return ViaServe::No;
+  if (is_reading(words)) return ViaServe::No;
   for (auto& w : words)
     if (stay.count(w)) return ViaServe::No;
   // `run` or `start` in a group of its own (`image`, ...) starts no
   // container; compose's do.
   bool starts = start.count(words.back()) && (words.size() == 1 || words.front() == "compose");
   return starts ? ViaServe::Start : ViaServe::IfRunning;
-}
-
-// Commands that only read (or touch no root): they mount no layer.
-bool is_reading(const std::vector<std::string>& words) {
-  static const std::set<std::string> reads{"events", "version", "config", "login", "logout", "search", "check", "ps",    "ls",
-                                           "inspect", "logs",  "images", "top",   "port",   "diff",   "wait",  "info", "stats",
-                                           "history"};
-  if (words.empty()) return true;
-  for (auto& w : words)
-    if (reads.count(w)) return true;
-  return false;
 }
 
 // The words of a parsed command line.

@@ -291,16 +291,8 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
     // layer unpacks from it in one pass that also hashes the DiffID.
     if (!expected_diff_id.empty() && layer_exists(store_dir, expected_diff_id)) return already_stored(expected_diff_id);
     start_unpack();
-    int fd = src.get();
     StreamUnpackResult r = unpack_layer_stream(
-        [&](char* buf, size_t cap) -> size_t {
-          for (;;) {
-            ssize_t n = ::read(fd, buf, cap);
-            if (n >= 0) return static_cast<size_t>(n);
-            if (errno != EINTR) throw_errno("cannot read " + src_path);
-          }
-        },
-        -1, staged.dir + "/diff", expected_diff_id.empty() ? unnamed : expected_diff_id, known_digest.empty(),
+        fd_reader(src.get(), src_path), -1, staged.dir + "/diff", expected_diff_id.empty() ? unnamed : expected_diff_id, known_digest.empty(),
         [&](uint64_t done) { emit(progress, ProgressEvent::Kind::Advance, "Loading layer", shown, done, total); });
     if (!expected_diff_id.empty() && r.diff_id != expected_diff_id)
       throw Error("layer " + expected_diff_id + ": DiffID mismatch: the layer content has digest " + r.diff_id);
@@ -355,7 +347,6 @@ StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::
 }
 
 static void move_layer_into_store(const std::string& store_dir, const StagedLayer& layer);
-static void write_layer_meta(const StagedLayer& layer);
 
 void commit_layer(const std::string& store_dir, const StagedLayer& layer) { commit_layers(store_dir, {&layer}); }
 
@@ -386,8 +377,7 @@ void commit_layers(const std::string& store_dir, const std::vector<const StagedL
   }
 }
 
-// The staged layer's meta.json, flushed by commit_layers' syncfs.
-static void write_layer_meta(const StagedLayer& layer) {
+void write_layer_meta(const StagedLayer& layer) {
   nlohmann::json meta = {{"diff_id", layer.diff_id}, {"size", layer.content_size}, {"tar_size", layer.tar_size}};
   meta["blob"] = {{"digest", layer.blob.digest}, {"media_type", layer.blob.media_type}, {"size", layer.blob.size}};
   std::string text = meta.dump() + "\n";

@@ -124,6 +124,8 @@ struct StagedLayer {
 StagedLayer stage_layer(const std::string& store_dir, WorkDir& work, const std::string& src_path,
                         const std::string& known_digest, const std::string& expected_diff_id,
                         const ProgressFn& progress, const std::string& name = "");
+// Writes the staged layer's meta.json (not flushed: the caller's syncfs does).
+void write_layer_meta(const StagedLayer& layer);
 // Moves staged layers into the store (those already stored are skipped).
 // Their files and blobs reach the disk first, in one syncfs for them all:
 // after a power cut the store never names a half-written layer. With

@@ -29,6 +29,17 @@
 
 namespace berth::images {
 
+ReadFn fd_reader(int fd, const std::string& what) {
+  return [fd, what](char* buf, size_t cap) -> size_t {
+    for (;;) {
+      ssize_t n = ::read(fd, buf, cap);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno(what.empty() ? std::string("read failed") : "cannot read " + what);
+      return static_cast<size_t>(n);
+    }
+  };
+}
+
 namespace {
 
 constexpr size_t kWritebackEvery = 8 << 20;  // decompress_stream starts writing its output back every 8 MiB
@@ -42,16 +53,6 @@ struct ArchiveDeleter {
 };
 using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 
-ReadFn fd_reader(int fd) {
-  return [fd](char* buf, size_t cap) -> size_t {
-    for (;;) {
-      ssize_t n = ::read(fd, buf, cap);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("read failed");
-      return static_cast<size_t>(n);
-    }
-  };
-}
 
 // Feeds libarchive from a source (an fd, or a stream another thread fills)
 // while hashing and counting every byte it reads.

@@ -15,6 +15,8 @@ using BytesProgress = std::function<void(uint64_t)>;
 // A byte source: fills up to cap bytes of buf, returns how many (0 at the
 // end of the stream). Throws berth::Error on failure.
 using ReadFn = std::function<size_t(char* buf, size_t cap)>;
+// Reads fd; errors name `what` ("cannot read WHAT").
+ReadFn fd_reader(int fd, const std::string& what = "");
 
 enum class Compression { None, Gzip, Zstd, Bzip2, Xz };
 // Looks at the first bytes of the file at fd (pread, offset 0).

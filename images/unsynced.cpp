@@ -23,13 +23,14 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string_view>
 #include <spdlog/spdlog.h>
 
 #include "base/error.h"
 #include "base/fs.h"
-#include "images/digest.h"
 #include "images/images.h"
 #include "images/store_internal.h"
 #include "images/unpack.h"
@@ -68,6 +69,9 @@ namespace {
 // writeback period), so the syncfs that makes sure costs little.
 constexpr double kSettleAge = 40.0;
 
+// A record's file name; others (a write_file_atomic leftover) are not records.
+bool is_record_name(std::string_view n) { return n.size() > 5 && n.substr(n.size() - 5) == ".json"; }
+
 struct Record {
   std::string path;
   std::string boot_id;
@@ -81,10 +85,8 @@ std::vector<Record> read_records(const std::string& store_dir) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return out;
   std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
-  }
+  while (dirent* e = ::readdir(d))
+    if (is_record_name(e->d_name)) names.push_back(e->d_name);
   ::closedir(d);
   for (auto& n : names) {
     Record r;
@@ -99,9 +101,13 @@ std::vector<Record> read_records(const std::string& store_dir) {
       if (!r.layers.is_array()) throw std::runtime_error("layers is not a list");
     } catch (const std::exception& e) {
       // Written with write_file_atomic: a record is whole or absent. One
-      // that does not parse was not written by berth; it names nothing we can use.
-      spdlog::warn("{}: not a record of unsynced layers ({}); removing it", r.path, e.what());
-      ::unlink(r.path.c_str());
+      // that does not parse was not written by berth: it is left as it is,
+      // said once per process (serve reads the records now and then).
+      static std::mutex mutex;
+      static std::set<std::string> said;
+      std::lock_guard<std::mutex> lock(mutex);
+      if (said.insert(r.path).second)
+        spdlog::warn("{}: not a record of unsynced layers ({}); ignoring it (remove it by hand)", r.path, e.what());
       continue;
     }
     r.age = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
@@ -136,20 +142,13 @@ void rebuild_layer(const std::string& store_dir, const std::string& diff_id, con
   staged.dir = work.next_name("layer-");
   make_dirs(staged.dir + "/diff");
   ::chmod((staged.dir + "/diff").c_str(), 0755);
-  StreamUnpackResult r = unpack_layer_stream(
-      [&](char* buf, size_t cap) {
-        for (;;) {
-          ssize_t n = ::read(fd.get(), buf, cap);
-          if (n >= 0) return static_cast<size_t>(n);
-          if (errno != EINTR) throw_errno("cannot read blob " + blob);
-        }
-      },
-      -1, staged.dir + "/diff", diff_id, true);
+  StreamUnpackResult r = unpack_layer_stream(fd_reader(fd.get(), "blob " + blob), -1, staged.dir + "/diff", diff_id, true);
   if (r.input_digest != blob_digest) throw Error("layer " + diff_id + ": blob " + blob + " has digest " + r.input_digest + ", not " + blob_digest);
   if (r.diff_id != diff_id) throw Error("layer " + diff_id + ": DiffID mismatch: unpacked from blob " + blob_digest + " it has digest " + r.diff_id);
-  nlohmann::json meta = {{"diff_id", diff_id}, {"size", r.content_size}, {"tar_size", r.tar_size}};
-  meta["blob"] = {{"digest", blob_digest}, {"media_type", media_type}, {"size", r.input_size}};
-  write_file_atomic(staged.dir + "/meta.json", meta.dump() + "\n");
+  staged.blob = LayerBlob{blob_digest, media_type, r.input_size};
+  staged.content_size = r.content_size;
+  staged.tar_size = r.tar_size;
+  write_layer_meta(staged);
   UniqueFd work_fd(::open(work.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!work_fd || ::syncfs(work_fd.get()) != 0) throw_errno("cannot flush layer " + diff_id + " to disk");
   std::string old = work.next_name("torn-");
@@ -181,13 +180,11 @@ bool has_unsynced_layers(const std::string& root) {
   DIR* d = ::opendir((root + "/image/unsynced").c_str());
   if (!d) return false;
   bool any = false;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n.size() > 5 && n.substr(n.size() - 5) == ".json") {  // not a write_file_atomic leftover
+  while (dirent* e = ::readdir(d))
+    if (is_record_name(e->d_name)) {
       any = true;
       break;
     }
-  }
   ::closedir(d);
   return any;
 }

@@ -409,6 +409,10 @@ TEST_F(RegistryBlobs, APulledLayerTornByACrashIsRebuiltFromItsBlobBeforeAnyConta
     }
   ASSERT_FALSE(removed.empty());
   ASSERT_EQ(::unlink((layer + "/diff/bin/" + removed).c_str()), 0);
+  // A reading command mounts no layer: it leaves the record and the tree as they are.
+  ASSERT_EQ(run_berth({"--root", root, "images"}).exit_code, 0);
+  EXPECT_EQ(unsynced_records(root).size(), 1u);
+  EXPECT_FALSE(path_exists(layer + "/diff/bin/" + removed));
 
   Result ran = run_berth({"--root", root, "--run-root", run_root, "run", "--rm", "--network", "none", ref, "/bin/busybox", "echo", "whole again"});
   EXPECT_EQ(ran.exit_code, 0) << ran.err;
@@ -510,6 +514,43 @@ TEST_F(RegistryBlobs, ATornLayerWhoseBlobIsGoneIsRemovedAndAPullBringsItBack) {
   Result ran = run_berth({"--root", root, "--run-root", run_root, "run", "--rm", "--network", "none", ref, "/bin/busybox", "echo", "back"});
   EXPECT_EQ(ran.exit_code, 0) << ran.err;
   EXPECT_EQ(ran.out, "back\n");
+}
+
+// After a crash, a blob that no longer matches its digest cannot rebuild
+// the layer: the layer goes, as when the blob is gone.
+TEST_F(RegistryBlobs, ATornLayerWhoseBlobIsDamagedIsRemovedNotMounted) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  std::string root = dir.path() + "/root";
+  ASSERT_FALSE(pull_leaving_a_record(ref, root).empty());
+  from_an_earlier_boot(root);
+  std::string blob = root + "/image/blobs/sha256/" + gz_digest.substr(7);
+  std::string bytes = read_file(blob);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
+  write_file_atomic(blob, bytes);
+  Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:other"});
+  EXPECT_EQ(tag.exit_code, 0) << tag.err;
+  EXPECT_NE(tag.err.find("cannot rebuild layer " + diff_id), std::string::npos) << tag.err;
+  EXPECT_FALSE(path_exists(root + "/image/layers/" + diff_id.substr(7)));
+  EXPECT_EQ(unsynced_records(root), std::vector<std::string>{});
+  EXPECT_EQ(berth::list_directory(root + "/image/tmp"), std::vector<std::string>{});
+}
+
+// A file in image/unsynced that is not a record berth wrote is named in a
+// warning and left as it is; the command goes on.
+TEST_F(RegistryBlobs, AMalformedUnsyncedRecordIsNamedAndLeftAlone) {
+  RegistryServer registry;
+  std::string ref = registry.address() + "/berth/gz:1";
+  std::string root = dir.path() + "/root";
+  ASSERT_FALSE(pull_leaving_a_record(ref, root).empty());
+  std::string bad = root + "/image/unsynced/bad.json";
+  write_file_atomic(bad, "{\"boot_id\": 7");
+  Result tag = run_berth({"--root", root, "tag", ref, registry.address() + "/berth/gz:other"});
+  EXPECT_EQ(tag.exit_code, 0) << tag.err;
+  EXPECT_NE(tag.err.find(bad + ": not a record of unsynced layers"), std::string::npos) << tag.err;
+  EXPECT_EQ(read_file(bad), "{\"boot_id\": 7");
+  EXPECT_EQ(unsynced_records(root).size(), 2u);
+  EXPECT_EQ(::access((root + "/image/layers/" + diff_id.substr(7) + "/diff/bin/busybox").c_str(), X_OK), 0);
 }
 
 }  // namespace
