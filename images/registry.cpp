@@ -150,8 +150,6 @@ Descriptor descriptor(const nlohmann::json& j, const std::string& what) {
 // with the whole blob (200) makes restart() rewind the sink. Throws unless
 // the content matches the digest (and size).
 constexpr int kResumes = 4;
-// Bytes buffered between a layer's download and its unpack.
-constexpr size_t kChannelBytes = 1u << 20;
 constexpr uint64_t kWritebackBytes = 8u << 20;
 
 void get_blob(RegistryClient& client, const Descriptor& d, const std::string& what,
@@ -230,138 +228,112 @@ void get_blob(RegistryClient& client, const Descriptor& d, const std::string& wh
 
 std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.tag : ref.digest; }
 
-// A bounded byte stream from a download thread to an unpacking thread: the
-// download blocks while the unpack is behind, so memory stays at `capacity`
-// per layer whatever the layer's size. A waiting side is woken only once
-// kWakeBytes are there to take (or room for as many): one hand-over per
-// 64 KiB rather than per network read, fewer futex calls and switches.
-class ByteChannel {
+// A layer's bytes on their way from its download to the disk (the blob)
+// and to its unpack, copied once: the download fills aligned blocks that
+// the blob's writer thread and the unpacking thread both read where they
+// are, and a block is filled again once both are done with it. The
+// download waits while no block is free (the disk or the unpack is
+// behind), so a layer's memory is kBlocks blocks whatever its size; it
+// never waits on the disk while the unpack keeps up. (A channel to the
+// unpack and a buffer for the disk, each with its own copy, cost two more
+// copies of every byte: ~3% of a pull's CPU time.)
+//
+// The blob is written around the page cache (O_DIRECT) where the
+// filesystem allows it: the store keeps it only to push or save it later,
+// so caching it only cost a copy into freshly allocated page cache and the
+// kernel's writeback of it. The last, partial block goes through the page
+// cache. A filesystem that refuses O_DIRECT (tmpfs) gets buffered writes,
+// started on their way to the disk every kWritebackBytes. finish() makes
+// the blob durable (fdatasync): it is what the layer's tree, left to the
+// kernel's writeback, is rebuilt from after a crash.
+class LayerPipe {
  public:
-  static constexpr size_t kWakeBytes = 64u << 10;
-  explicit ByteChannel(size_t capacity) : ring_(capacity), wake_(std::min(kWakeBytes, capacity / 2)) {}
-
-  // False when the reader has gone (it failed; nothing more is wanted).
-  bool write(const char* data, size_t n) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (n) {
-      if (size_ == ring_.size() && !reader_gone_) {
-        writer_waiting_ = true;
-        writable_.wait(lock, [&] { return reader_gone_ || ring_.size() - size_ >= wake_; });
-        writer_waiting_ = false;
-      }
-      if (reader_gone_) return false;
-      size_t tail = (head_ + size_) % ring_.size();
-      size_t chunk = std::min({n, ring_.size() - size_, ring_.size() - tail});
-      std::memcpy(ring_.data() + tail, data, chunk);
-      size_ += chunk;
-      data += chunk;
-      n -= chunk;
-      if (reader_waiting_ && size_ >= wake_) readable_.notify_one();
-    }
-    return true;
-  }
-  // The end of the stream: cleanly (failure empty) or with the download's error.
-  void close_write(std::exception_ptr failure) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    writer_done_ = true;
-    failure_ = std::move(failure);
-    readable_.notify_all();
-  }
-  void close_read() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    reader_gone_ = true;
-    writable_.notify_all();
-  }
-  // A ReadFn: 0 at the clean end; rethrows the download's error.
-  size_t read(char* buf, size_t cap) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (size_ == 0 && !writer_done_) {
-      reader_waiting_ = true;
-      readable_.wait(lock, [&] { return size_ >= wake_ || writer_done_; });
-      reader_waiting_ = false;
-    }
-    if (size_ == 0) {
-      if (failure_) std::rethrow_exception(failure_);
-      return 0;
-    }
-    size_t chunk = std::min({cap, size_, ring_.size() - head_});
-    std::memcpy(buf, ring_.data() + head_, chunk);
-    head_ = (head_ + chunk) % ring_.size();
-    size_ -= chunk;
-    if (writer_waiting_ && ring_.size() - size_ >= wake_) writable_.notify_one();
-    return chunk;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable readable_, writable_;
-  std::vector<char> ring_;
-  const size_t wake_;
-  size_t head_ = 0, size_ = 0;
-  bool writer_done_ = false, reader_gone_ = false;
-  bool writer_waiting_ = false, reader_waiting_ = false;
-  std::exception_ptr failure_;
-};
-
-// A layer's blob as it downloads, written around the page cache (O_DIRECT)
-// where the filesystem allows it: the store keeps the blob only to push or
-// save it later, so caching it only cost a copy into freshly allocated
-// page cache and the kernel's writeback of it (a 200 MB pull wrote 150 MB
-// of blobs that way). Bytes gather in aligned buffers that a thread of the
-// writer's own writes whole, so the download never waits on the disk
-// (waiting cost a 200 MB pull a quarter of its time once the unpacked
-// trees no longer went to the disk during the pull); the last, partial
-// block goes through the page cache. A filesystem that refuses O_DIRECT
-// (tmpfs) gets buffered writes, started on their way to the disk every
-// kWritebackBytes. finish() makes the blob durable (fdatasync): it is what
-// the layer's tree, left to the kernel's writeback, is rebuilt from after
-// a crash.
-class BlobWriter {
- public:
-  static constexpr size_t kBuffer = 256u << 10;
-  static constexpr size_t kBuffers = 3;  // one filling, two on their way to the disk
+  static constexpr size_t kBlock = 256u << 10;
+  static constexpr size_t kBlocks = 6;
   static constexpr size_t kAlign = 4096;
 
-  explicit BlobWriter(std::string path) : path_(std::move(path)) {
+  explicit LayerPipe(std::string path) : path_(std::move(path)) {
     fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600));
     if (!fd_ && errno == EINVAL) {  // no O_DIRECT here
       direct_ = false;
       fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     }
     if (!fd_) throw_errno("cannot create " + path_);
-    for (size_t i = 0; i < kBuffers; ++i) {
-      char* p = static_cast<char*>(std::aligned_alloc(kAlign, kBuffer));
+    for (size_t i = 0; i < kBlocks; ++i) {
+      char* p = static_cast<char*>(std::aligned_alloc(kAlign, kBlock));
       if (!p) throw Error("cannot allocate a buffer for " + path_);
-      buffers_.emplace_back(p);
-      free_.push_back(p);
+      blocks_.push_back(Block{std::unique_ptr<char, Free>(p)});
+      free_.push_back(i);
     }
-    thread_ = std::thread([this] { run(); });
+    writer_ = std::thread([this] { write_to_disk(); });
   }
-  ~BlobWriter() { stop(); }
-  BlobWriter(const BlobWriter&) = delete;
-  BlobWriter& operator=(const BlobWriter&) = delete;
+  ~LayerPipe() { stop_writer(true); }
+  LayerPipe(const LayerPipe&) = delete;
+  LayerPipe& operator=(const LayerPipe&) = delete;
 
-  void write(const char* data, size_t n) {
+  // The download's side: the next bytes of the blob. False when the
+  // unpack has stopped reading (it failed; nothing more is wanted).
+  // Throws the disk's error.
+  bool write(const char* data, size_t n) {
+    if (reader_gone_.load(std::memory_order_relaxed)) return false;
     if (head_.size() < 8) head_.append(data, std::min(n, 8 - head_.size()));
     size_ += n;
     while (n) {
-      if (!filling_) filling_ = take_free();
-      size_t chunk = std::min(n, kBuffer - used_);
-      std::memcpy(filling_ + used_, data, chunk);
+      if (filling_ < 0 && (filling_ = take_free()) < 0) return false;
+      size_t chunk = std::min(n, kBlock - used_);
+      std::memcpy(blocks_[filling_].data.get() + used_, data, chunk);
       used_ += chunk;
       data += chunk;
       n -= chunk;
-      if (used_ == kBuffer) submit(false);
+      if (used_ == kBlock) publish();
     }
+    return true;
   }
-  // Writes what is left, waits for the writer and flushes the blob to the
-  // disk; it is complete and durable after it. Throws the writer's error.
+  // The download ended cleanly: the unpack gets the rest and then the end
+  // of its stream; returns once the blob is complete and durable. Throws
+  // the disk's error.
   void finish() {
-    if (used_) submit(true);
-    stop();
-    if (error_) std::rethrow_exception(error_);
+    if (used_) publish();
+    end_stream(nullptr);
+    stop_writer(false);
+    if (disk_error_) std::rethrow_exception(disk_error_);
     if (::fdatasync(fd_.get()) != 0) throw_errno("cannot flush " + path_ + " to disk");
   }
+  // The download failed: the unpack gets `failure` once it has read what
+  // came before; the blob is abandoned (the caller removes it).
+  void fail(std::exception_ptr failure) {
+    end_stream(std::move(failure));
+    stop_writer(true);
+  }
+
+  // The unpack's side, a BorrowFn: the next block (valid until the next
+  // call), 0 at the clean end; rethrows the download's error.
+  size_t borrow(const char** data) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (lent_ >= 0) release(lent_);
+    lent_ = -1;
+    unpack_cv_.wait(lock, [&] { return !to_unpack_.empty() || ended_; });
+    if (to_unpack_.empty()) {
+      if (failure_) std::rethrow_exception(failure_);
+      *data = nullptr;
+      return 0;
+    }
+    lent_ = to_unpack_.front();
+    to_unpack_.pop_front();
+    *data = blocks_[lent_].data.get();
+    return blocks_[lent_].size;
+  }
+  // The unpack stopped (done, or failed): the blocks it has not read go back.
+  void close_read() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reader_gone_ = true;
+    if (lent_ >= 0) release(lent_);
+    lent_ = -1;
+    for (int b : to_unpack_) release(b);
+    to_unpack_.clear();
+    free_cv_.notify_all();
+  }
+
   uint64_t size() const { return size_; }
   // The first bytes written (up to 8): what compression the blob has.
   const std::string& head() const { return head_; }
@@ -371,59 +343,91 @@ class BlobWriter {
     void operator()(char* p) const { std::free(p); }
   };
   struct Block {
-    char* data;
-    size_t size;
-    bool last;  // the blob's tail: not a whole number of aligned blocks
+    std::unique_ptr<char, Free> data;
+    size_t size = 0;
+    int users = 0;  // the disk and the unpack, until each is done with it
   };
 
-  char* take_free() {
+  // A free block (waiting for one), or -1 once the unpack has gone.
+  int take_free() {
     std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [&] { return !free_.empty() || error_; });
-    if (error_) std::rethrow_exception(error_);
-    char* p = free_.back();
+    free_cv_.wait(lock, [&] { return !free_.empty() || disk_error_ || reader_gone_; });
+    if (disk_error_) std::rethrow_exception(disk_error_);
+    if (reader_gone_) return -1;
+    int b = free_.back();
     free_.pop_back();
-    return p;
+    return b;
   }
-  void submit(bool last) {
+  // Hands the block being filled to the disk and to the unpack.
+  void publish() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      full_.push_back(Block{filling_, used_, last});
+      Block& b = blocks_[filling_];
+      b.size = used_;
+      b.users = reader_gone_ ? 1 : 2;
+      to_disk_.push_back(filling_);
+      if (!reader_gone_) to_unpack_.push_back(filling_);
     }
-    cv_.notify_all();
-    filling_ = nullptr;
+    disk_cv_.notify_one();
+    unpack_cv_.notify_one();
+    filling_ = -1;
     used_ = 0;
   }
-  void stop() {
+  void end_stream(std::exception_ptr failure) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (ended_) return;
+      ended_ = true;
+      failure_ = std::move(failure);
+    }
+    unpack_cv_.notify_all();
+  }
+  // Under mutex_.
+  void release(int b) {
+    if (--blocks_[b].users == 0) {
+      free_.push_back(b);
+      free_cv_.notify_one();
+    }
+  }
+  // Waits for the writer to write what it was given (or, abandoning, to drop it).
+  void stop_writer(bool abandon) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
+      if (abandon) abandon_ = true;
     }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    disk_cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
   }
-  // The writer thread: writes full blocks in order until stopped with none left.
-  void run() {
+  // The writer thread: writes the blocks in order until stopped with none left.
+  void write_to_disk() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      cv_.wait(lock, [&] { return !full_.empty() || stopping_; });
-      if (full_.empty()) return;
-      Block b = full_.front();
-      full_.pop_front();
+      disk_cv_.wait(lock, [&] { return !to_disk_.empty() || stopping_; });
+      if (to_disk_.empty()) return;
+      int b = to_disk_.front();
+      to_disk_.pop_front();
+      bool skip = abandon_ || disk_error_;
       lock.unlock();
       std::exception_ptr failed;
-      try {
-        if (b.last && direct_) drop_direct();  // the tail: buffered
-        if (direct_)
-          write_direct(b.data, b.size);
-        else
-          write_buffered(b.data, b.size);
-      } catch (...) {
-        failed = std::current_exception();
+      if (!skip) {
+        try {
+          const Block& block = blocks_[b];
+          if (block.size < kBlock && direct_) drop_direct();  // the tail: buffered
+          if (direct_)
+            write_direct(block.data.get(), block.size);
+          else
+            write_buffered(block.data.get(), block.size);
+        } catch (...) {
+          failed = std::current_exception();
+        }
       }
       lock.lock();
-      if (failed && !error_) error_ = failed;
-      free_.push_back(b.data);
-      cv_.notify_all();
+      if (failed && !disk_error_) {
+        disk_error_ = failed;
+        free_cv_.notify_all();
+      }
+      release(b);
     }
   }
   void write_direct(const char* data, size_t size) {
@@ -464,24 +468,28 @@ class BlobWriter {
 
   std::string path_;
   UniqueFd fd_;
-  std::vector<std::unique_ptr<char, Free>> buffers_;
-  // The downloading thread's side.
-  char* filling_ = nullptr;
-  size_t used_ = 0;        // bytes in filling_
-  uint64_t size_ = 0;      // bytes given to write()
+  std::vector<Block> blocks_;  // fixed once made: their data pointers stay put
+  // The download's side.
+  int filling_ = -1;    // the block being filled
+  size_t used_ = 0;     // bytes in it
+  uint64_t size_ = 0;   // bytes given to write()
   std::string head_;
   // Shared, under mutex_.
   std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<char*> free_;
-  std::deque<Block> full_;
-  bool stopping_ = false;
-  std::exception_ptr error_;
+  std::condition_variable free_cv_, disk_cv_, unpack_cv_;
+  std::vector<int> free_;
+  std::deque<int> to_disk_, to_unpack_;
+  int lent_ = -1;  // the block the unpack is reading
+  bool ended_ = false;  // the download ended (failure_ says how)
+  std::exception_ptr failure_;
+  std::atomic<bool> reader_gone_{false};
+  bool stopping_ = false, abandon_ = false;
+  std::exception_ptr disk_error_;
   // The writer thread's side (and finish()'s, once it has stopped).
   bool direct_ = true;
   uint64_t offset_ = 0;    // bytes written to the file
   uint64_t flushing_ = 0;  // writeback started up to here (buffered writes)
-  std::thread thread_;
+  std::thread writer_;
 };
 
 // Thrown into the download when the unpack stopped reading (its own error is the one reported).
@@ -544,9 +552,9 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
 
   // Only the layers the store lacks are fetched. Each layer goes through in
   // one pass: its worker downloads (hashing the compressed bytes as they
-  // stream), writes the bytes as they came as the layer's blob and feeds a
-  // bounded channel that a second thread decompresses and unpacks, hashing
-  // the DiffID. Both digests are checked before anything is committed; on
+  // stream) into a LayerPipe, whose writer thread writes them as they came
+  // as the layer's blob and from which a second thread decompresses and
+  // unpacks them, hashing the DiffID. Both digests are checked before anything is committed; on
   // any error the work dir (partial blob and tree) goes with `work`.
   WorkDir work(dir, "pull");
   spread_directories(work.path());  // each layer dir in a block group of its own
@@ -582,37 +590,34 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     out.dir = work.next_name(layer_stem);
     make_dirs(out.dir + "/diff");
     ::chmod((out.dir + "/diff").c_str(), 0755);
-    BlobWriter blob(out.blob_file);
-    ByteChannel channel(kChannelBytes);
+    LayerPipe pipe(out.blob_file);
     spdlog::debug("pull {}: +{:.3f}s layer {}: download starts", shown, at(), short_id(layers[i].digest));
     StreamUnpackResult unpacked;
     std::exception_ptr unpack_failure, download_failure;
     std::thread unpacker([&] {
       try {
-        unpacked = unpack_layer_stream([&](char* buf, size_t cap) { return channel.read(buf, cap); }, -1, out.dir + "/diff",
-                                       expected, false, {}, false, hash_on_thread);
+        unpacked = unpack_layer_stream([&](const char** data) { return pipe.borrow(data); }, -1, out.dir + "/diff", expected, false, {},
+                                       false, hash_on_thread);
       } catch (...) {
         unpack_failure = std::current_exception();
       }
-      channel.close_read();
+      pipe.close_read();
       if (!unpack_failure) spdlog::debug("pull {}: +{:.3f}s layer {}: unpacked", shown, at(), short_id(layers[i].digest));
     });
     try {
       get_blob(client, layers[i], "layer",
                [&](const char* data, size_t n) {
-                 if (!channel.write(data, n)) throw UnpackStopped();
-                 blob.write(data, n);
+                 if (!pipe.write(data, n)) throw UnpackStopped();
                },
                nullptr, &progress);
-      blob.finish();
-      channel.close_write(nullptr);
-      spdlog::debug("pull {}: +{:.3f}s layer {}: downloaded ({} bytes)", shown, at(), short_id(layers[i].digest), blob.size());
+      pipe.finish();
+      spdlog::debug("pull {}: +{:.3f}s layer {}: downloaded ({} bytes)", shown, at(), short_id(layers[i].digest), pipe.size());
       progress(ProgressEvent::Kind::Advance, "Download complete", layers[i].digest);
     } catch (const UnpackStopped&) {
-      channel.close_write(std::current_exception());
+      pipe.fail(std::current_exception());
     } catch (...) {
       download_failure = std::current_exception();
-      channel.close_write(download_failure);
+      pipe.fail(download_failure);
     }
     unpacker.join();
     // The download's own error first (a digest mismatch, a dropped registry):
@@ -621,8 +626,8 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     if (unpack_failure) std::rethrow_exception(unpack_failure);
     if (unpacked.diff_id != expected)
       throw Error("layer " + expected + " (blob " + layers[i].digest + "): DiffID mismatch: the layer content has digest " + unpacked.diff_id);
-    std::string media_type = layer_media_type(detect_compression(blob.head()));
-    out.blob = LayerBlob{layers[i].digest, media_type.empty() ? layers[i].media_type : media_type, blob.size()};
+    std::string media_type = layer_media_type(detect_compression(pipe.head()));
+    out.blob = LayerBlob{layers[i].digest, media_type.empty() ? layers[i].media_type : media_type, pipe.size()};
     out.content_size = unpacked.content_size;
     out.tar_size = unpacked.tar_size;
   };
@@ -651,7 +656,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   std::vector<const StagedLayer*> to_commit;
   for (auto& s : staged) to_commit.push_back(&s);
   spdlog::debug("pull {}: +{:.3f}s layers staged", shown, at());
-  // The blobs are on the disk (BlobWriter::finish); the trees are left to
+  // The blobs are on the disk (LayerPipe::finish); the trees are left to
   // the kernel's writeback, recorded as unsynced until they are known to be
   // there (recover_unsynced_layers): the pull writes durably what `skopeo
   // copy` does, and a crash costs an unpack from the blob, not the layer.

@@ -54,35 +54,51 @@ struct ArchiveDeleter {
 using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 
 
-// Feeds libarchive from a source (an fd, or a stream another thread fills)
-// while hashing and counting every byte it reads.
+// Feeds libarchive from a source (an fd, a stream another thread fills, or
+// one that lends its blocks) while hashing and counting every byte it reads.
 struct HashingReader {
   explicit HashingReader(int fd) : source(fd_reader(fd)), from_fd(true), buffer(kReadBuffer) {}
   explicit HashingReader(ReadFn f) : source(std::move(f)), buffer(kStreamReadBuffer) {}
+  explicit HashingReader(BorrowFn f) : lend(std::move(f)) {}
   // The hash may still be reading buffer, which is destroyed before it.
   ~HashingReader() { hash.wait(); }
   HashingReader(const HashingReader&) = delete;
   HashingReader& operator=(const HashingReader&) = delete;
   ReadFn source;
+  BorrowFn lend;  // set instead of source: blocks are read where they are
   bool from_fd = false;
   bool hashing = true;
   Sha256Behind hash;  // hashes a block while libarchive unpacks it
   uint64_t bytes = 0;
   uint64_t last_report = 0;
   const BytesProgress* progress = nullptr;
-  std::vector<char> buffer;
+  std::vector<char> buffer;  // where source reads to (empty with lend)
+  const char* block = nullptr;  // the current block: in buffer, or lent
   int error = 0;
 
   // The source's exception, kept while libarchive unwinds (it must not pass through C).
   std::exception_ptr failure;
 
-  // Bytes peek() read ahead into the start of buffer, handed out (and
-  // hashed) by the next fill().
+  // Bytes peek() read ahead (the current block), handed out (and hashed)
+  // by the next fill().
   size_t pending = 0;
 
-  // The first bytes of the stream (at least want of them unless it is
-  // shorter), read ahead without consuming them: to detect the compression.
+  // The source's next block, not hashed or counted.
+  size_t next_block() {
+    if (lend) return lend(&block);
+    block = buffer.data();
+    return source(buffer.data(), buffer.size());
+  }
+
+  // The first bytes of the stream, read ahead without consuming them: to
+  // detect the compression. At least want of them unless the stream is
+  // shorter, or (a lending source) its first block is.
   std::string_view peek(size_t want) {
+    if (lend) {
+      if (pending == 0) pending = lend(&block);
+      return std::string_view(block, pending);
+    }
+    block = buffer.data();
     while (pending < want) {
       size_t n = source(buffer.data() + pending, buffer.size() - pending);
       if (n == 0) break;
@@ -91,14 +107,14 @@ struct HashingReader {
     return std::string_view(buffer.data(), pending);
   }
 
-  // The next block of the source in buffer (0 bytes at its end), hashed
+  // The next block of the source in block (0 bytes at its end), hashed
   // behind and counted. Throws what the source throws.
   size_t fill() {
-    hash.wait();  // the last block's hashing still reads the buffer
+    hash.wait();  // the last block's hashing still reads it
     size_t n = pending;
     pending = 0;
-    if (n == 0) n = source(buffer.data(), buffer.size());
-    if (hashing) hash.update(buffer.data(), n);
+    if (n == 0) n = next_block();
+    if (hashing) hash.update(block, n);
     bytes += n;
     if (progress && *progress && (bytes - last_report >= (4u << 20) || n == 0)) {
       last_report = bytes;
@@ -122,7 +138,7 @@ struct HashingReader {
       self->failure = std::current_exception();
       return -1;
     }
-    *out = self->buffer.data();
+    *out = self->block;
     return static_cast<la_ssize_t>(n);
   }
 
@@ -132,9 +148,9 @@ struct HashingReader {
       hash.wait();
       size_t n = pending;
       pending = 0;
-      if (n == 0) n = source(buffer.data(), buffer.size());
+      if (n == 0) n = next_block();
       if (n == 0) break;
-      if (hashing) hash.update(buffer.data(), n);
+      if (hashing) hash.update(block, n);
       bytes += n;
     }
     if (progress && *progress) (*progress)(bytes);
@@ -285,7 +301,7 @@ class GzipDecompressor final : public Decompressor {
       if (!input_.from_fd) throw;  // a download's own error, as it is
       throw Error(what_ + ": cannot read: " + (e.err() ? Error::errno_text(e.err()) : std::string(e.what())));
     }
-    state_->next_in = reinterpret_cast<uint8_t*>(input_.buffer.data());
+    state_->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(input_.block));
     state_->avail_in = static_cast<uint32_t>(n);
     if (n == 0) input_end_ = true;
   }
@@ -830,12 +846,9 @@ struct TeeReader {
   }
 };
 
-}  // namespace
-
-StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
-                                       bool hash_input, const BytesProgress& progress, bool start_writeback, bool hash_on_thread) {
+StreamUnpackResult unpack_from(HashingReader& input, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
+                               bool hash_input, const BytesProgress& progress, bool start_writeback, bool hash_on_thread) {
   const std::string what = "layer " + layer_name;
-  HashingReader input(read);
   input.progress = &progress;
   input.hashing = hash_input;
   std::unique_ptr<Decompressor> inner = open_decompressor(input, what);
@@ -877,6 +890,20 @@ StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std
   result.tar_size = tee.bytes;
   result.content_size = unpacker.content_size;
   return result;
+}
+
+}  // namespace
+
+StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
+                                       bool hash_input, const BytesProgress& progress, bool start_writeback, bool hash_on_thread) {
+  HashingReader input(read);
+  return unpack_from(input, tar_fd, dest_dir, layer_name, hash_input, progress, start_writeback, hash_on_thread);
+}
+
+StreamUnpackResult unpack_layer_stream(const BorrowFn& borrow, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
+                                       bool hash_input, const BytesProgress& progress, bool start_writeback, bool hash_on_thread) {
+  HashingReader input(borrow);
+  return unpack_from(input, tar_fd, dest_dir, layer_name, hash_input, progress, start_writeback, hash_on_thread);
 }
 
 UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::string& layer_name,

@@ -15,6 +15,11 @@ using BytesProgress = std::function<void(uint64_t)>;
 // A byte source: fills up to cap bytes of buf, returns how many (0 at the
 // end of the stream). Throws berth::Error on failure.
 using ReadFn = std::function<size_t(char* buf, size_t cap)>;
+// A byte source that lends its own memory rather than copying into the
+// caller's: points *data at its next block and returns its size (0 at the
+// end of the stream, again at every later call). The block stays valid
+// until the next call. Throws berth::Error on failure.
+using BorrowFn = std::function<size_t(const char** data)>;
 // Reads fd; errors name `what` ("cannot read WHAT").
 ReadFn fd_reader(int fd, const std::string& what = "");
 
@@ -82,6 +87,11 @@ struct StreamUnpackResult {
 // is unpacked (see Sha256Behind); false hashes it on the calling thread,
 // for a caller that runs several unpacks at once on few cores.
 StreamUnpackResult unpack_layer_stream(const ReadFn& read, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
+                                       bool hash_input, const BytesProgress& progress = {}, bool start_writeback = true,
+                                       bool hash_on_thread = true);
+// The same over blocks the source lends (a pull's download buffers): no
+// copy of the input. The compression is told from the first block alone.
+StreamUnpackResult unpack_layer_stream(const BorrowFn& borrow, int tar_fd, const std::string& dest_dir, const std::string& layer_name,
                                        bool hash_input, const BytesProgress& progress = {}, bool start_writeback = true,
                                        bool hash_on_thread = true);
 
