@@ -18,60 +18,18 @@
 #include "base/fs.h"
 #include "tests/support/busybox.h"
 #include "tests/support/run.h"
+#include "tests/support/ustar.h"
 
 using berth::test::Result;
 using berth::test::run;
 using berth::test::run_berth;
+using berth::test::TarEntry;
 using berth::test::TempDir;
+using berth::test::pax_record;
+using berth::test::ustar;
 using nlohmann::json;
 
 namespace {
-
-// A tiny ustar writer for hand-made (and deliberately malicious) archives.
-struct TarEntry {
-  std::string name;
-  char type = '0';  // '0' file, '1' hardlink, '2' symlink, '5' dir
-  std::string data;
-  std::string link;
-  unsigned mode = 0644;
-  unsigned dev_major = 0, dev_minor = 0;
-};
-
-// A pax extended header record: "<len> key=value\n", len counting itself.
-std::string pax_record(const std::string& key, const std::string& value) {
-  std::string body = " " + key + "=" + value + "\n";
-  size_t len = body.size() + 1;
-  while (std::to_string(len).size() + body.size() != len) ++len;
-  return std::to_string(len) + body;
-}
-
-std::string ustar(const std::vector<TarEntry>& entries) {
-  std::string out;
-  for (auto& e : entries) {
-    char h[512] = {};
-    std::memcpy(h, e.name.data(), std::min<size_t>(e.name.size(), 100));
-    std::snprintf(h + 100, 8, "%07o", e.mode);
-    std::snprintf(h + 108, 8, "%07o", 0);
-    std::snprintf(h + 116, 8, "%07o", 0);
-    std::snprintf(h + 124, 12, "%011llo", static_cast<unsigned long long>(e.data.size()));
-    std::snprintf(h + 136, 12, "%011o", 1700000000);
-    h[156] = e.type;
-    std::memcpy(h + 157, e.link.data(), std::min<size_t>(e.link.size(), 100));
-    std::memcpy(h + 257, "ustar", 6);
-    std::memcpy(h + 263, "00", 2);
-    std::snprintf(h + 329, 8, "%07o", e.dev_major);
-    std::snprintf(h + 337, 8, "%07o", e.dev_minor);
-    std::memset(h + 148, ' ', 8);
-    unsigned sum = 0;
-    for (unsigned char c : h) sum += c;
-    std::snprintf(h + 148, 8, "%06o", sum);
-    out.append(h, 512);
-    out += e.data;
-    out.append((512 - e.data.size() % 512) % 512, '\0');
-  }
-  out.append(1024, '\0');
-  return out;
-}
 
 std::string sha256_hex(const std::string& path) {
   Result r = run({"/usr/bin/sha256sum", path});

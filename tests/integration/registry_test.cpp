@@ -19,6 +19,7 @@
 #include "tests/support/http_server.h"
 #include "tests/support/registry.h"
 #include "tests/support/run.h"
+#include "tests/support/ustar.h"
 #include "tests/integration/registry_fixture.h"
 
 namespace berth::test {
@@ -375,6 +376,39 @@ TEST_F(RegistryTest, WrongDiffIdIsRejectedAndNothingStored) {
     EXPECT_NE(r.err.find("DiffID mismatch"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(wrong), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(two.second), std::string::npos) << r.err;  // the digest the content has
+    EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
+    Result left = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", root + "/image/blobs", "-mindepth", "1", "-not", "-type", "d"});
+    EXPECT_EQ(left.out, "") << left.out;
+    Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
+    EXPECT_EQ(dirs.out, "") << dirs.out;
+  }
+}
+
+
+// A layer the unpack refuses (an entry escaping it with "..") fails the
+// pull naming the entry, whether the refusal comes while the download is
+// still held back by the unpack (the entry first, then far more than the
+// download may run ahead) or after the download has ended (the entry
+// last); nothing is stored either way.
+TEST_F(RegistryTest, ALayerTheUnpackRefusesStopsItsDownloadAndNothingIsStored) {
+  std::string big(8u << 20, 'b');
+  struct Case {
+    std::string repo;
+    std::vector<TarEntry> entries;
+  };
+  std::vector<Case> cases{{"first/image", {{"../escaped", '0', "pwned"}, {"big", '0', big}}},
+                          {"last/image", {{"big", '0', big}, {"../escaped", '0', "pwned"}}}};
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.repo);
+    std::string layer = ustar(c.entries);
+    std::string diff_id = sha256_of_file(dir.write(c.repo.substr(0, c.repo.find('/')) + ".tar", layer));
+    berth::test::HttpServer server(
+        berth::test::static_routes(image_routes(dir, c.repo, {{layer, "application/vnd.oci.image.layer.v1.tar", diff_id}})));
+    std::string root = dir.path() + "/root-" + c.repo.substr(0, c.repo.find('/'));
+    Result r = run_berth({"--root", root, "pull", "-q", server.address() + "/" + c.repo + ":1"});
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.err.find("../escaped"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("escapes the layer"), std::string::npos) << r.err;
     EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
     Result left = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", root + "/image/blobs", "-mindepth", "1", "-not", "-type", "d"});
     EXPECT_EQ(left.out, "") << left.out;
