@@ -16,7 +16,7 @@
 //   this machine's disk as it is.
 // Each round pulls into a new, empty directory (berth's --root, skopeo's
 // oci: dir); berth, skopeo and docker take turns round by round, and each
-// figure is the best of the rounds.
+// figure is the best of the rounds (the medians are printed beside).
 // BENCH_BERTH_LOG=debug: berth's pulls log their timeline (manifest, config,
 // each layer's start, download and unpack, staged, committed) to stderr.
 #include <fcntl.h>
@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -205,10 +206,18 @@ static int run_bench(int argc, char** argv) {
   std::string client = PrivateDockerd::docker_client();
   Run berth_pull, skopeo, docker;
   // The best round's time; the highest RSS of any round; CPU and bytes written of the best round.
-  auto keep_best = [](Run& best, const Run& r) {
+  // Every round's seconds too, for the medians.
+  std::map<const Run*, std::vector<double>> all;
+  auto keep_best = [&all](Run& best, const Run& r) {
+    all[&best].push_back(r.seconds);
     long rss = std::max(best.rss_kib, r.rss_kib);
     if (r.seconds < best.seconds) best = r;
     best.rss_kib = rss;
+  };
+  auto median = [&all](const Run& r) {
+    std::vector<double> v = all[&r];
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   };
   for (int r = 0; r < rounds; ++r) {
     std::string n = std::to_string(r);
@@ -226,15 +235,19 @@ static int run_bench(int argc, char** argv) {
   // What each did, for reading the ratio: berth also inflates each layer,
   // hashes its tar (DiffID), creates its files and keeps the blob; skopeo
   // writes the blobs only.
-  auto line = [](const char* name, const Run& r) {
-    std::printf("%-24s %8.2f s   peak RSS %6.1f MiB   CPU %5.2f s   wrote %6.1f MB\n", name, r.seconds, r.rss_kib / 1024.0, r.cpu, r.written_mb);
+  auto line = [&median](const char* name, const Run& r) {
+    std::printf("%-24s %8.2f s   (median %.2f s)   peak RSS %6.1f MiB   CPU %5.2f s   wrote %6.1f MB\n", name, r.seconds, median(r),
+                r.rss_kib / 1024.0, r.cpu, r.written_mb);
   };
   line("berth pull", berth_pull);
   line("skopeo copy (oci:)", skopeo);
-  std::printf("%-24s %8.2fx  (target > 1x)\n", "berth vs skopeo", skopeo.seconds / berth_pull.seconds);
+  std::printf("%-24s %8.2fx  (target > 1x; medians %.2fx)\n", "berth vs skopeo", skopeo.seconds / berth_pull.seconds,
+              median(skopeo) / median(berth_pull));
   if (dockerd) {
-    std::printf("%-24s %8.2f s   (client RSS not comparable: dockerd does the work)\n", "docker pull", docker.seconds);
-    std::printf("%-24s %8.2fx  (target > 1x)\n", "berth vs docker", docker.seconds / berth_pull.seconds);
+    std::printf("%-24s %8.2f s   (median %.2f s; client RSS not comparable: dockerd does the work)\n", "docker pull", docker.seconds,
+                median(docker));
+    std::printf("%-24s %8.2fx  (target > 1x; medians %.2fx)\n", "berth vs docker", docker.seconds / berth_pull.seconds,
+                median(docker) / median(berth_pull));
   } else {
     std::printf("docker pull: skipped: %s\n", why.c_str());
   }
