@@ -44,8 +44,9 @@ namespace {
 
 constexpr size_t kWritebackEvery = 8 << 20;  // decompress_stream starts writing its output back every 8 MiB
 constexpr size_t kReadBuffer = 1 << 20;  // big reads: fewer syscalls, libarchive hands out big blocks
-// A stream (a pull's download) hands over what it has, 64 KiB and more at a
-// time: a smaller buffer there keeps a layer's memory down.
+// A ReadFn source (a gzip blob being loaded or rebuilt) is read 256 KiB at a
+// time: a smaller buffer than an fd's keeps a layer's memory down. (A
+// pull's download lends its own blocks: no buffer here.)
 constexpr size_t kStreamReadBuffer = 256 << 10;
 
 struct ArchiveDeleter {

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -415,6 +417,41 @@ TEST_F(RegistryTest, ALayerTheUnpackRefusesStopsItsDownloadAndNothingIsStored) {
     Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
     EXPECT_EQ(dirs.out, "") << dirs.out;
   }
+}
+
+
+// A store whose filesystem fills up during a pull (the layer's blob and
+// tree do not fit) fails the pull naming the layer and the cause, and
+// leaves nothing behind: no image, no layer, no blob, no work dir.
+TEST_F(RegistryTest, AFilesystemThatFillsUpFailsThePullNamingTheLayerAndLeavesNothing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root";
+  std::string content(8u << 20, '\0');
+  std::mt19937_64 rng(11);
+  for (size_t i = 0; i < content.size(); i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&content[i], &v, 8);
+  }
+  std::string layer = ustar({{"big", '0', content}});
+  std::string diff_id = sha256_of_file(dir.write("full.tar", layer));
+  berth::test::HttpServer server(
+      berth::test::static_routes(image_routes(dir, "full/image", {{layer, "application/vnd.oci.image.layer.v1.tar", diff_id}})));
+  std::string small = dir.path() + "/small";
+  make_dirs(small);
+  ASSERT_EQ(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=4m"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{small};
+  std::string root = small + "/root";
+  Result r = run_berth({"--root", root, "pull", "-q", server.address() + "/full/image:1"});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(diff_id), std::string::npos) << r.err;
+  EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
+  Result left = run({"/usr/bin/find", root + "/image", "-mindepth", "1", "-not", "-type", "d", "-not", "-name", "*.json", "-not", "-name", "lock"});
+  EXPECT_EQ(left.out, "") << left.out;
+  Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
+  EXPECT_EQ(dirs.out, "") << dirs.out;
 }
 
 }  // namespace
