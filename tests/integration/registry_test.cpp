@@ -347,6 +347,16 @@ TEST_F(RegistryTest, PullStoresBlobsOfEverySizeByteForByte) {
   EXPECT_EQ(::access((root + "/image/layers/" + busybox_diff_id.substr(7) + "/diff/bin/busybox").c_str(), X_OK), 0);
 }
 
+// A failed pull into root stored nothing: no image, no layer, no blob
+// and no work dir (empty directories aside).
+void expect_nothing_stored(const std::string& root) {
+  EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
+  Result left = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", root + "/image/blobs", "-mindepth", "1", "-not", "-type", "d"});
+  EXPECT_EQ(left.out, "") << left.out;
+  Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
+  EXPECT_EQ(dirs.out, "") << dirs.out;
+}
+
 // A layer whose content does not hash to the DiffID the config lists is
 // refused and nothing is stored, whether it is the image's one layer (its
 // tar hashed on a thread of its own) or one of several unpacked at once
@@ -378,14 +388,9 @@ TEST_F(RegistryTest, WrongDiffIdIsRejectedAndNothingStored) {
     EXPECT_NE(r.err.find("DiffID mismatch"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(wrong), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(two.second), std::string::npos) << r.err;  // the digest the content has
-    EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
-    Result left = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", root + "/image/blobs", "-mindepth", "1", "-not", "-type", "d"});
-    EXPECT_EQ(left.out, "") << left.out;
-    Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
-    EXPECT_EQ(dirs.out, "") << dirs.out;
+    expect_nothing_stored(root);
   }
 }
-
 
 // A layer the unpack refuses (an entry escaping it with "..") fails the
 // pull naming the entry, whether the refusal comes while the download is
@@ -411,14 +416,9 @@ TEST_F(RegistryTest, ALayerTheUnpackRefusesStopsItsDownloadAndNothingIsStored) {
     EXPECT_NE(r.exit_code, 0) << r.out;
     EXPECT_NE(r.err.find("../escaped"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("escapes the layer"), std::string::npos) << r.err;
-    EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
-    Result left = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", root + "/image/blobs", "-mindepth", "1", "-not", "-type", "d"});
-    EXPECT_EQ(left.out, "") << left.out;
-    Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
-    EXPECT_EQ(dirs.out, "") << dirs.out;
+    expect_nothing_stored(root);
   }
 }
-
 
 // A store whose filesystem fills up during a pull (the layer's blob and
 // tree do not fit) fails the pull naming the layer and the cause, and
@@ -447,11 +447,9 @@ TEST_F(RegistryTest, AFilesystemThatFillsUpFailsThePullNamingTheLayerAndLeavesNo
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(diff_id), std::string::npos) << r.err;
-  EXPECT_EQ(run_berth({"--root", root, "images", "-q"}).out, "");
+  expect_nothing_stored(root);
   Result left = run({"/usr/bin/find", root + "/image", "-mindepth", "1", "-not", "-type", "d", "-not", "-name", "*.json", "-not", "-name", "lock"});
   EXPECT_EQ(left.out, "") << left.out;
-  Result dirs = run({"/usr/bin/find", root + "/image/layers", root + "/image/tmp", "-mindepth", "1"});
-  EXPECT_EQ(dirs.out, "") << dirs.out;
 }
 
 }  // namespace

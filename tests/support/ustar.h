@@ -10,8 +10,8 @@ namespace berth::test {
 struct TarEntry {
   std::string name;
   char type = '0';  // '0' file, '1' hardlink, '2' symlink, '5' dir
-  std::string data;
-  std::string link;
+  std::string data{};
+  std::string link{};
   unsigned mode = 0644;
   unsigned dev_major = 0, dev_minor = 0;
 };
