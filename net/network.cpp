@@ -308,6 +308,14 @@ EndpointRecord NetworkManager::connect(const std::string& network, const Connect
   return e;
 }
 
+namespace {
+
+// The netns file of an endpoint whose container is gone (an absolute path
+// no longer there; a netns named otherwise is never judged gone).
+bool netns_gone(const EndpointRecord& e) { return !e.netns.empty() && e.netns[0] == '/' && !path_exists(e.netns); }
+
+}  // namespace
+
 void NetworkManager::disconnect(const std::string& network, const std::string& endpoint) {
   auto lock = store_.lock();
   auto r = store_.get(network);
@@ -328,8 +336,7 @@ void NetworkManager::disconnect(const std::string& network, const std::string& e
   r.endpoints.erase(e.id);
   store_.save(r);
   // A netns file already deleted (its container is gone) has nothing to restore.
-  bool netns_gone = !e.netns.empty() && e.netns[0] == '/' && !path_exists(e.netns);
-  if (!r.internal && !netns_gone) restore_default_route(e.netns);
+  if (!r.internal && !netns_gone(e)) restore_default_route(e.netns);
 }
 
 void NetworkManager::restore_default_route(const std::string& netns_path) {
@@ -357,18 +364,21 @@ NetworkManager::ReconcileReport NetworkManager::reconcile() {
   auto host = RouteSocket::in_current_netns();
   Firewall firewall;
   for (auto r : store_.list()) {
-    bool changed = false;
-    for (auto it = r.endpoints.begin(); it != r.endpoints.end();) {
-      if (host.link_exists(it->second.host_veth)) {
-        ++it;
-        continue;
-      }
-      firewall.remove_ports(firewall_view(r), it->first);
-      report.released_endpoints.push_back(it->first);
-      it = r.endpoints.erase(it);
-      changed = true;
-    }
-    if (changed) store_.save(r);
+    // An endpoint is dead once its veth or its netns file is gone. The
+    // kernel removes a dead netns's veth pair a moment after the netns (in
+    // a work queue): its host end may still be there, or vanish while the
+    // endpoint is being re-attached below.
+    auto release = [&](const std::string& id) {
+      firewall.remove_ports(firewall_view(r), id);
+      host.delete_link(r.endpoints.at(id).host_veth);
+      report.released_endpoints.push_back(id);
+      r.endpoints.erase(id);
+      store_.save(r);
+    };
+    std::vector<std::string> dead;
+    for (auto& [id, e] : r.endpoints)
+      if (netns_gone(e) || !host.link_exists(e.host_veth)) dead.push_back(id);
+    for (auto& id : dead) release(id);
 
     bool repaired = false;
     if (!host.link_exists(r.bridge)) {
@@ -378,11 +388,18 @@ NetworkManager::ReconcileReport NetworkManager::reconcile() {
     }
     host.set_up(r.bridge);
     write_sysctl("net.ipv4.conf." + r.bridge + ".route_localnet", "1");
+    dead.clear();
     for (auto& [id, e] : r.endpoints) {
       // A recreated bridge has no ports: the surviving veths join it again.
-      host.set_master(e.host_veth, r.bridge);
-      host.set_up(e.host_veth);
+      try {
+        host.set_master(e.host_veth, r.bridge);
+        host.set_up(e.host_veth);
+      } catch (const Error&) {
+        if (host.link_exists(e.host_veth)) throw;
+        dead.push_back(id);  // died meanwhile
+      }
     }
+    for (auto& id : dead) release(id);
     if (repaired || !firewall.network_installed(firewall_view(r))) {
       firewall.add_network(firewall_view(r));  // replaces the table, so every port rule is re-added
       for (auto& [id, e] : r.endpoints) firewall.add_ports(firewall_view(r), e.id, e.address, e.ports);

@@ -481,6 +481,26 @@ TEST_F(NetDatapath, ReconcileRepairsLostKernelStateAndReleasesDeadEndpoints) {
   EXPECT_EQ(manager_.inspect("front").endpoints.count(gone.id), 0u);
 }
 
+// A container's netns file gone while something still holds the netns (so
+// its veth pair lives on, as it does for a moment after any netns dies,
+// until the kernel's cleanup runs): reconcile releases the endpoint and
+// deletes its veth itself rather than re-attaching it to the bridge.
+TEST_F(NetDatapath, ReconcileReleasesAnEndpointWhoseNetnsFileIsGoneAndDeletesItsVeth) {
+  create("back", 2);
+  auto lingering = std::make_unique<TestNetns>();
+  auto ep = manager_.connect("back", {lingering->path(), "lingering", "", {}, std::nullopt, {"127.0.0.1::82"}});
+  berth::UniqueFd held(open_netns(lingering->path()));
+  ASSERT_TRUE(held.get() >= 0);
+  lingering.reset();  // the file goes; the netns (and the veth) stay while held
+  ASSERT_TRUE(contains(run({kIp, "-o", "link"}).out, ep.host_veth + "@"));
+
+  auto report = manager_.reconcile();
+  EXPECT_EQ(report.released_endpoints, std::vector<std::string>{ep.id});
+  EXPECT_FALSE(contains(run({kIp, "-o", "link"}).out, ep.host_veth + "@"));
+  EXPECT_FALSE(contains(run({kNft, "list", "ruleset"}).out, "endpoint:" + ep.id));
+  EXPECT_TRUE(manager_.inspect("back").endpoints.empty());
+}
+
 TEST_F(NetDatapath, DefaultNetworkIsBerth0On172_17AndMadeOnce) {
   auto host = RouteSocket::in_current_netns();
   if (host.link_exists(kDefaultBridgeName)) GTEST_SKIP() << "this host already has a berth0 bridge";
