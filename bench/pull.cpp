@@ -239,6 +239,16 @@ static int run_bench(int argc, char** argv) {
     std::printf("%-24s %8.2f s   (median %.2f s)   peak RSS %6.1f MiB   CPU %5.2f s   wrote %6.1f MB\n", name, r.seconds, median(r),
                 r.rss_kib / 1024.0, r.cpu, r.written_mb);
   };
+  // Every round, in order, so that a slow round can be told from a slow tool.
+  auto rounds_line = [&all](const char* name, const Run& r) {
+    std::printf("%-24s", name);
+    for (double s : all[&r]) std::printf(" %.2f", s);
+    std::printf("\n");
+  };
+  std::printf("rounds (s, in order):\n");
+  rounds_line("  berth pull", berth_pull);
+  rounds_line("  skopeo copy", skopeo);
+  if (dockerd) rounds_line("  docker pull", docker);
   line("berth pull", berth_pull);
   line("skopeo copy (oci:)", skopeo);
   std::printf("%-24s %8.2fx  (target > 1x; medians %.2fx)\n", "berth vs skopeo", skopeo.seconds / berth_pull.seconds,

@@ -15,16 +15,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string_view>
+#include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/write_all.h"
+#include "images/create_workers.h"
 #include "images/digest.h"
 
 namespace berth::images {
@@ -478,6 +482,16 @@ std::string join_parts(const std::vector<std::string>& parts, size_t count) {
   return out;
 }
 
+// Small files go to worker threads once a layer has had this many of
+// them: a layer of a few files does not start threads. One worker fewer
+// than the CPUs (the reading thread is busy too), at most 3.
+using detail::CreateWorkers;
+using detail::FileJob;
+
+std::atomic<unsigned> g_create_workers{std::min(3u, std::max(1u, std::thread::hardware_concurrency()) - 1)};
+std::atomic<unsigned> g_create_workers_after{64};
+std::atomic<bool> g_create_workers_hold{false};
+
 struct DeferredDirTime {
   std::vector<std::string> parts;
   timespec times[2];
@@ -507,9 +521,13 @@ class Unpacker {
       if (type == AE_IFDIR) apply_dir_metadata(root_.get(), e, parts);
       return;
     }
+    const std::string key = join_parts(parts, parts.size());
     std::string name = parts.back();
     parts.pop_back();
     int parent = parent_fd(parts);
+    if (type == AE_IFREG && !hardlink && name.rfind(".wh.", 0) != 0 && hand_over(a, e, key, name)) return;
+    // From here on, this entry's own path is touched: after any worker's job on it.
+    settle(key);
 
     if (name.rfind(".wh.", 0) == 0) {
       if (name == ".wh..wh..opq") {
@@ -519,6 +537,7 @@ class Unpacker {
       if (name.rfind(".wh..wh.", 0) == 0) return;  // aufs bookkeeping (.wh..wh.plnk etc.): no meaning for overlayfs
       std::string target = name.substr(4);
       if (target.empty() || target == "." || target == "..") fail("bad whiteout name");
+      settle(parts.empty() ? target : join_parts(parts, parts.size()) + "/" + target);
       remove_existing(parent, target, false);
       if (::mknodat(parent, target.c_str(), S_IFCHR | 0000, makedev(0, 0)) != 0) fail_errno("cannot create whiteout");
       return;
@@ -527,6 +546,7 @@ class Unpacker {
     if (hardlink) {
       std::vector<std::string> target = safe_components(hardlink, layer_, "hardlink target");
       if (target.empty()) fail("hardlink to the layer root");
+      settle(join_parts(target, target.size()));
       std::string target_name = target.back();
       target.pop_back();
       UniqueFd target_parent = walk(target, false);
@@ -549,6 +569,7 @@ class Unpacker {
           exists = false;
         }
         if (!exists && ::mkdirat(parent, name.c_str(), 0700) != 0) fail_errno("cannot create directory");
+        dir_keys_.insert(key);
         UniqueFd dir(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!dir) fail_errno("cannot open directory");
         parts.push_back(name);
@@ -611,6 +632,7 @@ class Unpacker {
   }
 
   void finish() {
+    if (workers_) workers_->wait_idle();
     // Directory mtimes last: creating their children changed them.
     // A directory a later entry replaced (by a symlink, say) is refused by
     // openat2 or not found: nothing to stamp. No fsync here: the store
@@ -671,14 +693,72 @@ class Unpacker {
   // The parent directory fd, cached because tar entries come grouped by directory.
   int parent_fd(const std::vector<std::string>& parts) {
     std::string key = join_parts(parts, parts.size());
-    if (cached_fd_ && key == cached_key_) return cached_fd_.get();
+    if (cached_fd_ && key == cached_key_) return cached_fd_->get();
+    // A worker may still be making a file where this path needs a directory.
+    if (workers_ && workers_->busy_with_prefix(parts)) workers_->wait_idle();
     // Usually the directory exists and one openat2 finds it; a missing
     // directory or a refused path (a symlink on the way) takes the walk,
     // which creates parents and names the offending component.
     int fd = key.empty() ? -1 : open_dir_beneath(root_.get(), key);
-    cached_fd_ = fd >= 0 ? UniqueFd(fd) : walk(parts, true);
+    cached_fd_ = std::make_shared<UniqueFd>(fd >= 0 ? UniqueFd(fd) : walk(parts, true));
     cached_key_ = key;
-    return cached_fd_.get();
+    // Each directory on the way is known now: no worker is handed a file
+    // that replaces one (it could remove it under another worker's jobs).
+    for (size_t i = 1; i <= parts.size(); ++i) dir_keys_.insert(join_parts(parts, i));
+    return cached_fd_->get();
+  }
+
+  // Waits for the workers when one has a job on key.
+  void settle(const std::string& key) {
+    if (workers_ && workers_->busy_with(key)) workers_->wait_idle();
+  }
+
+  // A small regular file goes, read whole, to a worker that creates it,
+  // once the layer has had enough of them to be worth threads. Not: files
+  // with xattrs, or a name known as a directory here. Returns
+  // false when the entry is left to the caller.
+  bool hand_over(archive* a, archive_entry* e, const std::string& key, const std::string& name) {
+    la_int64_t size = archive_entry_size(e);
+    if (size < 0 || static_cast<size_t>(size) > CreateWorkers::kMaxFileSize || archive_entry_xattr_reset(e) > 0 || dir_keys_.count(key))
+      return false;
+    if (!workers_) {
+      unsigned workers = g_create_workers.load();
+      if (workers == 0 || ++small_files_ <= g_create_workers_after.load()) return false;
+      workers_ = std::make_unique<CreateWorkers>(workers, layer_, is_root_, g_create_workers_hold.load());
+    }
+    FileJob job;
+    job.parent = cached_fd_;
+    job.key = key;
+    job.name = name;
+    job.entry = entry_name_;
+    job.data.reserve(static_cast<size_t>(size));
+    const void* block;
+    size_t len;
+    la_int64_t offset;
+    for (;;) {
+      int r = archive_read_data_block(a, &block, &len, &offset);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) fail(std::string("cannot read data: ") + (archive_error_string(a) ? archive_error_string(a) : "?"));
+      if (offset < static_cast<la_int64_t>(job.data.size()) || offset + static_cast<la_int64_t>(len) > size)
+        fail("data does not match the entry's size");
+      job.data.resize(static_cast<size_t>(offset));  // a hole (sparse entry) is written as zeros: at most 64 KiB
+      job.data.append(static_cast<const char*>(block), len);
+    }
+    job.data.resize(static_cast<size_t>(size));
+    mode_t perm = archive_entry_perm(e) & 07777;
+    bool owned = owner_matches(e);
+    bool final_mode = owned && (perm & 07000) == 0 && (perm & umask_) == 0;
+    job.create_mode = final_mode ? perm : 0600;
+    job.perm = perm;
+    job.chmod = !final_mode;
+    job.chown = !owned;
+    job.uid = static_cast<uid_t>(archive_entry_uid(e));
+    job.gid = static_cast<gid_t>(archive_entry_gid(e));
+    job.times[0] = entry_atime(e);
+    job.times[1] = entry_mtime(e);
+    content_size += static_cast<uint64_t>(size);
+    workers_->submit(std::move(job));
+    return true;
   }
 
   // A later entry replaces an earlier one of the same name (directories merge).
@@ -687,6 +767,7 @@ class Unpacker {
     if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
     if (S_ISDIR(st.st_mode)) {
       if (keep_dir) return;
+      if (workers_) workers_->wait_idle();  // its files may still be being made
       // The cached fd is always this entry's parent, so removing a child of it leaves the cache valid.
       std::string path = "/proc/self/fd/" + std::to_string(parent) + "/" + name;
       std::error_code ec;
@@ -789,9 +870,13 @@ class Unpacker {
   mode_t umask_ = 07777;
   bool writeback_ = false;
   static constexpr la_int64_t kWritebackMin = 64 << 10;
-  UniqueFd cached_fd_;
+  std::shared_ptr<UniqueFd> cached_fd_;  // shared with the jobs made in it
   std::string cached_key_;
   std::vector<DeferredDirTime> dir_times_;
+  std::unordered_set<std::string> dir_keys_;  // every directory made or passed through
+  unsigned small_files_ = 0;
+  // Last: destroyed first, so that no worker outlives what its jobs use.
+  std::unique_ptr<CreateWorkers> workers_;
 };
 
 }  // namespace
@@ -932,6 +1017,10 @@ UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::st
   result.tar_size = reader.bytes;
   result.content_size = unpacker.content_size;
   return result;
+}
+
+CreateWorkersSetting set_create_workers(unsigned workers, unsigned after, bool hold) {
+  return {g_create_workers.exchange(workers), g_create_workers_after.exchange(after), g_create_workers_hold.exchange(hold)};
 }
 
 void spread_directories(const std::string& dir) {

@@ -6,9 +6,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <sys/mount.h>
+
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <functional>
+#include <iterator>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fs.h"
@@ -23,6 +28,23 @@ using berth::images::TarWriter;
 using berth::test::TempDir;
 
 namespace {
+
+#ifdef BERTH_UNPACK_ALL_WORKERS
+// This binary (unit_images_unpack_workers_test) runs every test below with
+// each small file of every layer created by a worker thread, as late as can be.
+const bool kAllWorkers = (berth::images::set_create_workers(3, 0, true), true);
+#endif
+
+// Sets how the unpack uses worker threads for the life of one test.
+class CreateWorkersFor {
+ public:
+  CreateWorkersFor(unsigned workers, unsigned after, bool hold = false)
+      : before_(berth::images::set_create_workers(workers, after, hold)) {}
+  ~CreateWorkersFor() { berth::images::set_create_workers(before_.workers, before_.after, before_.hold); }
+
+ private:
+  berth::images::CreateWorkersSetting before_;
+};
 
 std::string make_tar(const TempDir& dir, const std::string& name, const std::function<void(TarWriter&)>& fill) {
   std::string path = dir.path() + "/" + name;
@@ -159,6 +181,160 @@ TEST(ImagesUnpack, LaterEntryReplacesEarlierOne) {
   unpack(tar, out);
   EXPECT_EQ(berth::read_file(out + "/a"), "second");
   EXPECT_TRUE(S_ISLNK(lstat_of(out + "/d").st_mode));
+}
+
+namespace {
+
+// Every entry below root, one line each: path, type and mode, owner, link
+// count, mtime, and the content digest, symlink target or device number. Two
+// unpacks that made the same tree give the same listing.
+std::vector<std::string> tree_listing(const std::string& root) {
+  std::vector<std::string> lines;
+  for (const auto& item : std::filesystem::recursive_directory_iterator(root)) {
+    std::string path = item.path().string();
+    struct stat st = lstat_of(path);
+    std::string what;
+    if (S_ISREG(st.st_mode)) what = berth::images::sha256_file(path);
+    if (S_ISLNK(st.st_mode)) what = std::filesystem::read_symlink(path).string();
+    if (S_ISCHR(st.st_mode)) what = std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+    char opaque[4] = {};
+    if (S_ISDIR(st.st_mode) && ::lgetxattr(path.c_str(), "trusted.overlay.opaque", opaque, sizeof opaque) > 0) what = "opaque";
+    // A whiteout keeps the time it was made at (the layer's tar has none for it).
+    long mtime = S_ISCHR(st.st_mode) && st.st_rdev == 0 ? 0 : static_cast<long>(st.st_mtime);
+    char line[512];
+    std::snprintf(line, sizeof line, " %o %u:%u n%lu t%ld %s", st.st_mode, st.st_uid, st.st_gid, static_cast<unsigned long>(st.st_nlink),
+                  mtime, what.c_str());
+    lines.push_back(path.substr(root.size()) + line);
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// The lines only one of two listings has, each marked with its side.
+std::string listing_difference(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::vector<std::string> only_a, only_b;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(only_a));
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(only_b));
+  std::string out;
+  for (auto& l : only_a) out += "- " + l + "\n";
+  for (auto& l : only_b) out += "+ " + l + "\n";
+  return out;
+}
+
+// A small file's content, told apart by its number.
+std::string small_content(int i) { return std::string(static_cast<size_t>(i * 37 % 9000), static_cast<char>('a' + i % 26)); }
+
+// Many small files, then entries that touch the paths of files still
+// queued for a worker (with hold): the same name again, a directory, a
+// hardlink, a whiteout, a symlink and a fifo in their place, a file in
+// place of a directory full of them, and sizes on either side of what a
+// worker takes.
+void fill_busy_layer(TarWriter& t) {
+  const unsigned modes[] = {0644, 0600, 04755, 0750, 02711};
+  t.add_entry("d1/", '5', 0755);
+  for (int i = 0; i < 300; ++i)
+    t.add_entry("d1/f" + std::to_string(i), '0', modes[i % 5], small_content(i), "", i % 3 == 1 ? 1000 : 0, i % 3 == 1 ? 1001 : 0);
+  // Each conflict right after the file it touches: waiting for the workers
+  // empties the whole queue, so every one of them needs a file still queued.
+  t.add_entry("d1/r1", '0', 0644, "first");
+  t.add_entry("d1/r1", '0', 0640, "again");
+  t.add_entry("d1/r1", '0', 0640, "and again");
+  t.add_entry("d1/r2", '0', 0644, "a file");
+  t.add_entry("d1/r2/", '5', 0700);
+  t.add_entry("d1/r2/child", '0', 0644, "child");
+  t.add_entry("d1/r3", '0', 0644, "linked");
+  t.add_entry("d1/h", '1', 0, {}, "d1/r3");
+  t.add_entry("d1/r3", '0', 0644, "replaced after the hardlink");
+  t.add_entry("d1/r4", '0', 0644, "whited out");
+  t.add_entry("d1/.wh.r4", '0', 0644);
+  t.add_entry("d1/r5", '0', 0644, "a file");
+  t.add_entry("d1/r5", '2', 0777, {}, "r6");
+  t.add_entry("d1/r6", '0', 0644, "a file");
+  t.add_entry("d1/r6", '6', 0600);
+  t.add_entry("d2/", '5', 0755);
+  for (int i = 0; i < 100; ++i) t.add_entry("d2/sub/g" + std::to_string(i), '0', 0644, std::to_string(i));
+  t.add_entry("d2", '0', 0644, "a file now");
+  t.add_entry("top", '0', 0644);
+  t.add_entry("d3/", '5', 0755);
+  t.add_entry("d3/edge", '0', 0644, std::string(64 << 10, 'e'));
+  t.add_entry("d3/over", '0', 0644, std::string((64 << 10) + 1, 'o'));
+  t.add_entry("d3/.wh..wh..opq", '0', 0644);
+  t.add_entry("d3/after-opq", '0', 0644, "x");
+}
+
+}  // namespace
+
+TEST(ImagesUnpack, WorkersMakeTheSameTreeAsOneThread) {
+  TempDir dir;
+  std::string tar = make_tar(dir, "busy.tar", fill_busy_layer);
+  std::string alone = dir.path() + "/alone", workers = dir.path() + "/workers", stream = dir.path() + "/stream";
+  berth::images::UnpackResult r0, r3;
+  {
+    CreateWorkersFor one_thread(0, 0);
+    r0 = unpack(tar, alone);
+  }
+  {
+    CreateWorkersFor three(3, 0, true);
+    r3 = unpack(tar, workers);
+  }
+  {
+    CreateWorkersFor three(3, 0);
+    unpack_stream(tar, stream, dir.path() + "/copy.tar");
+  }
+  std::vector<std::string> expected = tree_listing(alone);
+  EXPECT_EQ(listing_difference(expected, tree_listing(workers)), "");
+  EXPECT_EQ(listing_difference(expected, tree_listing(stream)), "");
+  EXPECT_GT(expected.size(), 300u);
+  EXPECT_EQ(r3.content_size, r0.content_size);
+  // And that tree is the one the tar says.
+  EXPECT_EQ(berth::read_file(workers + "/d1/r1"), "and again");
+  EXPECT_TRUE(S_ISDIR(lstat_of(workers + "/d1/r2").st_mode));
+  EXPECT_EQ(berth::read_file(workers + "/d1/h"), "linked") << "the hardlink keeps the file it was made to";
+  EXPECT_EQ(berth::read_file(workers + "/d1/r3"), "replaced after the hardlink");
+  EXPECT_TRUE(S_ISCHR(lstat_of(workers + "/d1/r4").st_mode));
+  EXPECT_TRUE(S_ISLNK(lstat_of(workers + "/d1/r5").st_mode));
+  EXPECT_TRUE(S_ISFIFO(lstat_of(workers + "/d1/r6").st_mode));
+  EXPECT_FALSE(berth::path_exists(workers + "/d2/sub"));
+  EXPECT_EQ(berth::read_file(workers + "/d2"), "a file now");
+  EXPECT_EQ(lstat_of(workers + "/d1/f2").st_mode & 07777, 04755u);
+  EXPECT_EQ(lstat_of(workers + "/d1/f4").st_mode & 07777, 02711u);
+  EXPECT_EQ(lstat_of(workers + "/d1/f1").st_uid, 1000u);
+  EXPECT_EQ(lstat_of(workers + "/d1/f299").st_size, 299 * 37 % 9000);
+  EXPECT_EQ(lstat_of(workers + "/d1").st_mtime, 1700000000) << "directory times are set after every worker is done";
+}
+
+TEST(ImagesUnpack, APathThroughAFileAWorkerMadeIsRejectedAsWithOneThread) {
+  CreateWorkersFor three(3, 0, true);
+  expect_rejected([](TarWriter& t) {
+    for (int i = 0; i < 50; ++i) t.add_entry("d/f" + std::to_string(i), '0', 0644, "x");
+    t.add_entry("d/f49/inside", '0', 0644, "x");
+  }, "d/f49/inside", "not a directory");
+}
+
+TEST(ImagesUnpack, AWorkerThatFailsFailsTheUnpackNamingItsEntry) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  TempDir dir;
+  std::string tar = make_tar(dir, "big.tar", [](TarWriter& t) {
+    t.add_entry("d/", '5', 0755);
+    for (int i = 0; i < 400; ++i) t.add_entry("d/f" + std::to_string(i), '0', 0644, std::string(4096, 'x'));
+  });
+  std::string out = dir.path() + "/out";
+  berth::make_dirs(out);
+  ASSERT_EQ(::mount("tmpfs", out.c_str(), "tmpfs", 0, "size=256k"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{out};
+  CreateWorkersFor two(2, 0);
+  UniqueFd fd(::open(tar.c_str(), O_RDONLY | O_CLOEXEC));
+  try {
+    berth::images::unpack_layer(fd.get(), out, "sha256:test-layer");
+    ADD_FAILURE() << "1.6 MB unpacked into 256 KiB";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("layer sha256:test-layer: entry \"d/f"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("No space left on device"), std::string::npos) << msg;
+  }
 }
 
 TEST(ImagesUnpack, RejectsParentTraversal) {
