@@ -682,7 +682,8 @@ TEST(ImagesDigest, Sha256BehindMatchesSha256OverReusedBuffers) {
   std::vector<char> buffer(1 << 16);
   for (int block = 0; block < 200; ++block) {
     behind.wait();
-    size_t n = buffer.size() - static_cast<size_t>(block * 37 % 1000);
+    // Big blocks (hashed on the thread) mixed with small ones (hashed at once), in order.
+    size_t n = block % 3 ? buffer.size() - static_cast<size_t>(block * 37 % 1000) : static_cast<size_t>(block * 97 % 20000) + 1;
     for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<char>((block * 131 + i * 7) & 0xff);
     whole.append(buffer.data(), n);
     behind.update(buffer.data(), n);
