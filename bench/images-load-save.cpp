@@ -1,6 +1,7 @@
 // bench/images-load-save: loading and saving a ~200 MB multi-layer image,
 // berth against `docker load` / `docker save` on a private dockerd in the same
-// run, and berth's layer unpack against `tar -x` of the same layer tars.
+// run, and berth's layer unpack against `tar -x` of the same layer tars
+// (and against itself with its file-creating worker threads off).
 // Targets: berth >= 2x docker for load and save; unpack within 1.5x of tar.
 //
 // Usage: bench_images_load_save [--size-mb N] [--rounds N] [--keep] [--unpack-only] [--fs journal|here]
@@ -215,26 +216,40 @@ static int run_bench(int argc, char** argv) {
     berth::make_dirs(d);
     return d;
   };
+  // berth's unpack also with its worker threads off (every file created on
+  // the reading thread), to show what they bring to each kind of layer.
+  double single_total = 0;
+  auto berth_unpack = [&](size_t i, bool workers) {
+    std::string a = fresh("berth");
+    ::sync();
+    berth::images::CreateWorkersSetting before{};
+    if (!workers) before = berth::images::set_create_workers(0, 0);
+    auto start = std::chrono::steady_clock::now();
+    berth::UniqueFd fd(::open(layer_tars[i].c_str(), O_RDONLY | O_CLOEXEC));
+    // No early writeback (the store's, for its syncfs): tar -x starts none.
+    berth::images::unpack_layer(fd.get(), a, "bench-layer-" + std::to_string(i), {}, true, false);
+    double s = seconds_since(start);
+    if (!workers) berth::images::set_create_workers(before.workers, before.after, before.hold);
+    run({"/bin/rm", "-rf", a});
+    return s;
+  };
   for (size_t i = 0; i < layer_tars.size(); ++i) {
-    double u = 1e9, t = 1e9;
+    double u = 1e9, t = 1e9, single = 1e9;
     for (int r = 0; r < rounds; ++r) {
-      std::string a = fresh("berth");
-      ::sync();
-      auto start = std::chrono::steady_clock::now();
-      berth::UniqueFd fd(::open(layer_tars[i].c_str(), O_RDONLY | O_CLOEXEC));
-      // No early writeback (the store's, for its syncfs): tar -x starts none.
-      berth::images::unpack_layer(fd.get(), a, "bench-layer-" + std::to_string(i), {}, true, false);
-      u = std::min(u, seconds_since(start));
-      run({"/bin/rm", "-rf", a});
+      u = std::min(u, berth_unpack(i, true));
+      single = std::min(single, berth_unpack(i, false));
       std::string b = fresh("tar");
       t = std::min(t, timed({"/bin/tar", "--numeric-owner", "-C", b, "-xf", layer_tars[i]}, "tar -x"));
       run({"/bin/rm", "-rf", b});
     }
-    std::printf("layer %zu (%-22s) unpack %6.2f s  tar -x %6.2f s  ratio %.2f\n", i, specs[i].label, u, t, u / t);
+    std::printf("layer %zu (%-22s) unpack %6.2f s (one thread %5.2f s)  tar -x %6.2f s  ratio %.2f\n", i, specs[i].label, u, single,
+                t, u / t);
     unpack_total += u;
+    single_total += single;
     tar_total += t;
   }
   std::printf("%-28s %8.2f s  %8.1f MB/s\n", "berth unpack (all layers)", unpack_total, mb / unpack_total);
+  std::printf("%-28s %8.2f s  %8.1f MB/s  (workers: %.2fx)\n", "  on one thread", single_total, mb / single_total, single_total / unpack_total);
   std::printf("%-28s %8.2f s  %8.1f MB/s\n", "tar -x (all layers)", tar_total, mb / tar_total);
   std::printf("%-28s %8.2fx  (target <= 1.5x)\n", "unpack: berth / tar", unpack_total / tar_total);
   std::fflush(stdout);
