@@ -482,13 +482,19 @@ std::string join_parts(const std::vector<std::string>& parts, size_t count) {
   return out;
 }
 
-// Small files go to worker threads once a layer has had this many of
-// them: a layer of a few files does not start threads. One worker fewer
-// than the CPUs (the reading thread is busy too), at most 3.
 using detail::CreateWorkers;
 using detail::FileJob;
 
-std::atomic<unsigned> g_create_workers{std::min(3u, std::max(1u, std::thread::hardware_concurrency()) - 1)};
+// Small files go to worker threads once a layer has had this many of
+// them: a layer of a few files does not start threads. As many workers as
+// CPUs, at most 3 (files of one directory contend for its lock), none on
+// one CPU. One worker on 2 CPUs only moves the creates off the reading
+// thread: nothing gained for a plain tar, where reading costs little.
+unsigned default_create_workers() {
+  unsigned cpus = std::thread::hardware_concurrency();
+  return cpus < 2 ? 0 : std::min(3u, cpus);
+}
+std::atomic<unsigned> g_create_workers{default_create_workers()};
 std::atomic<unsigned> g_create_workers_after{64};
 std::atomic<bool> g_create_workers_hold{false};
 
