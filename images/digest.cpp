@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -139,7 +140,15 @@ void Sha256Behind::update(const void* data, size_t size) {
     impl_->hash.update(data, size);
     return;
   }
-  if (!impl_->worker.joinable()) impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
+  if (!impl_->worker.joinable()) {
+    try {
+      impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
+    } catch (const std::system_error&) {
+      impl_->on_thread = false;  // no thread to be had (a pids limit): hash here, as without one
+      impl_->hash.update(data, size);
+      return;
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl_->data = data;

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <memory>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -729,8 +730,13 @@ class Unpacker {
       return false;
     if (!workers_) {
       unsigned workers = g_create_workers.load();
-      if (workers == 0 || ++small_files_ <= g_create_workers_after.load()) return false;
-      workers_ = std::make_unique<CreateWorkers>(workers, layer_, is_root_, g_create_workers_hold.load());
+      if (workers == 0 || no_workers_ || ++small_files_ <= g_create_workers_after.load()) return false;
+      try {
+        workers_ = std::make_unique<CreateWorkers>(workers, layer_, is_root_, g_create_workers_hold.load());
+      } catch (const std::system_error&) {
+        no_workers_ = true;  // no thread to be had (a pids limit): this thread makes every file, as without workers
+        return false;
+      }
     }
     FileJob job;
     job.parent = cached_fd_;
@@ -881,6 +887,7 @@ class Unpacker {
   std::vector<DeferredDirTime> dir_times_;
   std::unordered_set<std::string> dir_keys_;  // every directory made or passed through
   unsigned small_files_ = 0;
+  bool no_workers_ = false;
   // Last: destroyed first, so that no worker outlives what its jobs use.
   std::unique_ptr<CreateWorkers> workers_;
 };

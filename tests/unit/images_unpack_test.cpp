@@ -337,6 +337,46 @@ TEST(ImagesUnpack, AWorkerThatFailsFailsTheUnpackNamingItsEntry) {
   }
 }
 
+// Under a pids limit no thread can be started: the unpack makes every file
+// (and hashes) on the calling thread instead of failing.
+TEST(ImagesUnpack, WithoutThreadsToBeHadTheUnpackMakesEveryFileItself) {
+  const std::string pids = "/sys/fs/cgroup/pids";
+  if (::geteuid() != 0 || ::access((pids + "/tasks").c_str(), W_OK) != 0) GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
+  TempDir dir;
+  std::string tar = make_tar(dir, "busy.tar", fill_busy_layer);
+  std::string alone = dir.path() + "/alone", limited = dir.path() + "/limited";
+  berth::images::UnpackResult expected;
+  {
+    CreateWorkersFor one_thread(0, 0);
+    expected = unpack(tar, alone);
+  }
+  // This thread alone in a cgroup that allows no more tasks (v1 moves a thread by its tid).
+  std::string group = pids + "/berth-unpack-test-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(group.c_str(), 0755), 0) << std::strerror(errno);
+  std::string tid = std::to_string(::gettid());
+  auto put = [](const std::string& file, const std::string& value) {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
+    EXPECT_TRUE(fd && ::write(fd.get(), value.data(), value.size()) == static_cast<ssize_t>(value.size())) << file << ": " << std::strerror(errno);
+  };
+  put(group + "/pids.max", "1");
+  put(group + "/tasks", tid);
+  berth::images::UnpackResult r;
+  std::string failure;
+  {
+    CreateWorkersFor three(3, 0);
+    try {
+      r = unpack(tar, limited);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  put(pids + "/tasks", tid);
+  EXPECT_EQ(::rmdir(group.c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(failure, "");
+  EXPECT_EQ(listing_difference(tree_listing(alone), tree_listing(limited)), "");
+  EXPECT_EQ(r.diff_id, expected.diff_id);
+}
+
 TEST(ImagesUnpack, RejectsParentTraversal) {
   expect_rejected([](TarWriter& t) { t.add_entry("../escaped", '0', 0644, "x"); }, "../escaped", "..");
   expect_rejected([](TarWriter& t) { t.add_entry("a/../../escaped", '0', 0644, "x"); }, "a/../../escaped", "..");
