@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "base/error.h"
@@ -387,7 +388,11 @@ LoadResult Store::load(int fd, const ProgressFn& progress) {
   };
   size_t threads = std::min<size_t>(todo.size(), std::max(2u, std::min(4u, std::thread::hardware_concurrency())));
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  try {
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  } catch (const std::system_error&) {
+    // No more threads to be had (a pids limit): those running take all the layers.
+  }
   worker();
   for (auto& t : pool) t.join();
   for (auto& f : failures)

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "base/error.h"
@@ -265,7 +266,11 @@ class LayerPipe {
       blocks_.push_back(Block{std::unique_ptr<char, Free>(p)});
       free_.push_back(i);
     }
-    writer_ = std::thread([this] { write_to_disk(); });
+    try {
+      writer_ = std::thread([this] { write_to_disk(); });
+    } catch (const std::system_error& e) {
+      throw Error(what_ + ": cannot start a thread to write its blob: " + e.what());
+    }
   }
   ~LayerPipe() { stop_writer(true); }
   LayerPipe(const LayerPipe&) = delete;
@@ -594,7 +599,8 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     spdlog::debug("pull {}: +{:.3f}s layer {}: download starts", shown, at(), short_id(layers[i].digest));
     StreamUnpackResult unpacked;
     std::exception_ptr unpack_failure, download_failure;
-    std::thread unpacker([&] {
+    std::thread unpacker;
+    auto unpack = [&] {
       try {
         unpacked = unpack_layer_stream([&](const char** data) { return pipe.borrow(data); }, -1, out.dir + "/diff", expected, false, {},
                                        false, hash_on_thread);
@@ -603,7 +609,12 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
       }
       pipe.close_read();
       if (!unpack_failure) spdlog::debug("pull {}: +{:.3f}s layer {}: unpacked", shown, at(), short_id(layers[i].digest));
-    });
+    };
+    try {
+      unpacker = std::thread(unpack);
+    } catch (const std::system_error& e) {
+      throw Error("layer " + expected + " (blob " + layers[i].digest + "): cannot start a thread to unpack it: " + e.what());
+    }
     try {
       get_blob(client, layers[i], "layer",
                [&](const char* data, size_t n) {
@@ -644,7 +655,11 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     }
   };
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  try {
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  } catch (const std::system_error&) {
+    // No more threads to be had (a pids limit): those running take all the layers.
+  }
   if (threads) worker();
   for (auto& t : pool) t.join();
   for (auto& f : failures)

@@ -452,5 +452,50 @@ TEST_F(RegistryTest, AFilesystemThatFillsUpFailsThePullNamingTheLayerAndLeavesNo
   EXPECT_EQ(left.out, "") << left.out;
 }
 
+// Under a pids limit too tight for its threads (it runs up to 4 layers at
+// once, each with a blob writer and an unpack thread), a pull fails saying
+// so and stores nothing: it neither crashes (a thread that cannot start
+// used to end the process) nor reports a misleading read error.
+TEST_F(RegistryTest, APullUnderATightPidsLimitFailsSayingSoAndStoresNothing) {
+  const std::string pids = "/sys/fs/cgroup/pids";
+  if (::geteuid() != 0 || ::access((pids + "/cgroup.procs").c_str(), W_OK) != 0)
+    GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
+  // Three layers of 100 small files each: enough to start the unpack's file workers.
+  std::vector<ServedLayer> layers;
+  for (int l = 0; l < 3; ++l) {
+    std::vector<TarEntry> entries{{"d" + std::to_string(l) + "/", '5'}};
+    for (int f = 0; f < 100; ++f)
+      entries.push_back({"d" + std::to_string(l) + "/f" + std::to_string(f), '0', std::string(static_cast<size_t>(100 + f), static_cast<char>('a' + l))});
+    std::string tar = ustar(entries);
+    layers.push_back({tar, "application/vnd.oci.image.layer.v1.tar", sha256_of_file(dir.write("pids" + std::to_string(l) + ".tar", tar))});
+  }
+  berth::test::HttpServer server(berth::test::static_routes(image_routes(dir, "pids/image", layers)));
+  // berth alone in a pids cgroup allowing `max` tasks (itself included).
+  auto pull_with = [&](int max, const std::string& root) {
+    std::string group = pids + "/berth-it-" + std::to_string(::getpid()) + "-" + std::to_string(max);
+    EXPECT_EQ(::mkdir(group.c_str(), 0755), 0) << std::strerror(errno);
+    std::ofstream(group + "/pids.max") << max;
+    Result r = run({"/bin/sh", "-c", "echo $$ > " + group + "/cgroup.procs && exec \"$0\" \"$@\"", berth_binary(), "--root", root, "pull", "-q",
+                    server.address() + "/pids/image:1"});
+    EXPECT_EQ(::rmdir(group.c_str()), 0) << std::strerror(errno);
+    return r;
+  };
+  for (int max : {1, 2, 4}) {
+    SCOPED_TRACE("pids.max " + std::to_string(max));
+    std::string root = dir.path() + "/max" + std::to_string(max);
+    Result refused = pull_with(max, root);
+    EXPECT_EQ(refused.exit_code, 1) << refused.err;
+    EXPECT_NE(refused.err.find("cannot start a thread"), std::string::npos) << refused.err;
+    expect_nothing_stored(root);
+  }
+  // The same pull where threads are to be had.
+  std::string roomy = dir.path() + "/roomy";
+  Result ok = pull_with(64, roomy);
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  for (size_t l = 0; l < 3; ++l)
+    EXPECT_EQ(slurp(roomy + "/image/layers/" + layers[l].diff_id.substr(7) + "/diff/d" + std::to_string(l) + "/f99"),
+              std::string(199, static_cast<char>('a' + l)));
+}
+
 }  // namespace
 }  // namespace berth::test
