@@ -227,6 +227,12 @@ void get_blob(RegistryClient& client, const Descriptor& d, const std::string& wh
 
 std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.tag : ref.digest; }
 
+// A layer's blob writer or unpack thread could not start (a pids limit):
+// the pull tries the layer again once another of its threads has ended.
+struct NoThread : Error {
+  using Error::Error;
+};
+
 // A layer's bytes on their way from its download to the disk (the blob)
 // and to its unpack, copied once: the download fills aligned blocks that
 // the blob's writer thread and the unpacking thread both read where they
@@ -269,7 +275,7 @@ class LayerPipe {
     try {
       writer_ = std::thread([this] { write_to_disk(); });
     } catch (const std::system_error& e) {
-      throw Error(what_ + ": cannot start a thread to write its blob: " + e.what());
+      throw NoThread(what_ + ": cannot start a thread to write its blob: " + e.what());
     }
   }
   ~LayerPipe() { stop_writer(true); }
@@ -613,7 +619,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     try {
       unpacker = std::thread(unpack);
     } catch (const std::system_error& e) {
-      throw Error("layer " + expected + " (blob " + layers[i].digest + "): cannot start a thread to unpack it: " + e.what());
+      throw NoThread("layer " + expected + " (blob " + layers[i].digest + "): cannot start a thread to unpack it: " + e.what());
     }
     try {
       get_blob(client, layers[i], "layer",
@@ -642,25 +648,81 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
     out.content_size = unpacked.content_size;
     out.tar_size = unpacked.tar_size;
   };
-  auto worker = [&] {
-    for (size_t k; (k = next++) < todo.size();) {
+  // Under a pids limit a layer may find no thread for its blob writer or
+  // unpack (NoThread): a pool worker then leaves, freeing its own thread,
+  // and another takes the layer again; this (the calling) thread, which
+  // cannot free itself, puts it back while others run. Alone, a worker
+  // tries again a few times, 1 ms apart (a thread that has ended is counted
+  // against the limit a moment longer), and then fails the pull.
+  std::mutex schedule;
+  std::deque<size_t> again;  // layers whose threads could not start
+  size_t active = 0;
+  auto worker = [&](bool pooled) {
+    for (;;) {
+      size_t k;
+      {
+        std::lock_guard<std::mutex> lock(schedule);
+        if ((k = next++) >= todo.size()) {
+          if (again.empty()) {
+            --active;
+            return;
+          }
+          k = again.front();
+          again.pop_front();
+        }
+      }
       size_t i = todo[k];
-      try {
-        pull_layer(i, staged[k]);
-        progress(ProgressEvent::Kind::Done, "Pull complete", layers[i].digest);
-      } catch (...) {
-        failures[k] = std::current_exception();
-        next = todo.size();
+      for (int tries = 1;; ++tries) {
+        try {
+          pull_layer(i, staged[k]);
+          progress(ProgressEvent::Kind::Done, "Pull complete", layers[i].digest);
+        } catch (const NoThread&) {
+          enum { Leave, PutBack, Retry, Fail } what;
+          {
+            std::lock_guard<std::mutex> lock(schedule);
+            if (active > 1) {
+              again.push_back(k);
+              what = pooled ? Leave : PutBack;
+              if (pooled) --active;
+            } else if (tries < 20) {
+              what = Retry;
+            } else {
+              failures[k] = std::current_exception();
+              next = todo.size();
+              again.clear();
+              what = Fail;
+            }
+          }
+          if (what == Leave) return;
+          if (what == Fail) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          if (what == PutBack) break;
+          continue;
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(schedule);
+          failures[k] = std::current_exception();
+          next = todo.size();
+          again.clear();
+        }
+        break;
       }
     }
   };
   std::vector<std::thread> pool;
-  try {
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  } catch (const std::system_error&) {
-    // No more threads to be had (a pids limit): those running take all the layers.
+  {
+    // Held while the pool starts: a worker counts in `active` before it can leave.
+    std::lock_guard<std::mutex> lock(schedule);
+    active = 1;
+    try {
+      for (size_t t = 1; t < threads; ++t) {
+        pool.emplace_back(worker, true);
+        ++active;
+      }
+    } catch (const std::system_error&) {
+      // No more threads to be had (a pids limit): those running take all the layers.
+    }
   }
-  if (threads) worker();
+  if (threads) worker(false);
   for (auto& t : pool) t.join();
   for (auto& f : failures)
     if (f) std::rethrow_exception(f);
