@@ -370,6 +370,17 @@ TEST_F(Images, LayerDevicesXattrsAndZstd) {
   EXPECT_EQ(json::parse(i.out)[0]["RootFS"], inspect("dev:1")["RootFS"]);
 }
 
+// Under a pids limit that leaves no thread to start, load unpacks its
+// layers on its own thread (it used to end in std::terminate).
+TEST_F(Images, LoadUnderAPidsLimitUnpacksOnItsOwnThread) {
+  if (!berth::test::have_pids_cgroup()) GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
+  std::string archive = multi_layer_archive("ml.tar", "multi:1");
+  Result r = berth::test::run_berth_with_pids_max(1, {"--root", root, "load", "-i", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: multi:1\n");
+  EXPECT_EQ(inspect("multi:1")["RootFS"]["Layers"].size(), 3u);
+}
+
 TEST_F(Images, SaveLoadRoundTripsKeepIdsAndDiffIds) {
   import_busybox("busybox:1");
   ASSERT_EQ(berth({"load", "-i", multi_layer_archive("ml.tar", "multi:1")}).exit_code, 0);

@@ -459,9 +459,7 @@ TEST_F(RegistryTest, AFilesystemThatFillsUpFailsThePullNamingTheLayerAndLeavesNo
 // stores nothing: it neither crashes (a thread that could not start used
 // to end the process) nor reports a misleading read error.
 TEST_F(RegistryTest, APullUnderAPidsLimitUsesTheThreadsItCanGet) {
-  const std::string pids = "/sys/fs/cgroup/pids";
-  if (::geteuid() != 0 || ::access((pids + "/cgroup.procs").c_str(), W_OK) != 0)
-    GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
+  if (!have_pids_cgroup()) GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
   // Three layers of 100 small files each: enough to start the unpack's file workers.
   std::vector<ServedLayer> layers;
   for (int l = 0; l < 3; ++l) {
@@ -472,15 +470,8 @@ TEST_F(RegistryTest, APullUnderAPidsLimitUsesTheThreadsItCanGet) {
     layers.push_back({tar, "application/vnd.oci.image.layer.v1.tar", sha256_of_file(dir.write("pids" + std::to_string(l) + ".tar", tar))});
   }
   berth::test::HttpServer server(berth::test::static_routes(image_routes(dir, "pids/image", layers)));
-  // berth alone in a pids cgroup allowing `max` tasks (itself included).
   auto pull_with = [&](int max, const std::string& root) {
-    std::string group = pids + "/berth-it-" + std::to_string(::getpid()) + "-" + std::to_string(max);
-    EXPECT_EQ(::mkdir(group.c_str(), 0755), 0) << std::strerror(errno);
-    std::ofstream(group + "/pids.max") << max;
-    Result r = run({"/bin/sh", "-c", "echo $$ > " + group + "/cgroup.procs && exec \"$0\" \"$@\"", berth_binary(), "--root", root, "pull", "-q",
-                    server.address() + "/pids/image:1"});
-    EXPECT_EQ(::rmdir(group.c_str()), 0) << std::strerror(errno);
-    return r;
+    return run_berth_with_pids_max(max, {"--root", root, "pull", "-q", server.address() + "/pids/image:1"});
   };
   for (int max : {1, 2}) {
     SCOPED_TRACE("pids.max " + std::to_string(max));

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,6 +161,31 @@ std::string slurp(const std::string& path) {
   std::string out;
   read_file_if_exists(path, out);
   return out;
+}
+
+namespace {
+const char* const kPidsCgroups = "/sys/fs/cgroup/pids";
+}  // namespace
+
+bool have_pids_cgroup() {
+  return ::geteuid() == 0 && ::access((std::string(kPidsCgroups) + "/cgroup.procs").c_str(), W_OK) == 0;
+}
+
+Result run_berth_with_pids_max(int max, const std::vector<std::string>& args) {
+  static int serial = 0;
+  std::string group = std::string(kPidsCgroups) + "/berth-test-" + std::to_string(::getpid()) + "-" + std::to_string(serial++);
+  if (::mkdir(group.c_str(), 0755) != 0) throw std::runtime_error("cannot make " + group + ": " + std::strerror(errno));
+  std::string value = std::to_string(max);
+  berth::UniqueFd limit(::open((group + "/pids.max").c_str(), O_WRONLY | O_CLOEXEC));
+  if (!limit || ::write(limit.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+    ::rmdir(group.c_str());
+    throw std::runtime_error("cannot set " + group + "/pids.max");
+  }
+  std::vector<std::string> argv{"/bin/sh", "-c", "echo $$ > " + group + "/cgroup.procs && exec \"$0\" \"$@\"", berth_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Result r = run(argv);
+  ::rmdir(group.c_str());
+  return r;
 }
 
 }  // namespace berth::test

@@ -32,6 +32,12 @@ Result run(const std::vector<std::string>& argv, const std::string& input = {},
 Result run_berth(const std::vector<std::string>& args, const std::string& input = {},
              const std::vector<std::string>& env = {}, const std::string& cwd = {});
 
+// Whether tests can make cgroups of the v1 pids controller (root, and it is mounted).
+bool have_pids_cgroup();
+// Runs berth with the given arguments alone in a new v1 pids cgroup that
+// allows max tasks (berth's own thread included); removes the cgroup after.
+Result run_berth_with_pids_max(int max, const std::vector<std::string>& args);
+
 // A fresh directory under the build tree's test scratch area, removed at scope exit.
 class TempDir {
  public:
