@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/write_all.h"
 
 namespace berth::images::detail {
 
@@ -142,32 +143,21 @@ void CreateWorkers::fail(const FileJob& job, const std::string& why, int err) co
 void CreateWorkers::create(FileJob& job) const {
   constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
   int parent = job.parent->get();
-  UniqueFd fd(::openat(parent, job.name.c_str(), flags, job.create_mode));
+  const FileMeta& meta = job.meta;
+  UniqueFd fd(::openat(parent, job.name.c_str(), flags, meta.create_mode));
   if (!fd && errno == EEXIST) {
     // A later entry replaces an earlier one: a file, link or node, which
     // goes. Never a directory: its files may still be queued on other
     // workers, so the unpack replaces a directory itself, after they are done.
     if (::unlinkat(parent, job.name.c_str(), 0) != 0 && errno != ENOENT)
       fail(job, errno == EISDIR ? "cannot replace directory on a worker" : "cannot replace existing entry", errno);
-    fd = UniqueFd(::openat(parent, job.name.c_str(), flags, job.create_mode));
+    fd = UniqueFd(::openat(parent, job.name.c_str(), flags, meta.create_mode));
   }
   if (!fd) fail(job, "cannot create file", errno);
-  const char* p = job.data.data();
-  size_t left = job.data.size();
-  off_t offset = 0;
-  while (left) {
-    ssize_t n = ::pwrite(fd.get(), p, left, offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(job, "cannot write file", errno);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-    offset += n;
-  }
-  if (job.chown && ::fchown(fd.get(), job.uid, job.gid) != 0 && owner_must_succeed_) fail(job, "cannot set owner", errno);
-  if (job.chmod && ::fchmod(fd.get(), job.perm) != 0) fail(job, "cannot chmod", errno);
-  if (::futimens(fd.get(), job.times) != 0) fail(job, "cannot set times", errno);
+  if (!write_all(fd.get(), job.data.data(), job.data.size())) fail(job, "cannot write file", errno);
+  if (meta.chown && ::fchown(fd.get(), meta.uid, meta.gid) != 0 && owner_must_succeed_) fail(job, "cannot set owner", errno);
+  if (meta.chmod && ::fchmod(fd.get(), meta.perm) != 0) fail(job, "cannot chmod", errno);
+  if (::futimens(fd.get(), meta.times) != 0) fail(job, "cannot set times", errno);
 }
 
 }  // namespace berth::images::detail

@@ -29,13 +29,9 @@
 
 namespace berth::images::detail {
 
-// A small regular file of a layer, read whole.
-struct FileJob {
-  std::shared_ptr<const UniqueFd> parent;  // its directory
-  std::string key;                         // its path below the layer root ("a/b/f")
-  std::string name;                        // its name in parent
-  std::string entry;                       // the tar entry's name, for errors
-  std::string data;
+// How a regular file of a layer is made, on a worker or by the unpack: it
+// is created with create_mode, then chowned, chmoded to perm and stamped.
+struct FileMeta {
   mode_t create_mode = 0600;
   mode_t perm = 0;
   bool chmod = false;  // fchmod to perm after the chown (setuid bits, a mode the umask would cut)
@@ -43,6 +39,16 @@ struct FileJob {
   uid_t uid = 0;
   gid_t gid = 0;
   timespec times[2] = {};
+};
+
+// A small regular file of a layer, read whole.
+struct FileJob {
+  std::shared_ptr<const UniqueFd> parent;  // its directory
+  std::string key;                         // its path below the layer root ("a/b/f")
+  std::string name;                        // its name in parent
+  std::string entry;                       // the tar entry's name, for errors
+  std::string data;
+  FileMeta meta;
 };
 
 class CreateWorkers {

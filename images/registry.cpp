@@ -228,7 +228,7 @@ void get_blob(RegistryClient& client, const Descriptor& d, const std::string& wh
 std::string target_of(const Reference& ref) { return ref.digest.empty() ? ref.tag : ref.digest; }
 
 // A layer's blob writer or unpack thread could not start (a pids limit):
-// the pull tries the layer again once another of its threads has ended.
+// the pull puts the layer back for when other threads have ended.
 struct NoThread : Error {
   using Error::Error;
 };
@@ -586,7 +586,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   }
   std::vector<StagedLayer> staged(todo.size());
   std::vector<std::exception_ptr> failures(todo.size());
-  std::atomic<size_t> next{0};
+  size_t next = 0;  // the next of todo to take (under schedule, below)
   const size_t threads = std::min<size_t>(todo.size(), std::max(1u, options.parallel));
   // With two layers or more under way their threads keep the cores busy: a
   // layer's unpack thread hashes its tar (DiffID) itself. Handing each 64
@@ -657,6 +657,11 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
   std::mutex schedule;
   std::deque<size_t> again;  // layers whose threads could not start
   size_t active = 0;
+  auto give_up = [&](size_t k) {  // under schedule: the pull fails; start no more layers
+    failures[k] = std::current_exception();
+    next = todo.size();
+    again.clear();
+  };
   auto worker = [&](bool pooled) {
     for (;;) {
       size_t k;
@@ -687,9 +692,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
             } else if (tries < 20) {
               what = Retry;
             } else {
-              failures[k] = std::current_exception();
-              next = todo.size();
-              again.clear();
+              give_up(k);
               what = Fail;
             }
           }
@@ -700,9 +703,7 @@ PullResult pull_from(Store& store, const Reference& ref, const std::string& endp
           continue;
         } catch (...) {
           std::lock_guard<std::mutex> lock(schedule);
-          failures[k] = std::current_exception();
-          next = todo.size();
-          again.clear();
+          give_up(k);
         }
         break;
       }

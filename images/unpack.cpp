@@ -485,6 +485,7 @@ std::string join_parts(const std::vector<std::string>& parts, size_t count) {
 
 using detail::CreateWorkers;
 using detail::FileJob;
+using detail::FileMeta;
 
 // Small files go to worker threads once a layer has had this many of
 // them: a layer of a few files does not start threads. As many workers as
@@ -585,18 +586,12 @@ class Unpacker {
       }
       case AE_IFREG: {
         // Create first; only a name already taken (rare) costs the extra remove and retry.
-        // A file that needs no chown and whose mode the umask leaves alone is
-        // created with its final mode: no fchmod (setuid/setgid bits always
-        // get one, after the chown that would clear them).
         constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-        mode_t perm = archive_entry_perm(e) & 07777;
-        bool owned = owner_matches(e);
-        bool final_mode = owned && (perm & 07000) == 0 && (perm & umask_) == 0;
-        mode_t create_mode = final_mode ? perm : 0600;
-        UniqueFd fd(::openat(parent, name.c_str(), flags, create_mode));
+        FileMeta meta = file_meta(e);
+        UniqueFd fd(::openat(parent, name.c_str(), flags, meta.create_mode));
         if (!fd && errno == EEXIST) {
           remove_existing(parent, name, false);
-          fd = UniqueFd(::openat(parent, name.c_str(), flags, create_mode));
+          fd = UniqueFd(::openat(parent, name.c_str(), flags, meta.create_mode));
         }
         if (!fd) fail_errno("cannot create file");
         write_data(a, fd.get(), archive_entry_size(e));
@@ -606,11 +601,10 @@ class Unpacker {
         // ~0.25 s for a 200 MB pull). Small files are left to that syncfs:
         // kicking each one cost more system time than it saved.
         if (writeback_ && archive_entry_size(e) >= kWritebackMin) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-        if (!owned) set_owner(fd.get(), "", e, 0);
-        if (!final_mode && ::fchmod(fd.get(), perm) != 0) fail_errno("cannot chmod");
+        if (meta.chown) set_owner(fd.get(), "", e, 0);
+        if (meta.chmod && ::fchmod(fd.get(), meta.perm) != 0) fail_errno("cannot chmod");
         set_xattrs_fd(fd.get(), e);
-        timespec t[2] = {entry_atime(e), entry_mtime(e)};
-        if (::futimens(fd.get(), t) != 0) fail_errno("cannot set times");
+        if (::futimens(fd.get(), meta.times) != 0) fail_errno("cannot set times");
         return;
       }
       case AE_IFLNK: {
@@ -715,6 +709,22 @@ class Unpacker {
     return cached_fd_->get();
   }
 
+  // A file that needs no chown and whose mode the umask leaves alone is
+  // created with its final mode: no fchmod (setuid/setgid bits always get
+  // one, after the chown that would clear them).
+  FileMeta file_meta(archive_entry* e) const {
+    FileMeta m;
+    m.perm = archive_entry_perm(e) & 07777;
+    m.chown = !owner_matches(e);
+    m.chmod = m.chown || (m.perm & 07000) != 0 || (m.perm & umask_) != 0;
+    m.create_mode = m.chmod ? 0600 : m.perm;
+    m.uid = static_cast<uid_t>(archive_entry_uid(e));
+    m.gid = static_cast<gid_t>(archive_entry_gid(e));
+    m.times[0] = entry_atime(e);
+    m.times[1] = entry_mtime(e);
+    return m;
+  }
+
   // Waits for the workers when one has a job on key.
   void settle(const std::string& key) {
     if (workers_ && workers_->busy_with(key)) workers_->wait_idle();
@@ -757,17 +767,7 @@ class Unpacker {
       job.data.append(static_cast<const char*>(block), len);
     }
     job.data.resize(static_cast<size_t>(size));
-    mode_t perm = archive_entry_perm(e) & 07777;
-    bool owned = owner_matches(e);
-    bool final_mode = owned && (perm & 07000) == 0 && (perm & umask_) == 0;
-    job.create_mode = final_mode ? perm : 0600;
-    job.perm = perm;
-    job.chmod = !final_mode;
-    job.chown = !owned;
-    job.uid = static_cast<uid_t>(archive_entry_uid(e));
-    job.gid = static_cast<gid_t>(archive_entry_gid(e));
-    job.times[0] = entry_atime(e);
-    job.times[1] = entry_mtime(e);
+    job.meta = file_meta(e);
     content_size += static_cast<uint64_t>(size);
     workers_->submit(std::move(job));
     return true;

@@ -96,10 +96,11 @@ StreamUnpackResult unpack_layer_stream(const BorrowFn& borrow, int tar_fd, const
                                        bool hash_on_thread = true);
 
 // Both unpacks hand a layer's small regular files (up to 64 KiB, without
-// xattrs) to worker threads that create them while the tar is read on, once
-// the layer has had `after` of them: as many workers as CPUs, at most 3
-// (none on one CPU), after 64 by default. For tests and benchmarks: after 0 sends every
-// such file to a worker; workers 0 creates all on the reading thread.
+// xattrs) to worker threads that create them while the tar is read on,
+// once the layer has had `after` of them: as many workers as CPUs, at most
+// 3 (none on one CPU), after 64 by default. For tests and benchmarks:
+// after 0 sends every such file to a worker; workers 0 creates all on the
+// reading thread.
 // hold (for tests of the ordering): a worker starts a job only when the
 // queue is full or the unpack waits for it, so that the jobs are still
 // queued when later entries touch their paths. Returns the setting it replaced.
