@@ -19,11 +19,18 @@ namespace {
 // to 4 layers at once) and how long wait_idle can take.
 constexpr size_t kMaxQueuedBytes = 256 << 10;
 constexpr size_t kMaxQueuedJobs = 64;
+// A sleeping worker is woken once its queue holds this much, not for each
+// job: a worker faster than the unpack slept and woke for every file (two
+// futex calls and two context switches a file, ~10% of a 200 MB pull's CPU
+// time on 2 cores). Whatever is queued below that is started as soon as
+// the unpack waits (for room, or for the workers to finish).
+constexpr size_t kWakeJobs = 8;
+constexpr size_t kWakeBytes = 64 << 10;
 
 }  // namespace
 
 CreateWorkers::CreateWorkers(unsigned workers, std::string layer, bool owner_must_succeed, bool hold)
-    : layer_(std::move(layer)), owner_must_succeed_(owner_must_succeed), queues_(workers), hold_(hold) {
+    : layer_(std::move(layer)), owner_must_succeed_(owner_must_succeed), queues_(workers), queue_bytes_(workers), hold_(hold) {
   for (unsigned i = 0; i < workers; ++i) work_cv_.push_back(std::make_unique<std::condition_variable>());
   try {
     for (unsigned i = 0; i < workers; ++i) threads_.emplace_back([this, i] { run(i); });
@@ -52,6 +59,7 @@ void CreateWorkers::rethrow_locked() {
 
 void CreateWorkers::submit(FileJob job) {
   size_t index = std::hash<std::string>{}(job.key) % queues_.size();
+  bool wake;
   {
     std::unique_lock<std::mutex> lock(mu_);
     auto room = [&] { return error_ || (queued_bytes_ < kMaxQueuedBytes && pending_ < kMaxQueuedJobs); };
@@ -64,9 +72,11 @@ void CreateWorkers::submit(FileJob job) {
     ++busy_[job.key];
     ++pending_;
     queued_bytes_ += job.data.size();
+    queue_bytes_[index] += job.data.size();
     queues_[index].push_back(std::move(job));
+    wake = queues_[index].size() >= kWakeJobs || queue_bytes_[index] >= kWakeBytes;
   }
-  work_cv_[index]->notify_one();
+  if (wake) work_cv_[index]->notify_one();
 }
 
 bool CreateWorkers::busy_with(const std::string& key) const {
@@ -98,8 +108,8 @@ void CreateWorkers::wait_idle() {
 
 void CreateWorkers::release_locked() {
   waiting_ = true;
-  if (hold_)
-    for (auto& cv : work_cv_) cv->notify_one();
+  for (size_t i = 0; i < queues_.size(); ++i)
+    if (!queues_[i].empty()) work_cv_[i]->notify_one();
 }
 
 void CreateWorkers::run(size_t index) {
@@ -114,6 +124,7 @@ void CreateWorkers::run(size_t index) {
       if (stop_) return;
       job = std::move(queue.front());
       queue.pop_front();
+      queue_bytes_[index] -= job.data.size();
       skip = error_ != nullptr;  // the unpack fails anyway: make nothing more
     }
     std::exception_ptr failure;
@@ -124,6 +135,7 @@ void CreateWorkers::run(size_t index) {
         failure = std::current_exception();
       }
     }
+    bool wake;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (failure && !error_) error_ = failure;
@@ -131,8 +143,11 @@ void CreateWorkers::run(size_t index) {
       if (it != busy_.end() && --it->second == 0) busy_.erase(it);
       --pending_;
       queued_bytes_ -= job.data.size();
+      // The unpack, waiting for room, is woken once half is free rather
+      // than for each job (which had it queue one job and wait again).
+      wake = waiting_ && (error_ || pending_ == 0 || (pending_ <= kMaxQueuedJobs / 2 && queued_bytes_ <= kMaxQueuedBytes / 2));
     }
-    main_cv_.notify_one();
+    if (wake) main_cv_.notify_one();
   }
 }
 

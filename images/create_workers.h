@@ -87,6 +87,7 @@ class CreateWorkers {
   std::condition_variable main_cv_;  // the unpack waits for room or for idle
   std::vector<std::unique_ptr<std::condition_variable>> work_cv_;
   std::vector<std::deque<FileJob>> queues_;
+  std::vector<size_t> queue_bytes_;  // data bytes in each queue
   std::unordered_map<std::string, unsigned> busy_;  // key -> jobs queued or running
   size_t pending_ = 0;                              // jobs queued or running
   size_t queued_bytes_ = 0;

@@ -14,6 +14,7 @@
 #include <map>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <system_error>
@@ -23,6 +24,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "images/digest.h"
+#include "images/direct_write.h"
 #include "images/registry.h"
 #include "images/registry_internal.h"
 #include "images/store_internal.h"
@@ -260,12 +262,9 @@ class LayerPipe {
 
   // path: where the blob is written; what: the layer, as errors name it.
   LayerPipe(std::string path, std::string what) : path_(std::move(path)), what_(std::move(what)) {
-    fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600));
-    if (!fd_ && errno == EINVAL) {  // no O_DIRECT here
-      direct_ = false;
-      fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    }
+    fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd_) throw_errno(what_ + ": cannot create its blob in " + path_dirname(path_));
+    disk_.emplace(fd_.get());
     for (size_t i = 0; i < kBlocks; ++i) {
       char* p = static_cast<char*>(std::aligned_alloc(kAlign, kBlock));
       if (!p) throw Error(what_ + ": cannot allocate a buffer for its blob");
@@ -424,11 +423,8 @@ class LayerPipe {
       if (!skip) {
         try {
           const Block& block = blocks_[b];
-          if (block.size < kBlock && direct_) drop_direct();  // the tail: buffered
-          if (direct_)
-            write_direct(block.data.get(), block.size);
-          else
-            write_buffered(block.data.get(), block.size);
+          if (block.size < kBlock && !disk_->stop_direct()) throw_errno(what_ + ": cannot write its blob in " + path_dirname(path_));  // the tail: buffered
+          write_block(block.data.get(), block.size);
         } catch (...) {
           failed = std::current_exception();
         }
@@ -441,35 +437,10 @@ class LayerPipe {
       release(b);
     }
   }
-  void write_direct(const char* data, size_t size) {
-    for (size_t done = 0; done < size;) {
-      ssize_t n = ::pwrite(fd_.get(), data + done, size - done, static_cast<off_t>(offset_));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL) {
-        // O_DIRECT accepted at open but not for this write (or a short
-        // write left the rest unaligned): the rest goes buffered.
-        drop_direct();
-        write_buffered(data + done, size - done);
-        return;
-      }
-      if (n <= 0) throw_errno(what_ + ": cannot write its blob in " + path_dirname(path_));
-      done += static_cast<size_t>(n);
-      offset_ += static_cast<uint64_t>(n);
-    }
-  }
-  void drop_direct() {
-    int flags = ::fcntl(fd_.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) throw_errno(what_ + ": cannot write its blob in " + path_dirname(path_));
-    direct_ = false;
-  }
-  void write_buffered(const char* data, size_t n) {
-    for (size_t done = 0; done < n;) {
-      ssize_t w = ::pwrite(fd_.get(), data + done, n - done, static_cast<off_t>(offset_));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) throw_errno(what_ + ": cannot write its blob in " + path_dirname(path_));
-      done += static_cast<size_t>(w);
-      offset_ += static_cast<uint64_t>(w);
-    }
+  void write_block(const char* data, size_t n) {
+    if (!disk_->write(data, n, offset_)) throw_errno(what_ + ": cannot write its blob in " + path_dirname(path_));
+    offset_ += n;
+    if (disk_->direct()) return;
     // Writeback starts now rather than at finish()'s fdatasync.
     if (offset_ - flushing_ >= kWritebackBytes) {
       ::sync_file_range(fd_.get(), static_cast<off_t>(flushing_), static_cast<off_t>(offset_ - flushing_), SYNC_FILE_RANGE_WRITE);
@@ -497,7 +468,7 @@ class LayerPipe {
   bool stopping_ = false, abandon_ = false;
   std::exception_ptr disk_error_;
   // The writer thread's side (and finish()'s, once it has stopped).
-  bool direct_ = true;
+  std::optional<detail::DirectWrites> disk_;  // on fd_
   uint64_t offset_ = 0;    // bytes written to the file
   uint64_t flushing_ = 0;  // writeback started up to here (buffered writes)
   std::thread writer_;

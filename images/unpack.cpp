@@ -30,6 +30,7 @@
 #include "base/fs.h"
 #include "base/write_all.h"
 #include "images/create_workers.h"
+#include "images/direct_write.h"
 #include "images/digest.h"
 
 namespace berth::images {
@@ -791,6 +792,10 @@ class Unpacker {
   }
 
   void write_data(archive* a, int fd, la_int64_t size) {
+    if (size >= kDirectMin && !no_direct_) {
+      write_data_direct(a, fd, size);
+      return;
+    }
     const void* block;
     size_t len;
     la_int64_t offset;
@@ -798,21 +803,86 @@ class Unpacker {
     for (;;) {
       int r = archive_read_data_block(a, &block, &len, &offset);
       if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) fail(std::string("cannot read data: ") + (archive_error_string(a) ? archive_error_string(a) : "?"));
-      const char* p = static_cast<const char*>(block);
-      while (len) {
-        ssize_t n = ::pwrite(fd, p, len, offset);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          fail_errno("cannot write file");
-        }
-        p += n;
-        len -= static_cast<size_t>(n);
-        offset += n;
-      }
-      written_end = std::max(written_end, offset);
+      if (r < ARCHIVE_WARN) fail_read_data(a);
+      if (!pwrite_all(fd, static_cast<const char*>(block), len, offset)) fail_errno("cannot write file");
+      written_end = std::max(written_end, offset + static_cast<la_int64_t>(len));
     }
     // Sparse files end in a hole that no block covers.
+    if (written_end < size && ::ftruncate(fd, size) != 0) fail_errno("cannot size file");
+  }
+
+  [[noreturn]] void fail_read_data(archive* a) {
+    fail(std::string("cannot read data: ") + (archive_error_string(a) ? archive_error_string(a) : "?"));
+  }
+
+  static bool pwrite_all(int fd, const char* p, size_t len, la_int64_t offset) {
+    while (len) {
+      ssize_t n = ::pwrite(fd, p, len, offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      p += n;
+      len -= static_cast<size_t>(n);
+      offset += n;
+    }
+    return true;
+  }
+
+  // A big file goes around the page cache (see direct_write.h): its bytes
+  // are gathered into an aligned block written direct when full; the
+  // unaligned tail, and all that follows a hole (a sparse file), go
+  // through the page cache.
+  void write_data_direct(archive* a, int fd, la_int64_t size) {
+    detail::DirectWrites out(fd);
+    if (!out.direct()) {
+      no_direct_ = true;  // this filesystem: the next big files as the small ones
+      write_data(a, fd, size);
+      return;
+    }
+    if (!stage_) {
+      stage_.reset(static_cast<char*>(std::aligned_alloc(detail::DirectWrites::kAlign, kDirectBlock)));
+      if (!stage_) throw std::bad_alloc();
+    }
+    size_t used = 0;          // bytes in stage_
+    la_int64_t stage_at = 0;  // the file offset of stage_[0]
+    auto flush = [&](size_t n) {
+      if (!out.write(stage_.get(), n, static_cast<uint64_t>(stage_at))) fail_errno("cannot write file");
+      stage_at += static_cast<la_int64_t>(n);
+      used -= n;
+      if (used) std::memmove(stage_.get(), stage_.get() + n, used);
+    };
+    auto stop_direct = [&] {
+      if (!out.stop_direct()) fail_errno("cannot write file");
+    };
+    la_int64_t written_end = 0;
+    const void* block;
+    size_t len;
+    la_int64_t offset;
+    for (;;) {
+      int r = archive_read_data_block(a, &block, &len, &offset);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) fail_read_data(a);
+      const char* p = static_cast<const char*>(block);
+      written_end = std::max(written_end, offset + static_cast<la_int64_t>(len));
+      if (out.direct() && offset != stage_at + static_cast<la_int64_t>(used)) {  // a hole
+        stop_direct();
+        flush(used);
+      }
+      if (!out.direct()) {
+        if (!pwrite_all(fd, p, len, offset)) fail_errno("cannot write file");
+        continue;
+      }
+      while (len) {
+        size_t chunk = std::min(len, kDirectBlock - used);
+        std::memcpy(stage_.get() + used, p, chunk);
+        used += chunk;
+        p += chunk;
+        len -= chunk;
+        if (used == kDirectBlock) flush(used);
+      }
+    }
+    if (out.direct()) flush(used & ~(detail::DirectWrites::kAlign - 1));
+    stop_direct();
+    if (used) flush(used);
     if (written_end < size && ::ftruncate(fd, size) != 0) fail_errno("cannot size file");
   }
 
@@ -882,6 +952,15 @@ class Unpacker {
   mode_t umask_ = 07777;
   bool writeback_ = false;
   static constexpr la_int64_t kWritebackMin = 64 << 10;
+  // Files this big are written around the page cache, kDirectBlock at a
+  // time (each unpack holding one such block: peak RSS counts, issue 7).
+  static constexpr la_int64_t kDirectMin = 1 << 20;
+  static constexpr size_t kDirectBlock = 256u << 10;
+  struct FreeStage {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, FreeStage> stage_;
+  bool no_direct_ = false;
   std::shared_ptr<UniqueFd> cached_fd_;  // shared with the jobs made in it
   std::string cached_key_;
   std::vector<DeferredDirTime> dir_times_;

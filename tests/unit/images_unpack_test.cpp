@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
 #include <sys/mount.h>
 
 #include <algorithm>
@@ -375,6 +376,133 @@ TEST(ImagesUnpack, WithoutThreadsToBeHadTheUnpackMakesEveryFileItself) {
   ASSERT_EQ(failure, "");
   EXPECT_EQ(listing_difference(tree_listing(alone), tree_listing(limited)), "");
   EXPECT_EQ(r.diff_id, expected.diff_id);
+}
+
+namespace {
+
+// Bytes that differ at every offset, so a block written at the wrong place shows.
+std::string numbered_bytes(size_t size, uint32_t seed) {
+  std::string out(size, '\0');
+  uint32_t x = seed;
+  for (size_t i = 0; i < size; ++i) {
+    x = x * 1664525u + 1013904223u;
+    out[i] = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+// How many of path's first pages are in the page cache.
+size_t cached_pages(const std::string& path, size_t bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return SIZE_MAX;
+  void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) return SIZE_MAX;
+  std::vector<unsigned char> in_core((bytes + 4095) / 4096);
+  size_t n = SIZE_MAX;
+  if (::mincore(map, bytes, in_core.data()) == 0) n = static_cast<size_t>(std::count_if(in_core.begin(), in_core.end(), [](unsigned char c) { return c & 1; }));
+  ::munmap(map, bytes);
+  return n;
+}
+
+bool takes_o_direct(const std::string& dir) {
+  std::string probe = dir + "/.o_direct_probe";
+  UniqueFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600));
+  ::unlink(probe.c_str());
+  return static_cast<bool>(fd);
+}
+
+}  // namespace
+
+// Files of 1 MiB and more are written around the page cache, 256 KiB at a
+// time, their unaligned tails through it: every size and both unpack paths
+// give back the bytes, the size, the mode and the times of the entry.
+TEST(ImagesUnpack, BigFilesWrittenAroundThePageCacheComeOutWhole) {
+  TempDir dir;
+  const std::vector<size_t> sizes = {1u << 20, (1u << 20) + 1, (3u << 20) + 4095, (5u << 20) - 7, (1u << 20) - 1, 100};
+  std::string tar = make_tar(dir, "big.tar", [&](TarWriter& t) {
+    for (size_t i = 0; i < sizes.size(); ++i) t.add_entry("big/f" + std::to_string(i), '0', 0640, numbered_bytes(sizes[i], static_cast<uint32_t>(i)));
+  });
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "fd");
+    std::string out = dir.path() + (stream ? "/out-stream" : "/out");
+    if (stream)
+      unpack_stream(tar, out, dir.path() + "/copy.tar");
+    else
+      unpack(tar, out);
+    // Looked at before any read brings them in: the big files' whole
+    // blocks never went through the page cache.
+    if (takes_o_direct(out)) {
+      EXPECT_EQ(cached_pages(out + "/big/f3", 4u << 20), 0u) << "5 MiB file: its first 4 MiB are in the page cache";
+      EXPECT_EQ(cached_pages(out + "/big/f0", 1u << 20), 0u) << "1 MiB file";
+    }
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      std::string path = out + "/big/f" + std::to_string(i);
+      struct stat st = lstat_of(path);
+      EXPECT_EQ(static_cast<size_t>(st.st_size), sizes[i]) << path;
+      EXPECT_EQ(st.st_mode & 07777, 0640u) << path;
+      EXPECT_EQ(st.st_mtime, 1700000000) << path;
+      EXPECT_TRUE(berth::read_file(path) == numbered_bytes(sizes[i], static_cast<uint32_t>(i))) << path << ": content differs";
+      UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      EXPECT_EQ(::fcntl(fd.get(), F_GETFL) & O_DIRECT, 0) << path;
+    }
+  }
+}
+
+// A sparse big file (GNU tar --sparse): its data regions land at their
+// offsets, the holes read as zeros, and the size is the entry's.
+TEST(ImagesUnpack, SparseBigFilesKeepTheirDataAndSize) {
+  TempDir dir;
+  std::string src = dir.path() + "/src";
+  berth::make_dirs(src);
+  std::string head = numbered_bytes(300000, 1), middle = numbered_bytes(70000, 2), tail = numbered_bytes(5000, 3);
+  {
+    UniqueFd fd(::open((src + "/sparse").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ASSERT_EQ(::pwrite(fd.get(), head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    ASSERT_EQ(::pwrite(fd.get(), middle.data(), middle.size(), 2 << 20), static_cast<ssize_t>(middle.size()));
+    ASSERT_EQ(::pwrite(fd.get(), tail.data(), tail.size(), (6 << 20) + 123), static_cast<ssize_t>(tail.size()));
+    ASSERT_EQ(::ftruncate(fd.get(), 8 << 20), 0);
+  }
+  std::string tar = dir.path() + "/sparse.tar";
+  auto r = berth::test::run({"/bin/tar", "--sparse", "--numeric-owner", "-C", src, "-cf", tar, "sparse"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string expected(8 << 20, '\0');
+  expected.replace(0, head.size(), head);
+  expected.replace(2 << 20, middle.size(), middle);
+  expected.replace((6 << 20) + 123, tail.size(), tail);
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "fd");
+    std::string out = dir.path() + (stream ? "/out-stream" : "/out");
+    if (stream)
+      unpack_stream(tar, out, dir.path() + "/copy.tar");
+    else
+      unpack(tar, out);
+    std::string got = berth::read_file(out + "/sparse");
+    EXPECT_EQ(got.size(), expected.size());
+    EXPECT_TRUE(got == expected) << "content differs";
+  }
+}
+
+// A big file that does not fit fails the unpack naming its entry.
+TEST(ImagesUnpack, ABigFileThatDoesNotFitFailsNamingItsEntry) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  TempDir dir;
+  std::string tar = make_tar(dir, "big.tar", [](TarWriter& t) { t.add_entry("big", '0', 0644, numbered_bytes(3u << 20, 9)); });
+  std::string out = dir.path() + "/out";
+  berth::make_dirs(out);
+  ASSERT_EQ(::mount("tmpfs", out.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{out};
+  UniqueFd fd(::open(tar.c_str(), O_RDONLY | O_CLOEXEC));
+  try {
+    berth::images::unpack_layer(fd.get(), out, "sha256:test-layer");
+    ADD_FAILURE() << "3 MiB unpacked into 1 MiB";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("layer sha256:test-layer: entry \"big\""), std::string::npos) << msg;
+    EXPECT_NE(msg.find("No space left on device"), std::string::npos) << msg;
+  }
 }
 
 TEST(ImagesUnpack, RejectsParentTraversal) {
