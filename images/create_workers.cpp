@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <functional>
+#include <system_error>
 #include <utility>
 
 #include "base/error.h"
@@ -34,6 +35,14 @@ CreateWorkers::CreateWorkers(unsigned workers, std::string layer, bool owner_mus
   for (unsigned i = 0; i < workers; ++i) work_cv_.push_back(std::make_unique<std::condition_variable>());
   try {
     for (unsigned i = 0; i < workers; ++i) threads_.emplace_back([this, i] { run(i); });
+  } catch (const std::system_error&) {
+    // A pids limit: the workers that started do the work, as many queues
+    // as they (no job is queued yet; shrinking moves none of theirs).
+    if (threads_.empty()) throw;
+    std::lock_guard<std::mutex> lock(mu_);
+    queues_.resize(threads_.size());
+    queue_bytes_.resize(threads_.size());
+    work_cv_.resize(threads_.size());
   } catch (...) {
     stop_and_join();
     throw;

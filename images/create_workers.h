@@ -53,6 +53,7 @@ struct FileJob {
 
 class CreateWorkers {
  public:
+  // Throws std::system_error when not one worker thread can start.
   // layer names the layer in errors; owner_must_succeed: a failed chown is
   // an error (root), else ignored (as tar does unprivileged). hold (tests):
   // a worker starts a job only while the unpack waits (for room or idle).
@@ -70,6 +71,8 @@ class CreateWorkers {
   bool busy_with_prefix(const std::vector<std::string>& parts) const;
   // Waits until every job is done. Throws the first worker error.
   void wait_idle();
+  // The worker threads running: fewer than asked when no more could start.
+  size_t workers() const { return threads_.size(); }
 
   static constexpr size_t kMaxFileSize = 64 << 10;  // what counts as small
 

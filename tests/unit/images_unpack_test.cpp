@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "images/create_workers.h"
 #include "images/digest.h"
 #include "images/tar_writer.h"
 #include "images/unpack.h"
@@ -338,11 +339,41 @@ TEST(ImagesUnpack, AWorkerThatFailsFailsTheUnpackNamingItsEntry) {
   }
 }
 
+namespace {
+
+// The calling thread alone in a v1 pids cgroup allowing max tasks (v1
+// moves a thread by its tid), for as long as this lives.
+class PidsLimitedThread {
+ public:
+  static bool possible() { return ::geteuid() == 0 && ::access((kPids + "/tasks").c_str(), W_OK) == 0; }
+  explicit PidsLimitedThread(int max)
+      : group_(kPids + "/berth-unpack-test-" + std::to_string(::getpid())), tid_(std::to_string(::gettid())) {
+    EXPECT_EQ(::mkdir(group_.c_str(), 0755), 0) << std::strerror(errno);
+    put(group_ + "/pids.max", std::to_string(max));
+    put(group_ + "/tasks", tid_);
+  }
+  ~PidsLimitedThread() {
+    put(kPids + "/tasks", tid_);
+    EXPECT_EQ(::rmdir(group_.c_str()), 0) << std::strerror(errno);
+  }
+  PidsLimitedThread(const PidsLimitedThread&) = delete;
+  PidsLimitedThread& operator=(const PidsLimitedThread&) = delete;
+
+ private:
+  static void put(const std::string& file, const std::string& value) {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
+    EXPECT_TRUE(fd && ::write(fd.get(), value.data(), value.size()) == static_cast<ssize_t>(value.size())) << file << ": " << std::strerror(errno);
+  }
+  static inline const std::string kPids = "/sys/fs/cgroup/pids";
+  std::string group_, tid_;
+};
+
+}  // namespace
+
 // Under a pids limit no thread can be started: the unpack makes every file
 // (and hashes) on the calling thread instead of failing.
 TEST(ImagesUnpack, WithoutThreadsToBeHadTheUnpackMakesEveryFileItself) {
-  const std::string pids = "/sys/fs/cgroup/pids";
-  if (::geteuid() != 0 || ::access((pids + "/tasks").c_str(), W_OK) != 0) GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
+  if (!PidsLimitedThread::possible()) GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
   TempDir dir;
   std::string tar = make_tar(dir, "busy.tar", fill_busy_layer);
   std::string alone = dir.path() + "/alone", limited = dir.path() + "/limited";
@@ -351,19 +382,10 @@ TEST(ImagesUnpack, WithoutThreadsToBeHadTheUnpackMakesEveryFileItself) {
     CreateWorkersFor one_thread(0, 0);
     expected = unpack(tar, alone);
   }
-  // This thread alone in a cgroup that allows no more tasks (v1 moves a thread by its tid).
-  std::string group = pids + "/berth-unpack-test-" + std::to_string(::getpid());
-  ASSERT_EQ(::mkdir(group.c_str(), 0755), 0) << std::strerror(errno);
-  std::string tid = std::to_string(::gettid());
-  auto put = [](const std::string& file, const std::string& value) {
-    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
-    EXPECT_TRUE(fd && ::write(fd.get(), value.data(), value.size()) == static_cast<ssize_t>(value.size())) << file << ": " << std::strerror(errno);
-  };
-  put(group + "/pids.max", "1");
-  put(group + "/tasks", tid);
   berth::images::UnpackResult r;
   std::string failure;
   {
+    PidsLimitedThread no_more(1);
     CreateWorkersFor three(3, 0);
     try {
       r = unpack(tar, limited);
@@ -371,11 +393,42 @@ TEST(ImagesUnpack, WithoutThreadsToBeHadTheUnpackMakesEveryFileItself) {
       failure = e.what();
     }
   }
-  put(pids + "/tasks", tid);
-  EXPECT_EQ(::rmdir(group.c_str()), 0) << std::strerror(errno);
   ASSERT_EQ(failure, "");
   EXPECT_EQ(listing_difference(tree_listing(alone), tree_listing(limited)), "");
   EXPECT_EQ(r.diff_id, expected.diff_id);
+}
+
+// Room for one thread of three: the worker that started makes every file.
+TEST(ImagesUnpack, TheCreateWorkersThatStartDoTheWork) {
+  if (!PidsLimitedThread::possible()) GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
+  TempDir dir;
+  std::string out = dir.path() + "/out";
+  berth::make_dirs(out);
+  auto parent = std::make_shared<const UniqueFd>(::open(out.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::string failure;
+  size_t workers = 0;
+  {
+    PidsLimitedThread one_more(2);
+    try {
+      berth::images::detail::CreateWorkers pool(3, "sha256:test-layer", ::geteuid() == 0);
+      workers = pool.workers();
+      for (int i = 0; i < 40; ++i) {
+        berth::images::detail::FileJob job;
+        job.parent = parent;
+        job.key = job.name = job.entry = "f" + std::to_string(i);
+        job.data = small_content(i);
+        job.meta.create_mode = 0644;
+        job.meta.times[0] = job.meta.times[1] = timespec{1700000000, 0};
+        pool.submit(std::move(job));
+      }
+      pool.wait_idle();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  ASSERT_EQ(failure, "");
+  EXPECT_EQ(workers, 1u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(berth::read_file(out + "/f" + std::to_string(i)), small_content(i)) << i;
 }
 
 namespace {
