@@ -755,18 +755,12 @@ class Unpacker {
     job.name = name;
     job.entry = entry_name_;
     job.data.reserve(static_cast<size_t>(size));
-    const void* block;
-    size_t len;
-    la_int64_t offset;
-    for (;;) {
-      int r = archive_read_data_block(a, &block, &len, &offset);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) fail(std::string("cannot read data: ") + (archive_error_string(a) ? archive_error_string(a) : "?"));
+    for_each_data_block(a, [&](const char* p, size_t len, la_int64_t offset) {
       if (offset < static_cast<la_int64_t>(job.data.size()) || offset + static_cast<la_int64_t>(len) > size)
         fail("data does not match the entry's size");
       job.data.resize(static_cast<size_t>(offset));  // a hole (sparse entry) is written as zeros: at most 64 KiB
-      job.data.append(static_cast<const char*>(block), len);
-    }
+      job.data.append(p, len);
+    });
     job.data.resize(static_cast<size_t>(size));
     job.meta = file_meta(e);
     content_size += static_cast<uint64_t>(size);
@@ -796,23 +790,28 @@ class Unpacker {
       write_data_direct(a, fd, size);
       return;
     }
-    const void* block;
-    size_t len;
-    la_int64_t offset;
     la_int64_t written_end = 0;
-    for (;;) {
-      int r = archive_read_data_block(a, &block, &len, &offset);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) fail_read_data(a);
-      if (!pwrite_all(fd, static_cast<const char*>(block), len, offset)) fail_errno("cannot write file");
+    for_each_data_block(a, [&](const char* p, size_t len, la_int64_t offset) {
+      if (!pwrite_all(fd, p, len, offset)) fail_errno("cannot write file");
       written_end = std::max(written_end, offset + static_cast<la_int64_t>(len));
-    }
+    });
     // Sparse files end in a hole that no block covers.
     if (written_end < size && ::ftruncate(fd, size) != 0) fail_errno("cannot size file");
   }
 
-  [[noreturn]] void fail_read_data(archive* a) {
-    fail(std::string("cannot read data: ") + (archive_error_string(a) ? archive_error_string(a) : "?"));
+  // Calls f(data, size, offset) for each block of the entry's data (a
+  // sparse entry's offsets skip its holes).
+  template <class F>
+  void for_each_data_block(archive* a, F&& f) {
+    const void* block;
+    size_t len;
+    la_int64_t offset;
+    for (;;) {
+      int r = archive_read_data_block(a, &block, &len, &offset);
+      if (r == ARCHIVE_EOF) return;
+      if (r < ARCHIVE_WARN) fail(std::string("cannot read data: ") + (archive_error_string(a) ? archive_error_string(a) : "?"));
+      f(static_cast<const char*>(block), len, offset);
+    }
   }
 
   static bool pwrite_all(int fd, const char* p, size_t len, la_int64_t offset) {
@@ -854,14 +853,7 @@ class Unpacker {
       if (!out.stop_direct()) fail_errno("cannot write file");
     };
     la_int64_t written_end = 0;
-    const void* block;
-    size_t len;
-    la_int64_t offset;
-    for (;;) {
-      int r = archive_read_data_block(a, &block, &len, &offset);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) fail_read_data(a);
-      const char* p = static_cast<const char*>(block);
+    for_each_data_block(a, [&](const char* p, size_t len, la_int64_t offset) {
       written_end = std::max(written_end, offset + static_cast<la_int64_t>(len));
       if (out.direct() && offset != stage_at + static_cast<la_int64_t>(used)) {  // a hole
         stop_direct();
@@ -869,7 +861,7 @@ class Unpacker {
       }
       if (!out.direct()) {
         if (!pwrite_all(fd, p, len, offset)) fail_errno("cannot write file");
-        continue;
+        return;
       }
       while (len) {
         size_t chunk = std::min(len, kDirectBlock - used);
@@ -879,7 +871,7 @@ class Unpacker {
         len -= chunk;
         if (used == kDirectBlock) flush(used);
       }
-    }
+    });
     if (out.direct()) flush(used & ~(detail::DirectWrites::kAlign - 1));
     stop_direct();
     if (used) flush(used);
