@@ -3,6 +3,10 @@
 // `skopeo copy docker://... oci:...` and, when a Docker engine is installed,
 // `docker pull` on a private dockerd, in the same run. The image is pushed
 // by skopeo, so its layers are gzip-compressed as on a real registry.
+// A fourth line, for reading the ratios: `skopeo copy docker://...
+// containers-storage:...` into a private overlay store, which is what
+// `podman pull` does: like berth (and docker) it unpacks every layer and
+// checks its DiffID, which `skopeo copy ... oci:` does not.
 // Prints seconds, ratios and berth's peak RSS, and for each tool its CPU
 // time and the bytes it wrote (berth unpacks and keeps blobs; skopeo only
 // stores blobs), so that a ratio can be read against the work behind it.
@@ -204,7 +208,7 @@ static int run_bench(int argc, char** argv) {
     }
   }
   std::string client = PrivateDockerd::docker_client();
-  Run berth_pull, skopeo, docker;
+  Run berth_pull, skopeo, skopeo_cs, docker;
   // The best round's time; the highest RSS of any round; CPU and bytes written of the best round.
   // Every round's seconds too, for the medians.
   std::map<const Run*, std::vector<double>> all;
@@ -226,6 +230,17 @@ static int run_bench(int argc, char** argv) {
                                 "berth pull"));
     keep_best(skopeo, timed({"/usr/bin/skopeo", "copy", "-q", "--src-tls-verify=false", "docker://" + ref, "oci:" + area + "/skopeo-oci-" + n + ":pull"},
                             "skopeo copy"));
+    {
+      // containers/storage bind-mounts its overlay directory onto itself: gone before the next round.
+      std::string store = area + "/skopeo-cs-" + n;
+      struct Unmount {
+        std::string path;
+        ~Unmount() { run({"/bin/umount", path}); }
+      } unmount{store + "/root/overlay"};
+      keep_best(skopeo_cs, timed({"/usr/bin/skopeo", "copy", "-q", "--src-tls-verify=false", "docker://" + ref,
+                                  "containers-storage:[overlay@" + store + "/root+" + store + "/run]" + ref},
+                                 "skopeo copy (containers-storage:)"));
+    }
     if (dockerd) {
       dockerd->docker({"rmi", "-f", ref});
       keep_best(docker, timed({client, "--host", dockerd->docker_host(), "pull", "-q", ref}, "docker pull"));
@@ -234,7 +249,8 @@ static int run_bench(int argc, char** argv) {
   std::printf("load average after:  %s\n", berth::read_file("/proc/loadavg").c_str());
   // What each did, for reading the ratio: berth also inflates each layer,
   // hashes its tar (DiffID), creates its files and keeps the blob; skopeo
-  // writes the blobs only.
+  // into oci: writes the blobs only; into containers-storage: it unpacks
+  // and checks DiffIDs as berth does (and keeps no blob).
   auto line = [&median](const char* name, const Run& r) {
     std::printf("%-24s %8.2f s   (median %.2f s)   peak RSS %6.1f MiB   CPU %5.2f s   wrote %6.1f MB\n", name, r.seconds, median(r),
                 r.rss_kib / 1024.0, r.cpu, r.written_mb);
@@ -248,11 +264,15 @@ static int run_bench(int argc, char** argv) {
   std::printf("rounds (s, in order):\n");
   rounds_line("  berth pull", berth_pull);
   rounds_line("  skopeo copy", skopeo);
+  rounds_line("  skopeo (storage)", skopeo_cs);
   if (dockerd) rounds_line("  docker pull", docker);
   line("berth pull", berth_pull);
   line("skopeo copy (oci:)", skopeo);
   std::printf("%-24s %8.2fx  (target > 1x; medians %.2fx)\n", "berth vs skopeo", skopeo.seconds / berth_pull.seconds,
               median(skopeo) / median(berth_pull));
+  line("skopeo copy (storage:)", skopeo_cs);
+  std::printf("%-24s %8.2fx  (medians %.2fx; both unpack and check DiffIDs, as podman pull)\n", "berth vs skopeo storage",
+              skopeo_cs.seconds / berth_pull.seconds, median(skopeo_cs) / median(berth_pull));
   if (dockerd) {
     std::printf("%-24s %8.2f s   (median %.2f s; client RSS not comparable: dockerd does the work)\n", "docker pull", docker.seconds,
                 median(docker));
