@@ -826,55 +826,40 @@ class Unpacker {
     return true;
   }
 
-  // A big file goes around the page cache (see direct_write.h): its bytes
-  // are gathered into an aligned block written direct when full; the
-  // unaligned tail, and all that follows a hole (a sparse file), go
-  // through the page cache.
+  // A big file goes around the page cache (see direct_write.h), but for
+  // the part after a hole (a sparse file), which goes through it.
   void write_data_direct(archive* a, int fd, la_int64_t size) {
-    detail::DirectWrites out(fd);
-    if (!out.direct()) {
+    if (!direct_) direct_ = std::make_unique<detail::DirectFileWriter>();
+    detail::DirectFileWriter& out = *direct_;
+    if (!out.start(fd)) {
       no_direct_ = true;  // this filesystem: the next big files as the small ones
       write_data(a, fd, size);
       return;
     }
-    if (!stage_) {
-      stage_.reset(static_cast<char*>(std::aligned_alloc(detail::DirectWrites::kAlign, kDirectBlock)));
-      if (!stage_) throw std::bad_alloc();
-    }
-    size_t used = 0;          // bytes in stage_
-    la_int64_t stage_at = 0;  // the file offset of stage_[0]
-    auto flush = [&](size_t n) {
-      if (!out.write(stage_.get(), n, static_cast<uint64_t>(stage_at))) fail_errno("cannot write file");
-      stage_at += static_cast<la_int64_t>(n);
-      used -= n;
-      if (used) std::memmove(stage_.get(), stage_.get() + n, used);
+    struct Settle {  // no write of the writer's outlives this fd
+      detail::DirectFileWriter& out;
+      ~Settle() { out.abandon(); }
+    } settle{out};
+    auto check = [&](int err) {
+      if (err) {
+        errno = err;
+        fail_errno("cannot write file");
+      }
     };
-    auto stop_direct = [&] {
-      if (!out.stop_direct()) fail_errno("cannot write file");
-    };
+    bool streaming = true;
     la_int64_t written_end = 0;
     for_each_data_block(a, [&](const char* p, size_t len, la_int64_t offset) {
       written_end = std::max(written_end, offset + static_cast<la_int64_t>(len));
-      if (out.direct() && offset != stage_at + static_cast<la_int64_t>(used)) {  // a hole
-        stop_direct();
-        flush(used);
+      if (streaming && offset != static_cast<la_int64_t>(out.offset())) {  // a hole
+        check(out.finish());
+        streaming = false;
       }
-      if (!out.direct()) {
-        if (!pwrite_all(fd, p, len, offset)) fail_errno("cannot write file");
-        return;
-      }
-      while (len) {
-        size_t chunk = std::min(len, kDirectBlock - used);
-        std::memcpy(stage_.get() + used, p, chunk);
-        used += chunk;
-        p += chunk;
-        len -= chunk;
-        if (used == kDirectBlock) flush(used);
-      }
+      if (streaming)
+        check(out.append(p, len));
+      else if (!pwrite_all(fd, p, len, offset))
+        fail_errno("cannot write file");
     });
-    if (out.direct()) flush(used & ~(detail::DirectWrites::kAlign - 1));
-    stop_direct();
-    if (used) flush(used);
+    if (streaming) check(out.finish());
     if (written_end < size && ::ftruncate(fd, size) != 0) fail_errno("cannot size file");
   }
 
@@ -944,14 +929,10 @@ class Unpacker {
   mode_t umask_ = 07777;
   bool writeback_ = false;
   static constexpr la_int64_t kWritebackMin = 64 << 10;
-  // Files this big are written around the page cache, kDirectBlock at a
-  // time (each unpack holding one such block: peak RSS counts, issue 7).
+  // Files this big are written around the page cache (each unpack holding
+  // two blocks of 256 KiB for it: peak RSS counts, issue 7).
   static constexpr la_int64_t kDirectMin = 1 << 20;
-  static constexpr size_t kDirectBlock = 256u << 10;
-  struct FreeStage {
-    void operator()(char* p) const { std::free(p); }
-  };
-  std::unique_ptr<char, FreeStage> stage_;
+  std::unique_ptr<detail::DirectFileWriter> direct_;
   bool no_direct_ = false;
   std::shared_ptr<UniqueFd> cached_fd_;  // shared with the jobs made in it
   std::string cached_key_;
