@@ -460,12 +460,20 @@ TEST_F(RegistryTest, AFilesystemThatFillsUpFailsThePullNamingTheLayerAndLeavesNo
 // to end the process) nor reports a misleading read error.
 TEST_F(RegistryTest, APullUnderAPidsLimitUsesTheThreadsItCanGet) {
   if (!have_pids_cgroup()) GTEST_SKIP() << "needs root and the cgroup v1 pids controller";
-  // Three layers of 100 small files each: enough to start the unpack's file workers.
+  // Three layers of 100 small files each (enough to start the unpack's
+  // file workers) and a big one (written around the page cache, by a
+  // thread of its own when there is one).
+  auto big = [](int l) {
+    std::string data((2u << 20) + 3, '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131 + static_cast<size_t>(l)) >> 3);
+    return data;
+  };
   std::vector<ServedLayer> layers;
   for (int l = 0; l < 3; ++l) {
     std::vector<TarEntry> entries{{"d" + std::to_string(l) + "/", '5'}};
     for (int f = 0; f < 100; ++f)
       entries.push_back({"d" + std::to_string(l) + "/f" + std::to_string(f), '0', std::string(static_cast<size_t>(100 + f), static_cast<char>('a' + l))});
+    entries.push_back({"d" + std::to_string(l) + "/big", '0', big(l)});
     std::string tar = ustar(entries);
     layers.push_back({tar, "application/vnd.oci.image.layer.v1.tar", sha256_of_file(dir.write("pids" + std::to_string(l) + ".tar", tar))});
   }
@@ -486,9 +494,11 @@ TEST_F(RegistryTest, APullUnderAPidsLimitUsesTheThreadsItCanGet) {
     std::string roomy = dir.path() + "/max" + std::to_string(max);
     Result ok = pull_with(max, roomy);
     ASSERT_EQ(ok.exit_code, 0) << ok.err;
-    for (size_t l = 0; l < 3; ++l)
-      EXPECT_EQ(slurp(roomy + "/image/layers/" + layers[l].diff_id.substr(7) + "/diff/d" + std::to_string(l) + "/f99"),
-                std::string(199, static_cast<char>('a' + l)));
+    for (size_t l = 0; l < 3; ++l) {
+      std::string diff = roomy + "/image/layers/" + layers[l].diff_id.substr(7) + "/diff/d" + std::to_string(l);
+      EXPECT_EQ(slurp(diff + "/f99"), std::string(199, static_cast<char>('a' + l)));
+      EXPECT_TRUE(slurp(diff + "/big") == big(static_cast<int>(l))) << diff << "/big differs";
+    }
   }
 }
 
