@@ -1,7 +1,9 @@
 // Layer unpacking: overlayfs whiteouts, preserved metadata, path safety and digests.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -478,7 +480,11 @@ std::string unpack_one_way(const TempDir& dir, const std::string& tar, bool stre
   return out;
 }
 
+// Whether files in dir can be written around a page cache: O_DIRECT taken,
+// and not tmpfs (whose pages are its files, direct or not).
 bool takes_o_direct(const std::string& dir) {
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) != 0 || fs.f_type == TMPFS_MAGIC) return false;
   std::string probe = dir + "/.o_direct_probe";
   UniqueFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600));
   ::unlink(probe.c_str());
