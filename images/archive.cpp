@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/write_all.h"
 #include "images/digest.h"
 #include "images/images.h"
 #include "images/store_internal.h"
@@ -162,18 +163,8 @@ ExtractedArchive extract_archive(int fd, WorkDir& work, const ProgressFn& progre
     la_int64_t offset = 0;
     auto keep = [&](const void* data, size_t len, la_int64_t at) {
       hash.update(data, len);
-      const char* p = static_cast<const char*>(data);
-      while (len) {
-        ssize_t n = ::pwrite(dst.get(), p, len, at);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          throw_errno("cannot write " + f.path);
-        }
-        p += n;
-        len -= static_cast<size_t>(n);
-        at += n;
-        f.size += static_cast<uint64_t>(n);
-      }
+      if (!berth::pwrite_all(dst.get(), static_cast<const char*>(data), len, static_cast<uint64_t>(at))) throw_errno("cannot write " + f.path);
+      f.size += len;
     };
     for (;;) {
       int rr = archive_read_data_block(a.get(), &block, &size, &offset);

@@ -1,5 +1,7 @@
 #include "images/direct_write.h"
 
+#include "base/write_all.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -27,25 +29,22 @@ bool DirectWrites::stop_direct() {
 }
 
 bool DirectWrites::write(const char* data, size_t n, uint64_t offset) {
-  while (n) {
+  while (direct_ && n) {
     ssize_t w = ::pwrite(fd_, data, n, static_cast<off_t>(offset));
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && errno == EINVAL && direct_) {
+    if (w < 0 && errno == EINVAL) {
       // O_DIRECT accepted at open but not for this write (or a short write
       // left the rest unaligned): the rest through the page cache.
       if (!stop_direct()) return false;
-      continue;
+      break;
     }
-    if (w < 0) return false;
-    if (w == 0) {
-      errno = ENOSPC;
-      return false;
-    }
+    if (w == 0) errno = ENOSPC;
+    if (w <= 0) return false;
     data += w;
     n -= static_cast<size_t>(w);
     offset += static_cast<uint64_t>(w);
   }
-  return true;
+  return berth::pwrite_all(fd_, data, n, offset);
 }
 
 void DirectFileWriter::FreeBlocks::operator()(char* p) const { std::free(p); }

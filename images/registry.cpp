@@ -260,7 +260,6 @@ class LayerPipe {
   // 2 MiB of peak RSS; while the download waits, the socket's buffer
   // fills, not the pipe.
   static constexpr size_t kBlocks = 4;
-  static constexpr size_t kAlign = 4096;
   static constexpr uint64_t kWritebackBytes = 8u << 20;
 
   // path: where the blob is written; what: the layer, as errors name it.
@@ -269,7 +268,7 @@ class LayerPipe {
     if (!fd_) throw_errno(what_ + ": cannot create its blob in " + path_dirname(path_));
     disk_.emplace(fd_.get());
     for (size_t i = 0; i < kBlocks; ++i) {
-      char* p = static_cast<char*>(std::aligned_alloc(kAlign, kBlock));
+      char* p = static_cast<char*>(std::aligned_alloc(detail::DirectWrites::kAlign, kBlock));
       if (!p) throw Error(what_ + ": cannot allocate a buffer for its blob");
       blocks_.push_back(Block{std::unique_ptr<char, Free>(p)});
       free_.push_back(i);

@@ -792,7 +792,7 @@ class Unpacker {
     }
     la_int64_t written_end = 0;
     for_each_data_block(a, [&](const char* p, size_t len, la_int64_t offset) {
-      if (!pwrite_all(fd, p, len, offset)) fail_errno("cannot write file");
+      if (!berth::pwrite_all(fd, p, len, static_cast<uint64_t>(offset))) fail_errno("cannot write file");
       written_end = std::max(written_end, offset + static_cast<la_int64_t>(len));
     });
     // Sparse files end in a hole that no block covers.
@@ -812,18 +812,6 @@ class Unpacker {
       if (r < ARCHIVE_WARN) fail(std::string("cannot read data: ") + (archive_error_string(a) ? archive_error_string(a) : "?"));
       f(static_cast<const char*>(block), len, offset);
     }
-  }
-
-  static bool pwrite_all(int fd, const char* p, size_t len, la_int64_t offset) {
-    while (len) {
-      ssize_t n = ::pwrite(fd, p, len, offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      p += n;
-      len -= static_cast<size_t>(n);
-      offset += n;
-    }
-    return true;
   }
 
   // A big file goes around the page cache (see direct_write.h), but for
@@ -856,7 +844,7 @@ class Unpacker {
       }
       if (streaming)
         check(out.append(p, len));
-      else if (!pwrite_all(fd, p, len, offset))
+      else if (!berth::pwrite_all(fd, p, len, static_cast<uint64_t>(offset)))
         fail_errno("cannot write file");
     });
     if (streaming) check(out.finish());

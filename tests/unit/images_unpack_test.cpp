@@ -22,6 +22,7 @@
 #include "base/fs.h"
 #include "images/create_workers.h"
 #include "images/digest.h"
+#include "images/direct_write.h"
 #include "images/tar_writer.h"
 #include "images/unpack.h"
 #include "tests/support/run.h"
@@ -529,6 +530,31 @@ TEST(ImagesUnpack, BigFilesWrittenAroundThePageCacheComeOutWhole) {
     }
     EXPECT_TRUE(berth::read_file(out + "/big/suid") == numbered_bytes(2u << 20, 99));
   }
+}
+
+// What the kernel refuses direct (an unaligned buffer: EINVAL) goes through
+// the page cache, as does all after it, and the bytes land where asked.
+TEST(ImagesUnpack, DirectWritesFallBackToThePageCacheForWhatTheKernelRefuses) {
+  TempDir dir;
+  if (!takes_o_direct(dir.path())) GTEST_SKIP() << "this filesystem takes no O_DIRECT";
+  std::string path = dir.path() + "/f";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd);
+  berth::images::detail::DirectWrites out(fd.get());
+  ASSERT_TRUE(out.direct());
+  const size_t block = berth::images::detail::DirectWrites::kAlign;
+  std::unique_ptr<char, decltype(&std::free)> aligned(static_cast<char*>(std::aligned_alloc(block, 3 * block)), &std::free);
+  std::string data = numbered_bytes(2 * block + 1, 5);
+  std::memcpy(aligned.get(), data.data(), block);
+  ASSERT_TRUE(out.write(aligned.get(), block, 0)) << std::strerror(errno);
+  EXPECT_TRUE(out.direct()) << "an aligned write went through the page cache";
+  std::memcpy(aligned.get() + 1, data.data() + block, block);  // one byte off alignment
+  ASSERT_TRUE(out.write(aligned.get() + 1, block, block)) << std::strerror(errno);
+  EXPECT_FALSE(out.direct());
+  ASSERT_TRUE(out.write(data.data() + 2 * block, 1, 2 * block)) << std::strerror(errno);
+  EXPECT_EQ(::fcntl(fd.get(), F_GETFL) & O_DIRECT, 0);
+  fd.reset();
+  EXPECT_TRUE(berth::read_file(path) == data) << "content differs";
 }
 
 // A sparse big file (GNU tar --sparse): its data regions land at their
