@@ -63,7 +63,8 @@ struct UnpackResult {
 // With start_writeback, the disk starts writing each big file (64 KiB and
 // more) as soon as it is unpacked, so that the syncfs the store does
 // before it commits a layer waits less; false leaves all to the kernel (as
-// tar -x does).
+// tar -x does). Files of 1 MiB and more are written around the page cache
+// (O_DIRECT, see direct_write.h) where the filesystem takes it, either way.
 UnpackResult unpack_layer(int tar_fd, const std::string& dest_dir, const std::string& layer_name,
                           const BytesProgress& progress = {}, bool compute_digest = true, bool start_writeback = true);
 
