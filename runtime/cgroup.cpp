@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <thread>
 
@@ -120,6 +122,28 @@ static std::vector<std::pair<std::string, std::string>> v1_hierarchies() {
       if (std::find(wanted.begin(), wanted.end(), o) != wanted.end()) out.emplace_back(o, mount_point);
   }
   return out;
+}
+
+std::string leave_starter_cgroups() {
+  std::string self = std::to_string(::getpid());
+  // Per hierarchy (fstype and super options; one may be mounted twice):
+  // "" once left, else why the last try failed.
+  std::vector<std::pair<std::string, std::string>> hierarchies;
+  for (auto& line : cgroup_detail::split_fields(read_file("/proc/self/mountinfo"), "\n")) {
+    std::string mount_point, fstype, super;
+    if (!parse_mountinfo_line(line, mount_point, fstype, super)) continue;
+    if (fstype != "cgroup" && fstype != "cgroup2") continue;
+    std::string key = fstype + " " + super;
+    auto it = std::find_if(hierarchies.begin(), hierarchies.end(), [&](auto& h) { return h.first == key; });
+    if (it == hierarchies.end()) it = hierarchies.insert(hierarchies.end(), {key, "?"});
+    if (it->second.empty()) continue;
+    std::string procs = mount_point + "/cgroup.procs";
+    it->second = cgroup_detail::try_write_value(procs, self) ? "" : procs + ": " + std::strerror(errno);
+  }
+  std::string failed;
+  for (auto& h : hierarchies)
+    if (!h.second.empty()) failed += (failed.empty() ? "" : "; ") + h.second;
+  return failed;
 }
 
 std::vector<CgroupMountSpec> container_cgroup_mounts() {

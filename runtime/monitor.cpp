@@ -91,6 +91,12 @@ std::string berth_executable(const std::string& self_exe) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
+namespace {
+bool g_monitors_leave_cgroups = true;  // set before any fork, read in the forked child
+}  // namespace
+
+void set_monitors_leave_cgroups(bool leave) { g_monitors_leave_cgroups = leave; }
+
 void run_monitor(MonitorLaunch& m) {
   int report_fd = m.report_fd;
   const ContainerSpec& spec = m.init.spec;
@@ -98,6 +104,10 @@ void run_monitor(MonitorLaunch& m) {
   try {
     close_inherited_fds(report_fd);
     ::setsid();
+    // Out of the caller's session, job or unit, before the init is cloned:
+    // what kills that cgroup must not take the container's monitor (its
+    // logs, its exit) nor, in a hierarchy berth does not manage, the init.
+    if (g_monitors_leave_cgroups) leave_starter_cgroups();
     ::signal(SIGPIPE, SIG_IGN);
     if (::chdir("/") != 0) throw_errno("chdir /");
     UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));

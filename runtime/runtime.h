@@ -45,6 +45,24 @@ struct CheckItem {
 };
 std::vector<CheckItem> check_host();
 
+// Moves this process out of the cgroups its starter put it in, into the
+// top of every cgroup hierarchy mounted here (the root, or as far up as
+// this mount namespace shows). For berth's long-lived processes, a
+// container's monitor and a serve the CLI started: they must not die with
+// the shell session, CI job or service unit that ran the command, which a
+// manager stops by killing every process of its cgroup. Containers have
+// cgroups of their own. Makes nothing (no cgroup to remove later). Best
+// effort: returns the hierarchies it could not leave and why, "" when none.
+std::string leave_starter_cgroups();
+
+// Whether the monitors this process starts leave its cgroups first
+// (leave_starter_cgroups): yes by default, so that a container outlives the
+// session, job or unit that ran the command, as docker's do; no in and
+// under a serve, whose cgroup is theirs (a unit with KillMode=process, as
+// docker's shims live in containerd's; a serve the CLI started has left the
+// CLI's cgroups itself).
+void set_monitors_leave_cgroups(bool leave);
+
 // ---------------------------------------------------------------------------
 // Container spec: everything needed to create a container, as plain values.
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "runtime/runtime.h"
 
 namespace berth::supervisor {
 
@@ -26,6 +27,7 @@ pid_t g_serve = 0;  // the serve that started this process as a command
 void take_command_marker() {
   const char* serve = std::getenv(kInServeEnv);
   if (!serve) return;
+  runtime::set_monitors_leave_cgroups(false);  // serve's cgroup is theirs
   pid_t pid = static_cast<pid_t>(std::atoi(serve));
   if (pid > 1 && pid == ::getppid()) g_serve = pid;
   ::setenv(kInServeEnv, "1", 1);

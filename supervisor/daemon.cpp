@@ -29,6 +29,7 @@
 #include "net/dns.h"
 #include "net/network.h"
 #include "net/store.h"
+#include "runtime/runtime.h"
 #include "runtime/state.h"
 #include "supervisor/client.h"
 #include "supervisor/commands.h"
@@ -1376,9 +1377,17 @@ void Daemon::run() {
                       ") is running for " + paths.run_root,
                   0, 1);
   }
+  // A serve the CLI started leaves the cgroups of the shell session, CI job
+  // or service that ran that command: its restarts and probes go on when
+  // they end. A serve the user (or an init system) starts stays where put.
+  if (opt_.started_by_cli) {
+    std::string stuck = runtime::leave_starter_cgroups();
+    if (!stuck.empty()) spdlog::warn("cannot leave the cgroups of the command that started serve: {}", stuck);
+  }
   // What serve starts (restarts, probes, GitOps applies, clients' commands)
   // does its work itself rather than handing it back to serve.
   ::setenv(kInServeEnv, "1", 1);
+  runtime::set_monitors_leave_cgroups(false);  // this serve's cgroup is theirs
   std::string pid = std::to_string(::getpid()) + "\n" + (opt_.started_by_cli ? "started-by-cli\n" : "");
   if (::ftruncate(lock_fd_.get(), 0) != 0 || ::pwrite(lock_fd_.get(), pid.data(), pid.size(), 0) < 0)
     throw_errno("cannot write " + pid_file_);

@@ -8,12 +8,79 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <fstream>
 #include <sstream>
 
 #include "tests/integration/serve_fixture.h"
 
 namespace berth::test {
 namespace {
+
+
+// A cgroup in every cgroup hierarchy mounted here, as a login session, a CI
+// job or a service unit gets one from its manager; ended (every process in
+// it SIGKILLed, as systemd stops a unit) and removed at scope exit.
+class SessionCgroups {
+ public:
+  SessionCgroups() {
+    std::string name = "berth-test-session-" + std::to_string(::getpid());
+    std::istringstream in(read_file("/proc/self/mountinfo"));
+    for (std::string line; std::getline(in, line);) {
+      auto sep = line.find(" - ");
+      if (sep == std::string::npos) continue;
+      std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
+      std::string f, mount_point, fstype, source, super;
+      for (int i = 0; i < 5 && pre >> f; ++i) mount_point = f;
+      post >> fstype >> source >> super;
+      if ((fstype != "cgroup" && fstype != "cgroup2") || mount_point.rfind("/sys/fs/cgroup/", 0) != 0) continue;
+      std::string dir = mount_point + "/" + name;
+      if (::mkdir(dir.c_str(), 0755) != 0) continue;
+      dirs_.push_back(dir);
+      if (fstype == "cgroup" && super.find("cpuset") != std::string::npos)
+        for (const char* knob : {"/cpuset.cpus", "/cpuset.mems"}) std::ofstream(dir + knob) << read_file(mount_point + knob);
+    }
+  }
+  ~SessionCgroups() {
+    end();
+    for (auto& d : dirs_) ::rmdir(d.c_str());
+  }
+  const std::vector<std::string>& dirs() const { return dirs_; }
+  // argv that joins this session and then runs cmd.
+  std::vector<std::string> run_in(const std::vector<std::string>& cmd) const {
+    std::string join;
+    for (auto& d : dirs_) join += "echo $$ > " + d + "/cgroup.procs && ";
+    std::vector<std::string> argv{"/bin/sh", "-c", join + "exec \"$@\"", "sh"};
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+    return argv;
+  }
+  // Every process in the session, with its command line.
+  std::string processes() const {
+    std::string out;
+    for (auto& d : dirs_) {
+      std::istringstream pids(read_file(d + "/cgroup.procs"));
+      for (std::string pid; pids >> pid;) {
+        std::string cmdline;
+        read_file_if_exists("/proc/" + pid + "/cmdline", cmdline);
+        std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+        out += d + ": " + pid + " " + cmdline + "\n";
+      }
+    }
+    return out;
+  }
+  // The session ends: everything in it is killed, until nothing is left.
+  void end() {
+    for (int round = 0; round < 100 && !processes().empty(); ++round) {
+      for (auto& d : dirs_) {
+        std::istringstream pids(read_file(d + "/cgroup.procs"));
+        for (pid_t pid; pids >> pid;) ::kill(pid, SIGKILL);
+      }
+      ::usleep(10'000);
+    }
+  }
+
+ private:
+  std::vector<std::string> dirs_;
+};
 
 class ServeCommandsTest : public ServeFixture {
  protected:
@@ -189,6 +256,98 @@ TEST_F(ServeCommandsTest, OnlyCommandsThatStartProcessesStartAServeAndTheUsersSe
   Result again = berth({"serve"});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("another berth serve"), std::string::npos) << again.err;
+}
+
+TEST_F(ServeCommandsTest, EndingTheSessionThatRanACommandLeavesItsContainerAndServeRunning) {
+  // A login session, CI job or service unit runs `berth run -d` (which
+  // starts serve, as a first run does) and then ends: its manager kills
+  // whatever is in its cgroups. As with docker, whose daemon and shims live
+  // in a unit of their own, the container runs on, logged and restarted.
+  SessionCgroups session;
+  ASSERT_FALSE(session.dirs().empty()) << "no cgroup hierarchy to make a session in";
+  Result r = test::run(session.run_in({berth_binary(), "--root", root_, "--run-root", run_root_, "run", "-d", "--network",
+                                       "none", "--rootfs", rootfs_, "--name", "ticker", "--restart", "always", "sh", "-c",
+                                       "while true; do echo tick; sleep 0.1; done"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  pid_t serve = daemon_pid();
+  ASSERT_GT(serve, 0);
+  EXPECT_EQ(session.processes(), "") << "serve or the container's monitor stayed in the cgroups of the session that started them";
+  session.end();
+
+  EXPECT_TRUE(alive(serve)) << "serve ended with the session";
+  EXPECT_EQ(state_of("ticker"), "running");
+  auto ticks = [&] {
+    std::string out = berth({"logs", "ticker"}).out;
+    return std::count(out.begin(), out.end(), '\n');
+  };
+  auto before = ticks();
+  EXPECT_TRUE(eventually([&] { return ticks() >= before + 3; })) << "the container's log stopped with the session";
+  // Serve still enforces the restart policy.
+  pid_t first = inspect("ticker")["State"].value("Pid", 0);
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto j = inspect("ticker");
+        return j.is_object() && j["State"].value("Status", "") == "running" && j["State"].value("Pid", 0) != first &&
+               j["State"].value("Pid", 0) > 0;
+      },
+      10000))
+      << serve_log();
+}
+
+TEST_F(ServeCommandsTest, EndingTheSessionOfAForegroundRunLeavesItsContainerRunning) {
+  // A foreground `run --rm` starts no serve: the CLI starts the container's
+  // monitor itself. When the session it runs in ends, the CLI goes with it
+  // and, as with docker, the container runs on with its log.
+  SessionCgroups session;
+  ASSERT_FALSE(session.dirs().empty()) << "no cgroup hierarchy to make a session in";
+  std::vector<std::string> argv = session.run_in({berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--rm",
+                                                  "--network", "none", "--rootfs", rootfs_, "--name", "fg", "sh", "-c",
+                                                  "while true; do echo tick; sleep 0.1; done"});
+  pid_t client = ::fork();
+  if (client == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  clients_.push_back(client);
+  ASSERT_TRUE(eventually([&] { return state_of("fg") == "running"; }, 10000));
+  EXPECT_EQ(daemon_pid(), 0) << "a foreground run --rm started a serve";
+  EXPECT_EQ(session.processes().find("berth-monitor"), std::string::npos)
+      << "the container's monitor stayed in the session's cgroups:\n"
+      << session.processes();
+  session.end();
+
+  EXPECT_EQ(state_of("fg"), "running");
+  auto ticks = [&] {
+    std::string out = berth({"logs", "fg"}).out;
+    return std::count(out.begin(), out.end(), '\n');
+  };
+  auto before = ticks();
+  EXPECT_TRUE(eventually([&] { return ticks() >= before + 3; })) << "the container's log stopped with the session";
+}
+
+TEST_F(ServeCommandsTest, AServeRunAsAServiceKeepsItsContainersMonitorsInItsCgroup) {
+  // berth.service (KillMode=process) holds serve and the monitors, as
+  // containerd's unit holds docker's shims: `systemctl status` shows them,
+  // and stopping the unit stops serve alone.
+  SessionCgroups unit;
+  ASSERT_FALSE(unit.dirs().empty()) << "no cgroup hierarchy to make a unit in";
+  pid_t serve = start_serve();
+  for (auto& d : unit.dirs()) std::ofstream(d + "/cgroup.procs") << serve;
+  std::string id = run_detached({"--name", "held"}, {"sleep", "600"});
+  ASSERT_FALSE(id.empty());
+  EXPECT_NE(unit.processes().find("berth-monitor --id " + id), std::string::npos)
+      << "the container's monitor left the cgroup of the serve that started it:\n"
+      << unit.processes();
+  EXPECT_NE(unit.processes().find(" serve"), std::string::npos) << unit.processes();
+  EXPECT_EQ(berth({"rm", "-f", "held"}).exit_code, 0);
+  stop_serve();
 }
 
 TEST_F(ServeCommandsTest, AKilledClientTakesItsCommandAlongButNotTheContainer) {
