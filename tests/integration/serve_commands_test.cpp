@@ -125,6 +125,11 @@ class ServeCommandsTest : public ServeFixture {
   // Starts `berth ARGS...` as a client in the background (stdio /dev/null).
   pid_t start_client(std::vector<std::string> args) {
     args.insert(args.begin(), {berth_binary(), "--root", root_, "--run-root", run_root_});
+    return start_background(args);
+  }
+
+  // Starts argv in the background (stdio /dev/null); TearDown kills and reaps it.
+  pid_t start_background(std::vector<std::string> args) {
     pid_t pid = ::fork();
     if (pid == 0) {
       int null = ::open("/dev/null", O_RDWR);
@@ -163,6 +168,17 @@ class ServeCommandsTest : public ServeFixture {
                                    << serve_log();
     if (commands.size() == 1) command = commands[0];
     return client;
+  }
+
+  // The container runs, and its log keeps growing.
+  void expect_running_and_logging(const std::string& name) {
+    EXPECT_EQ(state_of(name), "running");
+    auto lines = [&] {
+      std::string out = berth({"logs", name}).out;
+      return std::count(out.begin(), out.end(), '\n');
+    };
+    auto before = lines();
+    EXPECT_TRUE(eventually([&] { return lines() >= before + 3; })) << "the log of " << name << " stopped growing";
   }
 
   std::string state_of(const std::string& name) {
@@ -275,13 +291,7 @@ TEST_F(ServeCommandsTest, EndingTheSessionThatRanACommandLeavesItsContainerAndSe
   session.end();
 
   EXPECT_TRUE(alive(serve)) << "serve ended with the session";
-  EXPECT_EQ(state_of("ticker"), "running");
-  auto ticks = [&] {
-    std::string out = berth({"logs", "ticker"}).out;
-    return std::count(out.begin(), out.end(), '\n');
-  };
-  auto before = ticks();
-  EXPECT_TRUE(eventually([&] { return ticks() >= before + 3; })) << "the container's log stopped with the session";
+  expect_running_and_logging("ticker");
   // Serve still enforces the restart policy.
   pid_t first = inspect("ticker")["State"].value("Pid", 0);
   ASSERT_GT(first, 0);
@@ -302,20 +312,9 @@ TEST_F(ServeCommandsTest, EndingTheSessionOfAForegroundRunLeavesItsContainerRunn
   // and, as with docker, the container runs on with its log.
   SessionCgroups session;
   ASSERT_FALSE(session.dirs().empty()) << "no cgroup hierarchy to make a session in";
-  std::vector<std::string> argv = session.run_in({berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--rm",
-                                                  "--network", "none", "--rootfs", rootfs_, "--name", "fg", "sh", "-c",
-                                                  "while true; do echo tick; sleep 0.1; done"});
-  pid_t client = ::fork();
-  if (client == 0) {
-    int null = ::open("/dev/null", O_RDWR);
-    for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  clients_.push_back(client);
+  start_background(session.run_in({berth_binary(), "--root", root_, "--run-root", run_root_, "run", "--rm", "--network",
+                                   "none", "--rootfs", rootfs_, "--name", "fg", "sh", "-c",
+                                   "while true; do echo tick; sleep 0.1; done"}));
   ASSERT_TRUE(eventually([&] { return state_of("fg") == "running"; }, 10000));
   EXPECT_EQ(daemon_pid(), 0) << "a foreground run --rm started a serve";
   EXPECT_EQ(session.processes().find("berth-monitor"), std::string::npos)
@@ -323,13 +322,7 @@ TEST_F(ServeCommandsTest, EndingTheSessionOfAForegroundRunLeavesItsContainerRunn
       << session.processes();
   session.end();
 
-  EXPECT_EQ(state_of("fg"), "running");
-  auto ticks = [&] {
-    std::string out = berth({"logs", "fg"}).out;
-    return std::count(out.begin(), out.end(), '\n');
-  };
-  auto before = ticks();
-  EXPECT_TRUE(eventually([&] { return ticks() >= before + 3; })) << "the container's log stopped with the session";
+  expect_running_and_logging("fg");
 }
 
 TEST_F(ServeCommandsTest, AServeRunAsAServiceKeepsItsContainersMonitorsInItsCgroup) {
