@@ -846,6 +846,29 @@ void Runtime::remove(const std::string& ref, bool force, bool remove_volumes) {
   if (remove_volumes) remove_anonymous_volumes(paths_, volume_names(c.spec));
 }
 
+bool Runtime::end_unmonitored(const std::string& ref) {
+  ContainerLock lock(get(ref).dir);
+  Container c = get(ref);  // again, under the lock
+  if (c.state.status != Status::Dead) return false;
+  // Every task of it (the init and what it started) dies with the cgroup.
+  std::unique_ptr<Cgroup> cgroup = cgroup_for(c.id);
+  bool oom = cgroup->oom_killed();
+  cgroup->destroy();  // a frozen (paused) one too
+  ContainerState st = state::load_state(c.dir);
+  st.status = Status::Exited;
+  st.exit_code = exit_code_for_signal(SIGKILL);
+  st.oom_killed = oom;
+  st.error = "the container's monitor died: its processes, which ran on unlogged, were killed";
+  st.finished_at = state::now_rfc3339nano();
+  state::save_state(c.dir, st);
+  // What the monitor removes at the end of a run.
+  std::string run_dir = state::runtime_dir(paths_, c.id);
+  ::unlink((run_dir + "/" + attach_proto::kSocketName).c_str());
+  ::unlink((run_dir + "/runtime.json").c_str());
+  ::rmdir(run_dir.c_str());
+  return true;
+}
+
 void Runtime::rename(const std::string& ref, const std::string& new_name) {
   std::string name = !new_name.empty() && new_name[0] == '/' ? new_name.substr(1) : new_name;
   static const std::regex name_re("^[a-zA-Z0-9][a-zA-Z0-9_.-]+$");

@@ -301,6 +301,12 @@ class Runtime {
   // remove_volumes (docker's rm -v): its anonymous volumes go too, unless
   // another container uses them; named volumes never do.
   void remove(const std::string& id_or_name, bool force, bool remove_volumes = false);
+  // Ends a container whose monitor died while its processes run on
+  // (Status::Dead: unlogged, their exit unseen), as containerd does when a
+  // shim dies: kills them and records the end its monitor would have (exit
+  // 137, an error saying why), after which the container is exited and can
+  // be started again. False when it is not dead (any more).
+  bool end_unmonitored(const std::string& id_or_name);
   // Gives the container a new (unique) name.
   void rename(const std::string& id_or_name, const std::string& new_name);
   void pause(const std::string& id_or_name);

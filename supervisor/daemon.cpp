@@ -256,6 +256,8 @@ class Daemon {
   void resync();
   void on_restart_timer(std::string id);
   void on_restart_exit(const std::string& id, int64_t status);
+  // `berth rm -f -v ID` as a child (a --rm container whose monitor died).
+  void remove_container(const std::string& id);
   void on_health_timer(std::string id);
   void on_probe_done(Probe* p);
   void on_command_exit(CommandRun* run, int64_t status, int term_signal);
@@ -881,6 +883,24 @@ void Daemon::unwatch_monitor(Tracked& t) {
 }
 
 void Daemon::observe(Tracked& t, const Container& c, bool initial) {
+  if (c.state.status == Status::Dead) {
+    // Its monitor died (killed by hand, or by the OOM killer): what runs on
+    // is unlogged and its exit would go unseen. End it as the monitor would
+    // have; then its restart policy decides (a --rm container goes), as
+    // docker's daemon does when a containerd shim dies.
+    std::optional<Container> ended;
+    try {
+      if (rt_.end_unmonitored(c.id)) ended = rt_.get(c.id);
+    } catch (const std::exception& e) {
+      spdlog::warn("container {}: its monitor died, and ending what it left failed: {}", c.id.substr(0, 12), e.what());
+    }
+    if (ended) {
+      spdlog::warn("container {}: its monitor died; its processes were killed", c.id.substr(0, 12));
+      if (ended->spec.auto_remove) remove_container(ended->id);
+      observe(t, *ended, initial);
+      return;
+    }
+  }
   std::optional<Container> prev = std::move(t.last);
   if (!prev && !initial) {
     // Made after we started: it was "created" a moment ago, so a run it
@@ -1015,6 +1035,27 @@ void Daemon::on_restart_timer(std::string id) {
     return;
   }
   t.restart_in_flight = true;
+}
+
+void Daemon::remove_container(const std::string& id) {
+  SpawnOptions so;
+  so.argv = {exe_, "--root", opt_.paths.root, "--run-root", opt_.paths.run_root, "rm", "-f", "-v", id};
+  so.stdout_fd = -1;
+  so.stderr_fd = 2;  // serve's own log
+  auto* proc = new uv_process_t;
+  proc->data = new SpawnCtx{this, id};
+  auto exit_cb = [](uv_process_t* p, int64_t status, int) {
+    auto* ctx = static_cast<SpawnCtx*>(p->data);
+    if (status != 0) spdlog::warn("removing container {} failed (exit {})", ctx->id.substr(0, 12), status);
+    ctx->daemon->schedule_resync(1);
+    delete ctx;
+    uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+  };
+  if (int rc = spawn_child(&loop_, proc, so, exit_cb)) {
+    spdlog::error("cannot remove container {}: {}", id.substr(0, 12), uv_strerror(rc));
+    delete static_cast<SpawnCtx*>(proc->data);
+    uv_close(reinterpret_cast<uv_handle_t*>(proc), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+  }
 }
 
 void Daemon::on_restart_exit(const std::string& id, int64_t status) {

@@ -92,6 +92,16 @@ class ContainerTest : public ::testing::Test {
     return id;
   }
 
+  // As run_detached, but `run` does its work in this process and starts no
+  // serve (BERTH_IN_SERVE set): for what berth does with nobody watching.
+  std::string run_detached_without_serve(std::vector<std::string> cmd) {
+    std::vector<std::string> args{"--root", root_, "--run-root", run_root_, "run", "-d", "--network", "none", "--rootfs", rootfs_};
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    auto r = run_berth(args, "", {"BERTH_IN_SERVE="});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  }
+
   nlohmann::json inspect(const std::string& ref) {
     auto r = berth({"inspect", ref});
     if (r.exit_code != 0) return nlohmann::json();

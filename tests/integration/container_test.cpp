@@ -467,8 +467,9 @@ TEST_F(ContainerLifecycle, SurvivesSigkillOfTheStarter) {
   EXPECT_NE(ps.out.find("survivor"), std::string::npos) << ps.out;
 }
 
+// With no serve to end it (network_serve_test: serve does).
 TEST_F(ContainerLifecycle, DeadMonitorIsReported) {
-  std::string id = run_detached({}, {"sleep", "100"});
+  std::string id = run_detached_without_serve({"sleep", "100"});
   auto j = inspect(id);
   ASSERT_EQ(j["State"]["Status"], "running");
   int pid = j["State"]["Pid"];
@@ -479,13 +480,14 @@ TEST_F(ContainerLifecycle, DeadMonitorIsReported) {
   ASSERT_EQ(::kill(ppid, SIGKILL), 0);
   EXPECT_TRUE(eventually([&] { return inspect(id)["State"]["Status"] == "dead"; }));
   EXPECT_NE(inspect(id)["State"]["Error"].get<std::string>().find("monitor"), std::string::npos);
-  EXPECT_EQ(berth({"start", id}).exit_code, 1) << "a dead container's process still runs: no second init";
+  EXPECT_EQ(run_berth({"--root", root_, "--run-root", run_root_, "start", id}, "", {"BERTH_IN_SERVE="}).exit_code, 1)
+      << "a dead container's process still runs: no second init";
   EXPECT_EQ(berth({"rm", "-f", id}).exit_code, 0);
   expect_no_trace_of(id, pid);
 }
 
 TEST_F(ContainerLifecycle, LostRunRootMeansExited255AndRestartable) {
-  std::string id = run_detached({}, {"sleep", "100"});
+  std::string id = run_detached_without_serve({"sleep", "100"});
   auto j = inspect(id);
   int pid = j["State"]["Pid"];
   std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -157,6 +158,53 @@ TEST_F(ServeTest, AlwaysComesBackAfterACrashButAUserStopIsRespected) {
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(status(unless), "exited");
   EXPECT_EQ(status(never), "exited");
+}
+
+// As docker's daemon when a containerd shim dies: a container whose monitor
+// is killed does not run on unlogged and unwatched; serve kills what is left
+// of it and records exit 137, and its restart policy decides.
+TEST_F(ServeTest, AContainerWhoseMonitorDiesIsEndedAndItsPolicyDecides) {
+  start_serve();
+  std::string always = run_detached({"--name", "always", "--restart", "always"},
+                                    {"sh", "-c", "while true; do echo tick; sleep 0.1; done"});
+  std::string never = run_detached({"--name", "never"}, {"sleep", "600"});
+  std::string gone = run_detached({"--name", "gone", "--rm"}, {"sleep", "600"});
+  std::map<std::string, pid_t> inits;
+  for (auto& id : {always, never, gone}) {
+    pid_t pid = container_pid(id);
+    ASSERT_GT(pid, 0) << id;
+    inits[id] = pid;
+    std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    pid_t monitor = std::atoi(stat.substr(stat.rfind(')') + 4).c_str());  // the init's parent
+    ASSERT_GT(monitor, 1);
+    ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  }
+  for (auto& [id, pid] : inits)
+    EXPECT_TRUE(eventually([&] { return !alive(pid); }, 10000)) << "the process of " << id << " runs on without its monitor";
+
+  EXPECT_TRUE(eventually([&] { return status(always) == "running" && restart_count(always) == 1; }, 10000))
+      << status(always) << "\n" << serve_log();
+  EXPECT_NE(container_pid(always), inits[always]);
+  auto lines = [&] {
+    std::string out = berth({"logs", "always"}).out;
+    return std::count(out.begin(), out.end(), '\n');
+  };
+  auto before = lines();
+  EXPECT_TRUE(eventually([&] { return lines() >= before + 3; })) << "the restarted container does not log";
+
+  EXPECT_TRUE(eventually([&] { return status(never) == "exited"; }, 10000)) << status(never) << "\n" << serve_log();
+  auto j = inspect(never);
+  EXPECT_EQ(j["State"]["ExitCode"], 137);
+  EXPECT_NE(j["State"]["Error"].get<std::string>().find("monitor died"), std::string::npos) << j["State"].dump();
+  EXPECT_EQ(restart_count(never), 0);
+  for (const char* h : {"pids", "memory", "unified"})
+    EXPECT_FALSE(path_exists(std::string("/sys/fs/cgroup/") + h + "/berth/" + never)) << "cgroup left in " << h;
+  // It can be started again, as any exited container.
+  EXPECT_EQ(berth({"start", "never"}).exit_code, 0);
+  EXPECT_EQ(status(never), "running");
+
+  EXPECT_TRUE(eventually([&] { return !inspect(gone).is_object(); }, 10000)) << "the --rm container was not removed\n"
+                                                                               << serve_log();
 }
 
 // A reboot: the monitors and containers vanish while no serve runs.
