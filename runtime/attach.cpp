@@ -215,8 +215,8 @@ int Runtime::attach(const std::string& ref, const AttachOptions& o, bool* detach
   if (!sock) throw_errno("cannot attach to container " + c.spec.name);
   bool tty = c.spec.process.tty;
   bool with_stdin = o.stdin && c.spec.process.open_stdin;
-  char flags = static_cast<char>(attach_proto::kStdout | attach_proto::kStderr | (with_stdin ? attach_proto::kStdin : 0));
-  if (!write_all(sock.get(), &flags, 1)) throw_errno("cannot attach to container " + c.spec.name);
+  char hello = attach_proto::hello(attach_proto::kStdout | attach_proto::kStderr | (with_stdin ? attach_proto::kStdin : 0));
+  if (!write_all(sock.get(), &hello, 1)) throw_errno("cannot attach to container " + c.spec.name);
   // The pty takes the caller's window size now and on each SIGWINCH.
   WinchPipe winch(tty);
   if (tty) send_window_size(sock.get());
@@ -271,6 +271,8 @@ int Runtime::attach(const std::string& ref, const AttachOptions& o, bool* detach
       int type = in[0];
       const char* data = in.data() + attach_proto::kHeader;
       if (type == attach_proto::kFrameExit) return std::atoi(std::string(data, len).c_str());
+      if (type == attach_proto::kFrameError)
+        throw Error("cannot attach to container " + c.spec.name + ": " + std::string(data, len), 0, 1);
       write_all(type == attach_proto::kFrameStderr ? 2 : 1, data, len);
       in.erase(0, attach_proto::kHeader + len);
     }

@@ -2,7 +2,12 @@
 // and `run -it`'s stdin): the monitor listens on <run_dir>/attach.sock.
 //
 // Protocol (one unix stream connection per client):
-//   client -> monitor: one flags byte (kStdin | kStdout | kStderr), then
+//   client -> monitor: one byte: the streams wanted (kStdin | kStdout |
+//                      kStderr) in its low bits and the protocol version
+//                      (kVersion) in its high four; a monitor of another
+//                      version (a container started by another berth)
+//                      answers with one kFrameError saying so, and closes.
+//                      Then
 //                      frames with the same 5-byte header: kInStdin (bytes
 //                      for the container's stdin: its pty, or the pipe the
 //                      monitor holds for a `-i` container), kInEof (the
@@ -15,7 +20,8 @@
 //   monitor -> client: frames of a 5-byte header (type, 32-bit big-endian
 //                      length) and data: kFrameStdout / kFrameStderr
 //                      output, and one kFrameExit (the decimal exit code)
-//                      once the container's exit is recorded.
+//                      once the container's exit is recorded; or one
+//                      kFrameError (a message) instead of everything.
 // Detach keys are handled by the client: it simply stops and closes.
 #pragma once
 
@@ -30,7 +36,12 @@ namespace berth::runtime {
 namespace attach_proto {
 inline constexpr const char* kSocketName = "attach.sock";
 inline constexpr int kStdin = 1, kStdout = 2, kStderr = 4;
-inline constexpr int kFrameStdout = 1, kFrameStderr = 2, kFrameExit = 3;
+inline constexpr int kVersion = 1;  // in the first byte's high four bits; a change to the frames takes a new one
+inline constexpr int kFrameStdout = 1, kFrameStderr = 2, kFrameExit = 3, kFrameError = 4;
+// The client's first byte, and what a monitor reads from it.
+inline char hello(int streams) { return static_cast<char>(kVersion << 4 | (streams & 0x0f)); }
+inline int hello_version(char b) { return static_cast<unsigned char>(b) >> 4; }
+inline int hello_streams(char b) { return static_cast<unsigned char>(b) & 0x0f; }
 inline constexpr int kInStdin = 1, kInEof = 2, kInResize = 3;
 inline constexpr size_t kHeader = 5;
 inline void encode_header(char* h, int type, uint32_t n) {

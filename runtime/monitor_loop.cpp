@@ -361,7 +361,17 @@ void monitor_loop(MonitorArgs& a) {
         const char* data = buf;
         size_t n = static_cast<size_t>(got);
         if (c.flags < 0) {
-          c.flags = static_cast<unsigned char>(buf[0]);
+          int version = attach_proto::hello_version(buf[0]);
+          if (version != attach_proto::kVersion) {
+            std::string why = "this container's monitor speaks attach protocol " + std::to_string(attach_proto::kVersion) +
+                              ", this berth " + std::to_string(version) +
+                              " (the container was started by another version of berth): it runs on; restart it to "
+                              "attach";
+            send_frame(c, attach_proto::kFrameError, why.data(), why.size());
+            c.fd.reset();
+            break;
+          }
+          c.flags = attach_proto::hello_streams(buf[0]);
           ++data;
           --n;
         }

@@ -7,15 +7,20 @@
 #include <poll.h>
 #include <pty.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 
+#include <cstring>
 #include <future>
 #include <regex>
 
+#include "runtime/attach.h"
 #include "tests/integration/container_fixture.h"
 
 using namespace berth::test;
+namespace attach_proto = berth::runtime::attach_proto;
 
 namespace {
 
@@ -221,6 +226,95 @@ TEST_F(ContainerAttach, WithoutATtyOutputStreamsAndTheClientsSignalsReachTheCont
   EXPECT_EQ(client.wait_exit(), 7) << client.seen();
   EXPECT_NE(client.seen().find("bye"), std::string::npos) << client.seen();
   EXPECT_TRUE(eventually([&] { return !running("ticker"); }));
+}
+
+// A container keeps the monitor it was started with across an upgrade of
+// berth: a client of another attach protocol is told so, in words, and the
+// container is left alone.
+TEST_F(ContainerAttach, AClientOfAnotherProtocolVersionIsToldSoAndTheContainerRunsOn) {
+  std::string id = run_detached({"--name", "steady"}, {"sh", "-c", "while true; do echo tick; sleep 0.1; done"});
+  ASSERT_FALSE(id.empty());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // Through an fd on its directory: the full path is longer than sun_path.
+  int dir = ::open((run_root_ + "/containers/" + id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  std::string path = "/proc/self/fd/" + std::to_string(dir) + "/attach.sock";
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  int connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::close(dir);
+  ASSERT_EQ(connected, 0) << std::strerror(errno);
+  struct timeval patience {5, 0};  // a monitor that streams on instead of closing fails, not hangs
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+  char hello = static_cast<char>(15 << 4 | 2 | 4);  // protocol 15, stdout and stderr
+  ASSERT_EQ(::write(fd, &hello, 1), 1);
+  auto read_exactly = [&](size_t n) {
+    std::string out;
+    char buf[4096];
+    while (out.size() < n) {
+      ssize_t got = ::read(fd, buf, std::min(sizeof buf, n - out.size()));
+      if (got <= 0) break;
+      out.append(buf, static_cast<size_t>(got));
+    }
+    return out;
+  };
+  // One error frame, and then the end of the connection.
+  std::string head = read_exactly(attach_proto::kHeader);
+  ASSERT_EQ(head.size(), attach_proto::kHeader);
+  EXPECT_EQ(head[0], attach_proto::kFrameError);
+  std::string message = read_exactly(std::min<size_t>(attach_proto::decode_length(head.data()), 4096));
+  EXPECT_NE(message.find("attach protocol 1, this berth 15"), std::string::npos) << message;
+  EXPECT_NE(message.find("restart it"), std::string::npos) << message;
+  char more;
+  EXPECT_EQ(::read(fd, &more, 1), 0) << "the monitor kept the connection";
+  ::close(fd);
+  EXPECT_TRUE(running("steady"));
+  // This berth's own client still attaches.
+  PtyClient client(with_args({"attach", "steady"}));
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE(client.expect("tick")) << client.seen();
+}
+
+// The other side: a monitor that refuses this berth's client (a newer one,
+// after a downgrade) is heard, and attach fails with its words.
+TEST_F(ContainerAttach, AnAttachTheMonitorRefusesFailsWithItsWords) {
+  std::string id = run_detached({"--name", "older"}, {"sleep", "600"});
+  ASSERT_FALSE(id.empty());
+  // In the monitor's place at its socket's path: a listener that refuses.
+  int dir = ::open((run_root_ + "/containers/" + id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  ASSERT_EQ(::unlinkat(dir, "attach.sock", 0), 0);
+  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = "/proc/self/fd/" + std::to_string(dir) + "/attach.sock";
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ::close(dir);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  auto refuse = std::async(std::launch::async, [listener] {
+    int c = ::accept(listener, nullptr, nullptr);
+    if (c < 0) return -1;
+    char hello = 0;
+    if (::read(c, &hello, 1) != 1) hello = 0;
+    std::string why = "speaks attach protocol 2";
+    char head[attach_proto::kHeader];
+    attach_proto::encode_header(head, attach_proto::kFrameError, static_cast<uint32_t>(why.size()));
+    std::string frame = std::string(head, sizeof head) + why;
+    if (::write(c, frame.data(), frame.size()) < 0) {
+    }
+    ::close(c);
+    return attach_proto::hello_version(hello);
+  });
+  // Bounded: a client that missed the refusal would wait for the container.
+  Result r = berth::test::run({"/usr/bin/timeout", "-s", "KILL", "20", berth_binary(), "--root", root_, "--run-root", run_root_, "attach", "older"});
+  ::close(listener);
+  EXPECT_EQ(refuse.get(), attach_proto::kVersion) << "the client did not say its protocol";
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot attach to container older: speaks attach protocol 2"), std::string::npos) << r.err;
+  EXPECT_TRUE(running("older"));
 }
 
 TEST_F(ContainerAttach, ExecTGivesTheProcessAPtyOfTheContainersOwnDevPts) {
