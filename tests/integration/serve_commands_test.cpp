@@ -335,7 +335,8 @@ TEST_F(ServeCommandsTest, AServeRunAsAServiceKeepsItsContainersMonitorsInItsCgro
   for (auto& d : unit.dirs()) std::ofstream(d + "/cgroup.procs") << serve;
   std::string id = run_detached({"--name", "held"}, {"sleep", "600"});
   ASSERT_FALSE(id.empty());
-  EXPECT_NE(unit.processes().find("berth-monitor --id " + id), std::string::npos)
+  // (`run -d` returns once the container runs; its monitor execs berth-monitor just after.)
+  EXPECT_TRUE(eventually([&] { return unit.processes().find("berth-monitor --id " + id) != std::string::npos; }))
       << "the container's monitor left the cgroup of the serve that started it:\n"
       << unit.processes();
   EXPECT_NE(unit.processes().find(" serve"), std::string::npos) << unit.processes();
