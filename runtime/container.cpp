@@ -861,11 +861,7 @@ bool Runtime::end_unmonitored(const std::string& ref) {
   st.error = "the container's monitor died: its processes, which ran on unlogged, were killed";
   st.finished_at = state::now_rfc3339nano();
   state::save_state(c.dir, st);
-  // What the monitor removes at the end of a run.
-  std::string run_dir = state::runtime_dir(paths_, c.id);
-  ::unlink((run_dir + "/" + attach_proto::kSocketName).c_str());
-  ::unlink((run_dir + "/runtime.json").c_str());
-  ::rmdir(run_dir.c_str());
+  state::remove_runtime(state::runtime_dir(paths_, c.id));  // as its monitor would have
   return true;
 }
 

@@ -447,9 +447,7 @@ void monitor_loop(MonitorArgs& a) {
   std::string run_trash = path_dirname(a.run_dir) + trash_name;
   if (!a.auto_remove || ::rename(a.run_dir.c_str(), run_trash.c_str()) != 0) {
     run_trash.clear();
-    ::unlink((a.run_dir + "/" + attach_proto::kSocketName).c_str());
-    ::unlink((a.run_dir + "/runtime.json").c_str());
-    ::rmdir(a.run_dir.c_str());
+    state::remove_runtime(a.run_dir);
   }
   if (!a.auto_remove) {
     report(report_fd, "exit " + std::to_string(exit_code));

@@ -57,10 +57,10 @@ std::string leave_starter_cgroups();
 
 // Whether the monitors this process starts leave its cgroups first
 // (leave_starter_cgroups): yes by default, so that a container outlives the
-// session, job or unit that ran the command, as docker's do; no in and
-// under a serve, whose cgroup is theirs (a unit with KillMode=process, as
-// docker's shims live in containerd's; a serve the CLI started has left the
-// CLI's cgroups itself).
+// session, job or unit that ran the command, as docker's do; no in the
+// commands a serve runs (serve starts no monitor itself), whose cgroup is
+// theirs (a unit with KillMode=process, as docker's shims live in
+// containerd's; a serve the CLI started has left the CLI's cgroups itself).
 void set_monitors_leave_cgroups(bool leave);
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/time.h"
+#include "runtime/attach.h"
 
 namespace berth::runtime {
 
@@ -312,6 +313,12 @@ void save_runtime(const std::string& run_dir, const RuntimeRecord& r) {
             {"monitor_pid", r.monitor_pid},
             {"monitor_start", r.monitor_start}};
   write_atomic(run_dir + "/runtime.json", j.dump(), false);
+}
+
+void remove_runtime(const std::string& run_dir) {
+  ::unlink((run_dir + "/" + attach_proto::kSocketName).c_str());
+  ::unlink((run_dir + "/runtime.json").c_str());
+  ::rmdir(run_dir.c_str());
 }
 
 std::optional<RuntimeRecord> load_runtime(const std::string& run_dir) {

@@ -51,6 +51,9 @@ struct RuntimeRecord {
 };
 void save_runtime(const std::string& run_dir, const RuntimeRecord& rec);
 std::optional<RuntimeRecord> load_runtime(const std::string& run_dir);
+// What a run leaves in run_dir, gone at its end: the attach socket, the
+// runtime record, and run_dir itself once empty.
+void remove_runtime(const std::string& run_dir);
 
 // Field 22 of /proc/PID/stat (clock ticks since boot), or 0 if no such process.
 unsigned long long process_start_time(pid_t pid);

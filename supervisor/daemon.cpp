@@ -1024,13 +1024,13 @@ void Daemon::on_restart_timer(std::string id) {
     auto* ctx = static_cast<SpawnCtx*>(p->data);
     ctx->daemon->on_restart_exit(ctx->id, status);
     delete ctx;
-    uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    close_and_free(p);
   };
   int rc = spawn_child(&loop_, proc, so, exit_cb);
   if (rc != 0) {
     spdlog::error("cannot restart container {}: {}", id.substr(0, 12), uv_strerror(rc));
     delete static_cast<SpawnCtx*>(proc->data);
-    uv_close(reinterpret_cast<uv_handle_t*>(proc), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    close_and_free(proc);
     schedule_resync(1000);
     return;
   }
@@ -1049,12 +1049,12 @@ void Daemon::remove_container(const std::string& id) {
     if (status != 0) spdlog::warn("removing container {} failed (exit {})", ctx->id.substr(0, 12), status);
     ctx->daemon->schedule_resync(1);
     delete ctx;
-    uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    close_and_free(p);
   };
   if (int rc = spawn_child(&loop_, proc, so, exit_cb)) {
     spdlog::error("cannot remove container {}: {}", id.substr(0, 12), uv_strerror(rc));
     delete static_cast<SpawnCtx*>(proc->data);
-    uv_close(reinterpret_cast<uv_handle_t*>(proc), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    close_and_free(proc);
   }
 }
 
@@ -1428,7 +1428,6 @@ void Daemon::run() {
   // What serve starts (restarts, probes, GitOps applies, clients' commands)
   // does its work itself rather than handing it back to serve.
   ::setenv(kInServeEnv, "1", 1);
-  runtime::set_monitors_leave_cgroups(false);  // this serve's cgroup is theirs
   std::string pid = std::to_string(::getpid()) + "\n" + (opt_.started_by_cli ? "started-by-cli\n" : "");
   if (::ftruncate(lock_fd_.get(), 0) != 0 || ::pwrite(lock_fd_.get(), pid.data(), pid.size(), 0) < 0)
     throw_errno("cannot write " + pid_file_);
